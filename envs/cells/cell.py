@@ -1,0 +1,166 @@
+"""The work cell: the PyBullet scene a site's factory data describes.
+
+`Cell` owns scene description only (floor, conveyor, bins, tables, robot, part bodies) and the
+geometry queries the task needs (is this part on the belt, in which bin). Step logic lives in
+the task and the env.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.factory.schema import Part, SiteSpec, Station
+from envs.robots.arm import CartesianArm
+from envs.sim import Camera, Sim, Vec3
+
+_CONVEYOR_COLOR = (0.25, 0.25, 0.28, 1.0)
+_BIN_COLOR = (0.35, 0.55, 0.75, 1.0)
+_TABLE_COLOR = (0.55, 0.45, 0.35, 1.0)
+_BIN_WALL_M = 0.01
+_PARK_X_M = -4.0  # parts waiting to arrive rest on the floor far outside the cell
+
+
+@dataclass(frozen=True)
+class BinGeometry:
+    """A bin's pose and interior in world coordinates."""
+
+    station_id: str
+    center: np.ndarray
+    yaw: float
+    inner_half: tuple[float, float]
+    top_z: float
+    floor_z: float
+
+
+class Cell:
+    """Builds a site's scene into a `Sim` and answers geometry questions about it.
+
+    Args:
+        sim: The simulation to build into (freshly reset).
+        site: The validated factory data.
+    """
+
+    def __init__(self, sim: Sim, site: SiteSpec) -> None:
+        self.sim = sim
+        self.site = site
+        self.floor = sim.load_urdf("plane.urdf", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+        self.conveyor_station = site.conveyor
+        self.conveyor = self._build_box_station(site.conveyor, _CONVEYOR_COLOR)
+        conv_pos, conv_rpy = site.world_pose(site.conveyor.station_id)
+        self.belt_yaw = conv_rpy[2]
+        self.belt_direction = np.array([math.cos(self.belt_yaw), math.sin(self.belt_yaw), 0.0])
+        self.belt_center = np.asarray(conv_pos, dtype=np.float64)
+        self.belt_half_length = site.conveyor.size_x / 2.0
+        self.belt_top_z = conv_pos[2] + site.conveyor.size_z / 2.0
+        self.belt_speed = float(site.conveyor.conveyor_speed_mps or 0.0)
+        self.bins = tuple(self._build_bin(station) for station in site.bins)
+        for station in site.stations:
+            if station.kind in ("table", "fixture"):
+                self._build_box_station(station, _TABLE_COLOR)
+        robot_station = site.station(site.site.robot.station_id)
+        robot_pos, robot_rpy = site.world_pose(robot_station.station_id)
+        self.robot_yaw = robot_rpy[2]
+        self.arm = CartesianArm(
+            sim,
+            site.site.robot.model,
+            robot_pos,
+            self.robot_yaw,
+            site.site.robot.controller,
+            workspace_min_z=self.min_tool_z(),
+        )
+        self.camera = self._camera()
+
+    # ------------------------------------------------------------------ building
+
+    def _build_box_station(self, station: Station, color: tuple[float, float, float, float]) -> int:
+        position, rpy = self.site.world_pose(station.station_id)
+        half = (station.size_x / 2.0, station.size_y / 2.0, station.size_z / 2.0)
+        return self.sim.create_box(half, position, self.sim.quat_from_euler(rpy), 0.0, color)
+
+    def _build_bin(self, station: Station) -> BinGeometry:
+        position, rpy = self.site.world_pose(station.station_id)
+        self.sim.create_open_box(
+            station.size, position, self.sim.quat_from_euler(rpy), _BIN_WALL_M, _BIN_COLOR
+        )
+        return BinGeometry(
+            station_id=station.station_id,
+            center=np.asarray(position, dtype=np.float64),
+            yaw=rpy[2],
+            inner_half=(station.size_x / 2.0 - _BIN_WALL_M, station.size_y / 2.0 - _BIN_WALL_M),
+            top_z=position[2] + station.size_z / 2.0,
+            floor_z=position[2] - station.size_z / 2.0 + _BIN_WALL_M,
+        )
+
+    def _camera(self) -> Camera:
+        cameras = self.site.stations_of("camera")
+        target = tuple(float(v) for v in (self.belt_center + self.bins[0].center) / 2.0)
+        if cameras:
+            eye, _ = self.site.world_pose(cameras[0].station_id)
+            return Camera(eye=eye, target=target)  # type: ignore[arg-type]
+        return Camera(eye=(1.4, -0.9, 1.1), target=target)  # type: ignore[arg-type]
+
+    def min_tool_z(self) -> float:
+        """Lowest tool height worth commanding: just above the floor of the lowest bin."""
+        floors = [b.floor_z for b in self.bins] + [self.belt_top_z]
+        return min(floors) + 0.005
+
+    # ------------------------------------------------------------------ parts
+
+    def create_part(self, part: Part, slot: int) -> int:
+        """Create a part body parked on the floor far from the cell (slot spaces them out)."""
+        park = (_PARK_X_M - 0.5 * slot, 0.0, part.size_z / 2.0 + 0.001)
+        if part.shape == "cylinder":
+            return self.sim.create_cylinder(
+                part.size_x / 2.0, part.size_z, park, mass=part.mass_kg,
+                color=part.color, friction=part.friction,
+            )
+        if part.shape == "mesh":
+            assert part.mesh_uri is not None
+            return self.sim.create_mesh(
+                str(self.site.root / "assets" / part.mesh_uri), (1.0, 1.0, 1.0), park,
+                part.mass_kg, part.color, part.friction,
+            )
+        half = (part.size_x / 2.0, part.size_y / 2.0, part.size_z / 2.0)
+        return self.sim.create_box(
+            half, park, mass=part.mass_kg, color=part.color, friction=part.friction
+        )
+
+    def place_on_belt(self, body: int, part: Part) -> None:
+        """Put a part at the upstream end of the belt, aligned with it."""
+        along = -self.belt_half_length + part.size_x / 2.0 + 0.03
+        position = self.belt_center + along * self.belt_direction
+        position[2] = self.belt_top_z + part.size_z / 2.0 + 0.001
+        orientation = self.sim.quat_from_euler((0.0, 0.0, self.belt_yaw))
+        self.sim.reset_base(body, tuple(position), orientation)  # type: ignore[arg-type]
+
+    def belt_velocity(self) -> Vec3:
+        """World velocity the belt gives parts resting on it."""
+        v = self.belt_speed * self.belt_direction
+        return (float(v[0]), float(v[1]), 0.0)
+
+    def along_belt(self, position: np.ndarray) -> float:
+        """Signed distance along the belt from its centre (m)."""
+        return float(np.dot(position[:2] - self.belt_center[:2], self.belt_direction[:2]))
+
+    def on_belt(self, body: int) -> bool:
+        """Whether a body touches the conveyor."""
+        return bool(self.sim.contacts(body, self.conveyor))
+
+    def bin_containing(self, position: np.ndarray) -> int | None:
+        """Index of the bin whose interior holds this point, if any."""
+        for index, geometry in enumerate(self.bins):
+            rel = position[:2] - geometry.center[:2]
+            cos, sin = math.cos(-geometry.yaw), math.sin(-geometry.yaw)
+            local = (cos * rel[0] - sin * rel[1], sin * rel[0] + cos * rel[1])
+            inside = abs(local[0]) <= geometry.inner_half[0] and abs(local[1]) <= geometry.inner_half[1]
+            if inside and geometry.floor_z - 0.01 <= position[2] <= geometry.top_z + 0.02:
+                return index
+        return None
+
+    def drop_point(self, bin_index: int) -> np.ndarray:
+        """A point just above a bin's opening, where a held part should be released."""
+        geometry = self.bins[bin_index]
+        return np.array([geometry.center[0], geometry.center[1], geometry.top_z + 0.06])

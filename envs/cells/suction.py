@@ -1,0 +1,71 @@
+"""A suction cup: a weld between the tool and a part while suction is on and the cup touches it.
+
+The grip engages when the tool centre is within the site's capture distance of a part's top
+face (and over it), and is limited to the gripper's maximum force: when the arm accelerates a
+heavy part harder than that, the part lags behind the cup and the grip is lost.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.factory.schema import GripperSpec, Part
+from envs.robots.arm import CartesianArm
+from envs.sim import Sim
+
+_TEAR_OFF_M = 0.03  # a part this far from where the cup holds it has been torn off
+
+
+class SuctionGripper:
+    """Suction gripper state machine attached to a `CartesianArm`."""
+
+    def __init__(self, sim: Sim, arm: CartesianArm, spec: GripperSpec) -> None:
+        self.sim = sim
+        self.arm = arm
+        self.spec = spec
+        self.on = False
+        self.held: int | None = None
+        self._constraint: int | None = None
+        self._hold_offset = np.zeros(3)
+
+    def command(self, on: bool) -> str | None:
+        """Switch suction; returns ``"release"`` if a held part was let go."""
+        self.on = on
+        if not on and self.held is not None:
+            self._drop()
+            return "release"
+        return None
+
+    def try_grasp(self, candidates: dict[int, Part], tool: np.ndarray) -> int | None:
+        """Engage on the first candidate part under the cup; returns its body id."""
+        if not self.on or self.held is not None:
+            return None
+        for body, part in candidates.items():
+            position, _ = self.sim.base_pose(body)
+            top = position[2] + part.size_z / 2.0
+            horizontal = np.hypot(tool[0] - position[0], tool[1] - position[1])
+            reach = 0.5 * min(part.size_x, part.size_y)
+            if horizontal <= reach and -0.005 <= tool[2] - top <= self.spec.capture_distance_m:
+                self._constraint = self.sim.attach(
+                    self.arm.body, self.arm.info.tool_link, body, self.spec.max_force_n
+                )
+                self.held = body
+                self._hold_offset = np.asarray(position) - tool
+                return body
+        return None
+
+    def check_hold(self, tool: np.ndarray) -> bool:
+        """Whether the held part is still on the cup; drops it (returns False) if torn off."""
+        if self.held is None:
+            return True
+        position, _ = self.sim.base_pose(self.held)
+        if np.linalg.norm(np.asarray(position) - (tool + self._hold_offset)) > _TEAR_OFF_M:
+            self._drop()
+            return False
+        return True
+
+    def _drop(self) -> None:
+        if self._constraint is not None:
+            self.sim.detach(self._constraint)
+        self._constraint = None
+        self.held = None

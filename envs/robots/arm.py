@@ -1,0 +1,190 @@
+"""One Cartesian controller interface for every robot: end-effector deltas in, joint targets out.
+
+`CartesianArm` keeps a commanded tool position, moves it by the policy's delta (scaled by the
+site's controller speed), solves IK at the control rate (not every physics step: that halves the
+step cost) and hands joint targets to PD motors. The tool always points down.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from envs.factory.schema import ControllerSpec
+from envs.robots.models import ROBOT_MODELS, RobotModelInfo
+from envs.sim import Quat, Sim, Vec3
+
+TOOL_DOWN: Quat = (1.0, 0.0, 0.0, 0.0)  # roll = pi: the tool's z axis points at the floor
+_JOINT_FIXED = 4
+_MOTORLESS_FORCE_N = 100.0  # KUKA's SDF gives its wrist-to-gripper joint no motor at all
+_TARGET_LEAD_M = 0.05  # how far the command may run ahead of the tool (no wind-up when blocked)
+
+
+class CartesianArm:
+    """A robot arm driven by tool-position deltas.
+
+    Args:
+        sim: The simulation the arm lives in.
+        model: Key of `ROBOT_MODELS` (``panda``, ``kuka_iiwa``, ``xarm6``).
+        base_position: World position of the robot base.
+        base_yaw: Rotation of the base about z (rad).
+        controller: The site's controller settings.
+        workspace_min_z: Lowest tool height the controller will command (world z).
+    """
+
+    def __init__(
+        self,
+        sim: Sim,
+        model: str,
+        base_position: Vec3,
+        base_yaw: float,
+        controller: ControllerSpec,
+        workspace_min_z: float,
+    ) -> None:
+        self.sim = sim
+        self.info: RobotModelInfo = ROBOT_MODELS[model]
+        self.controller = controller
+        self.base_position = np.asarray(base_position, dtype=np.float64)
+        self.base_yaw = base_yaw
+        self.workspace_min_z = workspace_min_z
+        self.body = self._load(base_position, base_yaw)
+        self.arm_joints = list(self.info.arm_joints)
+        movable = [
+            j for j in range(sim.num_joints(self.body))
+            if sim.joint_info(self.body, j)[2] != _JOINT_FIXED
+        ]
+        self._ik_slots = [movable.index(j) for j in self.arm_joints]
+        self._held_joints = [j for j in movable if j not in self.arm_joints]
+        self._held_targets = self._closed_targets()
+        self._forces = [self._joint_force(j) for j in self.arm_joints]
+        self._held_forces = [self._joint_force(j) for j in self._held_joints]
+        self._lower, self._upper = self._ik_limits(movable)
+        self._rest_full = self._full_rest_pose(movable)
+        self.target = np.zeros(3)
+        self.reset()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _load(self, position: Vec3, yaw: float) -> int:
+        orientation = self.sim.quat_from_euler((0.0, 0.0, yaw))
+        if self.info.loader == "sdf":
+            body = self.sim.load_sdf(self.info.file)[0]
+            self.sim.reset_base(body, position, orientation)
+            return body
+        return self.sim.load_urdf(self.info.file, position, orientation, fixed=True)
+
+    def _joint_force(self, joint: int) -> float:
+        urdf_force = self.sim.joint_info(self.body, joint)[10]
+        force = urdf_force if urdf_force > 0 else _MOTORLESS_FORCE_N
+        return force * self.controller.joint_force_scale
+
+    def _closed_targets(self) -> list[float]:
+        closed = dict(zip(self.info.finger_joints, self.info.finger_closed, strict=True))
+        return [closed.get(j, 0.0) for j in self._held_joints]
+
+    def _ik_limits(self, movable: list[int]) -> tuple[list[float], list[float]]:
+        # Null-space IK needs a sane range for every movable joint: gripper joints are pinned
+        # near their held position and bogus (lower >= upper) arm limits become +-pi.
+        held = dict(zip(self._held_joints, self._held_targets, strict=True))
+        lower, upper = [], []
+        for joint in movable:
+            if joint in held:
+                lo, hi = held[joint] - 0.05, held[joint] + 0.05
+            else:
+                lo, hi = self.sim.joint_info(self.body, joint)[8:10]
+                if lo >= hi:
+                    lo, hi = -math.pi, math.pi
+            lower.append(lo)
+            upper.append(hi)
+        return lower, upper
+
+    def _full_rest_pose(self, movable: list[int]) -> list[float]:
+        rest = dict(zip(self.arm_joints, self.info.rest_pose, strict=True))
+        held = dict(zip(self._held_joints, self._held_targets, strict=True))
+        return [rest.get(j, held.get(j, 0.0)) for j in movable]
+
+    def reset(self) -> None:
+        """Put the arm in its ready pose and hold it there."""
+        for joint, angle in zip(self.arm_joints, self.info.rest_pose, strict=True):
+            self.sim.reset_joint(self.body, joint, angle)
+        for joint, angle in zip(self._held_joints, self._held_targets, strict=True):
+            self.sim.reset_joint(self.body, joint, angle)
+        self.target = self.tool_state()[0].copy()
+        self._drive(list(self.info.rest_pose))
+
+    # ------------------------------------------------------------------ state
+
+    def tool_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """World position and linear velocity of the tool centre point."""
+        position, orientation, velocity = self.sim.link_pose_velocity(
+            self.body, self.info.tool_link
+        )
+        pos = np.asarray(position, dtype=np.float64)
+        vel = np.asarray(velocity, dtype=np.float64)
+        if any(self.info.tool_offset):
+            # The tool points down, so the offset along the link's z axis is (almost) world -z;
+            # rotate it properly anyway so a tilted wrist reports the true tool point.
+            pos = pos + _rotate(orientation, self.info.tool_offset)
+        return pos, vel
+
+    def joint_states(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Arm joint positions, velocities and applied torques."""
+        return self.sim.joint_states(self.body, self.arm_joints)
+
+    # ------------------------------------------------------------------ control
+
+    def command(self, delta: np.ndarray) -> None:
+        """Move the commanded tool position by `delta` (m) and drive the joints toward it."""
+        tool, _ = self.tool_state()
+        target = self.target + delta
+        # Keep the command near the tool so a blocked arm does not wind up.
+        target = tool + np.clip(target - tool, -_TARGET_LEAD_M, _TARGET_LEAD_M)
+        self.target = self._clamp_to_workspace(target)
+        self._drive(self._solve_ik(self.target))
+
+    def _clamp_to_workspace(self, target: np.ndarray) -> np.ndarray:
+        rel = target - self.base_position
+        horizontal = math.hypot(rel[0], rel[1])
+        reach, inner = self.info.reach_m, 0.25
+        if horizontal > reach or horizontal < inner:
+            scale = min(max(horizontal, inner), reach) / max(horizontal, 1e-9)
+            rel[0] *= scale
+            rel[1] *= scale
+        clamped = self.base_position + rel
+        clamped[2] = min(max(clamped[2], self.workspace_min_z), self.base_position[2] + 1.0)
+        return clamped
+
+    def _solve_ik(self, target: np.ndarray) -> list[float]:
+        link_target = target - np.asarray(_rotate(TOOL_DOWN, self.info.tool_offset))
+        use_ns = self.info.use_null_space
+        solution = self.sim.inverse_kinematics(
+            self.body,
+            self.info.tool_link,
+            tuple(link_target),
+            TOOL_DOWN,
+            iterations=self.controller.ik_iterations,
+            residual=self.controller.ik_residual_m,
+            rest_pose=self._rest_full if use_ns else None,
+            lower=self._lower if use_ns else None,
+            upper=self._upper if use_ns else None,
+        )
+        return [solution[slot] for slot in self._ik_slots]
+
+    def _drive(self, arm_targets: list[float]) -> None:
+        c = self.controller
+        self.sim.position_control(
+            self.body, self.arm_joints, arm_targets, self._forces, c.position_gain, c.velocity_gain
+        )
+        if self._held_joints:
+            self.sim.position_control(
+                self.body, self._held_joints, self._held_targets, self._held_forces, 0.3, 1.0
+            )
+
+
+def _rotate(quaternion: Quat, vector: Vec3) -> np.ndarray:
+    """Rotate a vector by a unit quaternion (x, y, z, w)."""
+    x, y, z, w = quaternion
+    q = np.array([x, y, z])
+    v = np.asarray(vector, dtype=np.float64)
+    return v + 2.0 * np.cross(q, np.cross(q, v) + w * v)

@@ -1,0 +1,406 @@
+"""The only module that imports pybullet: one `Sim` owns one physics client.
+
+Everything else in `envs` talks to the engine through these helpers, which take and return
+plain tuples and numpy arrays. The settings chosen in `Sim.__init__` (explicit gravity, a fixed
+time step, deterministic overlapping pairs, no sleeping) make the same seed and actions give
+bit-identical trajectories across processes and after `reset_world`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet
+import pybullet_data
+from pybullet_utils import bullet_client
+
+from envs.errors import SimulationError
+
+Vec3 = tuple[float, float, float]
+Quat = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera looking from `eye` at `target`."""
+
+    eye: Vec3
+    target: Vec3
+    up: Vec3 = (0.0, 0.0, 1.0)
+    fov_deg: float = 60.0
+
+
+class Sim:
+    """A PyBullet client in DIRECT mode (or GUI) with the testbed's deterministic settings.
+
+    Args:
+        time_step_s: Physics time step.
+        gravity: Gravity vector (m/s^2); PyBullet's default is zero, so it is always set.
+        solver_iterations: Constraint-solver iterations per step.
+        gui: Open the PyBullet GUI (needs a display) instead of running headless.
+    """
+
+    def __init__(
+        self,
+        time_step_s: float,
+        gravity: Vec3,
+        solver_iterations: int = 50,
+        gui: bool = False,
+    ) -> None:
+        mode = pybullet.GUI if gui else pybullet.DIRECT
+        self._client = bullet_client.BulletClient(connection_mode=mode)
+        self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
+        self.time_step_s = time_step_s
+        self._gravity = gravity
+        self._solver_iterations = solver_iterations
+        self.configure()
+
+    # ------------------------------------------------------------------ world lifecycle
+
+    def configure(self) -> None:
+        """Apply the deterministic engine settings (also after `reset_world`)."""
+        c = self._client
+        c.setPhysicsEngineParameter(
+            fixedTimeStep=self.time_step_s,
+            numSolverIterations=self._solver_iterations,
+            deterministicOverlappingPairs=1,
+            numSubSteps=0,
+        )
+        c.setGravity(*self._gravity)
+
+    def reset_world(self) -> None:
+        """Remove every body and constraint, then re-apply the engine settings."""
+        self._client.resetSimulation()
+        self.configure()
+
+    def close(self) -> None:
+        """Disconnect the client; the Sim is unusable afterwards."""
+        try:
+            self._client.disconnect()
+        except pybullet.error:  # already disconnected
+            pass
+
+    def step(self) -> None:
+        """Advance physics by one time step."""
+        self._client.stepSimulation()
+
+    def save_state(self) -> int:
+        """Snapshot the world in memory; returns the state id."""
+        return self._client.saveState()
+
+    def restore_state(self, state_id: int) -> None:
+        """Restore a snapshot taken with `save_state`."""
+        self._client.restoreState(stateId=state_id)
+
+    def save_bullet(self, path: str) -> None:
+        """Write the world state to a ``.bullet`` file."""
+        self._client.saveBullet(path)
+
+    def restore_bullet(self, path: str) -> None:
+        """Restore the world state from a ``.bullet`` file written by `save_bullet`."""
+        self._client.restoreState(fileName=path)
+
+    # ------------------------------------------------------------------ body creation
+
+    def load_urdf(self, path: str, position: Vec3, orientation: Quat, fixed: bool = True) -> int:
+        """Load a URDF from pybullet_data or an absolute path."""
+        try:
+            return self._client.loadURDF(
+                path,
+                basePosition=position,
+                baseOrientation=orientation,
+                useFixedBase=fixed,
+                flags=pybullet.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT
+                | pybullet.URDF_ENABLE_CACHED_GRAPHICS_SHAPES,
+            )
+        except pybullet.error as exc:
+            raise SimulationError(f"cannot load URDF {path!r}: {exc}") from exc
+
+    def load_sdf(self, path: str) -> tuple[int, ...]:
+        """Load an SDF world file; returns every body it created."""
+        try:
+            return tuple(self._client.loadSDF(path))
+        except pybullet.error as exc:
+            raise SimulationError(f"cannot load SDF {path!r}: {exc}") from exc
+
+    def create_box(
+        self,
+        half_extents: Vec3,
+        position: Vec3,
+        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
+        mass: float = 0.0,
+        color: tuple[float, float, float, float] = (0.6, 0.6, 0.6, 1.0),
+        friction: float | None = None,
+    ) -> int:
+        """Create a box body (static when `mass` is 0)."""
+        c = self._client
+        shape = c.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half_extents)
+        visual = c.createVisualShape(pybullet.GEOM_BOX, halfExtents=half_extents, rgbaColor=color)
+        return self._finish_body(shape, visual, mass, position, orientation, friction)
+
+    def create_cylinder(
+        self,
+        radius: float,
+        height: float,
+        position: Vec3,
+        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
+        mass: float = 0.0,
+        color: tuple[float, float, float, float] = (0.6, 0.6, 0.6, 1.0),
+        friction: float | None = None,
+    ) -> int:
+        """Create an upright cylinder body."""
+        c = self._client
+        shape = c.createCollisionShape(pybullet.GEOM_CYLINDER, radius=radius, height=height)
+        visual = c.createVisualShape(
+            pybullet.GEOM_CYLINDER, radius=radius, length=height, rgbaColor=color
+        )
+        return self._finish_body(shape, visual, mass, position, orientation, friction)
+
+    def create_mesh(
+        self,
+        path: str,
+        scale: Vec3,
+        position: Vec3,
+        mass: float,
+        color: tuple[float, float, float, float],
+        friction: float | None = None,
+    ) -> int:
+        """Create a body from a mesh file (OBJ or STL); collision uses its convex hull."""
+        c = self._client
+        try:
+            shape = c.createCollisionShape(pybullet.GEOM_MESH, fileName=path, meshScale=scale)
+            visual = c.createVisualShape(
+                pybullet.GEOM_MESH, fileName=path, meshScale=scale, rgbaColor=color
+            )
+        except pybullet.error as exc:
+            raise SimulationError(f"cannot load mesh {path!r}: {exc}") from exc
+        return self._finish_body(shape, visual, mass, position, (0.0, 0.0, 0.0, 1.0), friction)
+
+    def create_open_box(
+        self,
+        size: Vec3,
+        position: Vec3,
+        orientation: Quat,
+        wall: float,
+        color: tuple[float, float, float, float],
+    ) -> int:
+        """Create a static open-top box (a bin): a floor and four walls in one body."""
+        sx, sy, sz = (s / 2.0 for s in size)
+        half = [
+            (sx, sy, wall / 2.0),
+            (wall / 2.0, sy, sz),
+            (wall / 2.0, sy, sz),
+            (sx, wall / 2.0, sz),
+            (sx, wall / 2.0, sz),
+        ]
+        frames = [
+            (0.0, 0.0, -sz + wall / 2.0),
+            (-sx + wall / 2.0, 0.0, 0.0),
+            (sx - wall / 2.0, 0.0, 0.0),
+            (0.0, -sy + wall / 2.0, 0.0),
+            (0.0, sy - wall / 2.0, 0.0),
+        ]
+        c = self._client
+        n = len(half)
+        shape = c.createCollisionShapeArray(
+            [pybullet.GEOM_BOX] * n, halfExtents=half, collisionFramePositions=frames
+        )
+        visual = c.createVisualShapeArray(
+            [pybullet.GEOM_BOX] * n,
+            halfExtents=half,
+            visualFramePositions=frames,
+            rgbaColors=[color] * n,
+        )
+        return self._finish_body(shape, visual, 0.0, position, orientation, None)
+
+    def _finish_body(
+        self,
+        shape: int,
+        visual: int,
+        mass: float,
+        position: Vec3,
+        orientation: Quat,
+        friction: float | None,
+    ) -> int:
+        body = self._client.createMultiBody(
+            baseMass=mass,
+            baseCollisionShapeIndex=shape,
+            baseVisualShapeIndex=visual,
+            basePosition=position,
+            baseOrientation=orientation,
+        )
+        self._client.changeDynamics(body, -1, activationState=pybullet.ACTIVATION_STATE_DISABLE_SLEEPING)
+        if friction is not None:
+            self._client.changeDynamics(body, -1, lateralFriction=friction)
+        return body
+
+    # ------------------------------------------------------------------ bodies and joints
+
+    def set_dynamics(self, body: int, link: int = -1, **kwargs: float) -> None:
+        """Forward keyword dynamics settings (friction, damping ...) to PyBullet."""
+        self._client.changeDynamics(body, link, **kwargs)
+
+    def num_joints(self, body: int) -> int:
+        """Number of joints of a body."""
+        return self._client.getNumJoints(body)
+
+    def joint_info(self, body: int, joint: int) -> tuple:
+        """PyBullet's joint info tuple."""
+        return self._client.getJointInfo(body, joint)
+
+    def reset_joint(self, body: int, joint: int, angle: float) -> None:
+        """Teleport one joint to an angle with zero velocity."""
+        self._client.resetJointState(body, joint, angle, 0.0)
+
+    def joint_states(self, body: int, joints: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions, velocities and applied motor torques of the given joints."""
+        states = self._client.getJointStates(body, joints)
+        q = np.fromiter((s[0] for s in states), dtype=np.float64, count=len(states))
+        qd = np.fromiter((s[1] for s in states), dtype=np.float64, count=len(states))
+        tau = np.fromiter((s[3] for s in states), dtype=np.float64, count=len(states))
+        return q, qd, tau
+
+    def position_control(
+        self,
+        body: int,
+        joints: Sequence[int],
+        targets: Sequence[float],
+        forces: Sequence[float],
+        position_gain: float,
+        velocity_gain: float,
+    ) -> None:
+        """Drive joints to target positions with PD motors limited by `forces`."""
+        n = len(joints)
+        self._client.setJointMotorControlArray(
+            body,
+            joints,
+            pybullet.POSITION_CONTROL,
+            targetPositions=targets,
+            forces=forces,
+            positionGains=[position_gain] * n,
+            velocityGains=[velocity_gain] * n,
+        )
+
+    def link_pose_velocity(self, body: int, link: int) -> tuple[Vec3, Quat, Vec3]:
+        """World position, orientation and linear velocity of a link's URDF frame."""
+        state = self._client.getLinkState(
+            body, link, computeLinkVelocity=1, computeForwardKinematics=1
+        )
+        return state[4], state[5], state[6]
+
+    def inverse_kinematics(
+        self,
+        body: int,
+        link: int,
+        position: Vec3,
+        orientation: Quat,
+        iterations: int,
+        residual: float,
+        rest_pose: Sequence[float] | None = None,
+        lower: Sequence[float] | None = None,
+        upper: Sequence[float] | None = None,
+    ) -> tuple[float, ...]:
+        """Joint positions (one per movable joint) that put `link` at the target pose."""
+        kwargs: dict = {
+            "maxNumIterations": iterations,
+            "residualThreshold": residual,
+        }
+        if rest_pose is not None and lower is not None and upper is not None:
+            kwargs.update(
+                lowerLimits=list(lower),
+                upperLimits=list(upper),
+                jointRanges=[u - lo for lo, u in zip(lower, upper, strict=True)],
+                restPoses=list(rest_pose),
+            )
+        return self._client.calculateInverseKinematics(body, link, position, orientation, **kwargs)
+
+    def base_pose(self, body: int) -> tuple[Vec3, Quat]:
+        """World position and orientation of a body's base."""
+        return self._client.getBasePositionAndOrientation(body)
+
+    def base_velocity(self, body: int) -> tuple[Vec3, Vec3]:
+        """Linear and angular velocity of a body's base."""
+        return self._client.getBaseVelocity(body)
+
+    def reset_base(self, body: int, position: Vec3, orientation: Quat = (0.0, 0.0, 0.0, 1.0)) -> None:
+        """Teleport a body's base and zero its velocity."""
+        self._client.resetBasePositionAndOrientation(body, position, orientation)
+        self._client.resetBaseVelocity(body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+
+    def set_base_velocity(self, body: int, linear: Vec3, angular: Vec3 | None = None) -> None:
+        """Set a body's base velocity (the conveyor belt drives parts this way)."""
+        if angular is None:
+            self._client.resetBaseVelocity(body, linearVelocity=linear)
+        else:
+            self._client.resetBaseVelocity(body, linearVelocity=linear, angularVelocity=angular)
+
+    def set_color(self, body: int, color: tuple[float, float, float, float], link: int = -1) -> None:
+        """Recolour one link of a body."""
+        self._client.changeVisualShape(body, link, rgbaColor=color)
+
+    # ------------------------------------------------------------------ contacts and grasp
+
+    def contacts(self, body_a: int, body_b: int | None = None) -> list[tuple]:
+        """Contact points of `body_a` (with `body_b` only, if given)."""
+        if body_b is None:
+            return list(self._client.getContactPoints(bodyA=body_a))
+        return list(self._client.getContactPoints(bodyA=body_a, bodyB=body_b))
+
+    def total_normal_force(self, body_a: int, body_b: int | None = None) -> float:
+        """Sum of contact normal forces on `body_a` (N)."""
+        return float(sum(point[9] for point in self.contacts(body_a, body_b)))
+
+    def attach(self, parent: int, parent_link: int, child: int, max_force: float) -> int:
+        """Weld `child` to a link of `parent` at their current relative pose.
+
+        `createConstraint` frames are relative to the link's centre of mass, so the child's pose
+        is expressed in the parent link's inertial frame.
+        """
+        c = self._client
+        link_state = c.getLinkState(parent, parent_link, computeForwardKinematics=1)
+        com_pos, com_orn = link_state[0], link_state[1]
+        child_pos, child_orn = c.getBasePositionAndOrientation(child)
+        inv_pos, inv_orn = c.invertTransform(com_pos, com_orn)
+        rel_pos, rel_orn = c.multiplyTransforms(inv_pos, inv_orn, child_pos, child_orn)
+        constraint = c.createConstraint(
+            parent,
+            parent_link,
+            child,
+            -1,
+            pybullet.JOINT_FIXED,
+            (0.0, 0.0, 0.0),
+            rel_pos,
+            (0.0, 0.0, 0.0),
+            parentFrameOrientation=rel_orn,
+        )
+        c.changeConstraint(constraint, maxForce=max_force)
+        return constraint
+
+    def detach(self, constraint: int) -> None:
+        """Remove a constraint created by `attach`."""
+        self._client.removeConstraint(constraint)
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self, camera: Camera, width: int, height: int, renderer: str = "tiny") -> np.ndarray:
+        """An RGB frame (height x width x 3, uint8) from `camera`.
+
+        Args:
+            camera: Where the camera is and what it looks at.
+            width: Image width in pixels.
+            height: Image height in pixels.
+            renderer: ``"tiny"`` (CPU TinyRenderer, always available) or ``"opengl"``.
+        """
+        c = self._client
+        view = c.computeViewMatrix(camera.eye, camera.target, camera.up)
+        proj = c.computeProjectionMatrixFOV(camera.fov_deg, width / height, 0.02, 10.0)
+        flag = pybullet.ER_TINY_RENDERER if renderer == "tiny" else pybullet.ER_BULLET_HARDWARE_OPENGL
+        _, _, rgba, _, _ = c.getCameraImage(width, height, view, proj, renderer=flag)
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+    @staticmethod
+    def quat_from_euler(rpy: Vec3) -> Quat:
+        """Quaternion (x, y, z, w) from roll-pitch-yaw."""
+        return pybullet.getQuaternionFromEuler(rpy)

@@ -1,0 +1,290 @@
+"""The `PolicyService` implementation: wraps any object with spec(), reset() and act()."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from typing import Any, NoReturn
+
+import grpc
+import numpy as np
+
+from policies._handshake import check_open
+from policies._sessions import Session, SessionTable, StepFailure
+from policies.protocol import Policy, PolicySpec
+from protos.specs import spec_to_proto
+from protos.tensors import FieldDecoder, TensorError, to_tensor
+from protos.v1 import policy_service_pb2 as pb
+from protos.v1 import policy_service_pb2_grpc as pb_grpc
+
+logger = logging.getLogger(__name__)
+
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _abort(context: grpc.ServicerContext, failure: StepFailure) -> NoReturn:
+    context.abort(failure.code, failure.message)
+    raise AssertionError("unreachable")  # context.abort always raises
+
+
+class _ObservationDecoder:
+    """Decodes exactly the observation fields the policy declared, checking each one."""
+
+    def __init__(self, spec: PolicySpec) -> None:
+        self._fields = [
+            (name, FieldDecoder(f"observation.{name}", f.dtype, f.shape), f.describe())
+            for name, f in spec.observation.items()
+        ]
+
+    def __call__(self, observation: Any) -> dict[str, np.ndarray]:
+        out = {}
+        get = observation.get
+        for name, decode, expected in self._fields:
+            tensor = get(name)
+            if tensor is None:
+                raise _field_failure(decode.field, expected, "missing")
+            try:
+                array = decode(tensor)
+            except TensorError as exc:
+                raise _field_failure(exc.field, "a well-formed tensor", exc.reason) from exc
+            if array.shape != decode.shape or array.dtype != decode.dtype:
+                got = f"{array.dtype.name}{list(array.shape)}"
+                raise _field_failure(decode.field, expected, got)
+            out[name] = array
+        return out
+
+
+def _field_failure(field: str, expected: str, got: str) -> StepFailure:
+    return StepFailure(
+        _INVALID,
+        f"{field}: expected {expected}, got {got}",
+        [pb.FieldError(field=field, expected=expected, got=got)],
+    )
+
+
+class PolicyServicer(pb_grpc.PolicyServiceServicer):
+    """Serves one `Policy` to many sessions."""
+
+    def __init__(self, policy: Policy, *, max_sessions: int = 1024) -> None:
+        self._policy = policy
+        self._spec = policy.spec()
+        self._spec_proto = spec_to_proto(self._spec)
+        self._decode = _ObservationDecoder(self._spec)
+        self._sessions = SessionTable(max_sessions)
+        self._max_batch = self._spec.capabilities.max_batch
+
+    # --- session lifecycle ------------------------------------------------------------------
+
+    def GetSpec(self, request: pb.GetSpecRequest, context: grpc.ServicerContext) -> pb.PolicySpec:
+        """Return the policy's spec."""
+        return self._spec_proto
+
+    def OpenSession(
+        self, request: pb.OpenSessionRequest, context: grpc.ServicerContext
+    ) -> pb.OpenSessionResponse:
+        """Check the offered spaces; open a session and reset the policy if they match."""
+        errors, warnings = check_open(self._spec, request)
+        reply = pb.OpenSessionResponse(warnings=warnings, spec=self._spec_proto)
+        if errors:
+            reply.errors.extend(errors)
+            return reply
+        seed = request.seed if request.HasField("seed") else None
+        try:
+            session = self._sessions.open(request.site, request.campaign, request.episode, seed)
+        except StepFailure as failure:
+            _abort(context, failure)
+        self._call(context, "OpenSession", self._policy.reset, session.info)
+        reply.accepted = True
+        reply.session_id = session.info.session_id
+        return reply
+
+    def ResetSession(
+        self, request: pb.ResetSessionRequest, context: grpc.ServicerContext
+    ) -> pb.ResetSessionResponse:
+        """Start a new episode on an open session."""
+        session = self._get(context, request.session_id, "ResetSession")
+        seed = request.seed if request.HasField("seed") else None
+        with session.lock:
+            session.restart(replace(session.info, episode=request.episode, seed=seed))
+            self._call(context, "ResetSession", self._policy.reset, session.info)
+        return pb.ResetSessionResponse()
+
+    def CloseSession(
+        self, request: pb.CloseSessionRequest, context: grpc.ServicerContext
+    ) -> pb.CloseSessionResponse:
+        """Close a session (idempotent: closing an unknown session is not an error)."""
+        session = self._sessions.pop(request.session_id)
+        close = getattr(self._policy, "close", None)
+        if session is not None and close is not None:
+            self._call(context, "CloseSession", close, session.info)
+        return pb.CloseSessionResponse()
+
+    def _get(self, context: grpc.ServicerContext, session_id: str, rpc: str) -> Session:
+        try:
+            return self._sessions.get(session_id, rpc)
+        except StepFailure as failure:
+            _abort(context, failure)
+
+    def _call(
+        self, context: grpc.ServicerContext, rpc: str, method: Callable[..., Any], *args: Any
+    ) -> Any:
+        try:
+            return method(*args)
+        except Exception as exc:
+            logger.exception("%s: policy raised", rpc)
+            context.abort(grpc.StatusCode.INTERNAL, f"{rpc}: policy raised {exc!r}")
+
+    # --- acting -----------------------------------------------------------------------------
+
+    def Act(self, request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
+        """One step; errors are gRPC status codes."""
+        try:
+            return self._step(request, None, "Act")
+        except StepFailure as failure:
+            _abort(context, replace_message(failure, "Act"))
+
+    def ActStream(
+        self, request_iterator: Iterator[pb.ActRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.ActResponse]:
+        """Serve steps on one stream; errors are in-band so the stream survives them."""
+        for request in request_iterator:
+            received = time.monotonic()
+            try:
+                yield self._step(request, _respond_by(request, received), "ActStream")
+            except StepFailure as failure:
+                yield _failed(request, replace_message(failure, "ActStream"))
+
+    def ActBatch(
+        self, request: pb.ActBatchRequest, context: grpc.ServicerContext
+    ) -> pb.ActBatchResponse:
+        """Serve steps of several sessions in one call, each with its own in-band status."""
+        if not self._spec.capabilities.batching:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "ActBatch: this policy does not batch")
+        if len(request.items) > self._max_batch:
+            context.abort(
+                _INVALID,
+                f"ActBatch: items: expected at most {self._max_batch}, got {len(request.items)}",
+            )
+        return pb.ActBatchResponse(items=self._batch(request.items))
+
+    def _step(self, request: pb.ActRequest, deadline: float | None, rpc: str) -> pb.ActResponse:
+        session = self._sessions.get(request.session_id, rpc)
+        with session.lock:
+            cached = session.cached_or_check(request.step)
+            if cached is not None:
+                return cached
+            observation = self._decode(request.observation)
+            if deadline is not None and time.monotonic() > deadline:
+                raise StepFailure(grpc.StatusCode.DEADLINE_EXCEEDED, "respond_by passed on arrival")
+            action = self._act(session, observation)
+            response = self._record(session, request.step, action)
+        if deadline is not None and time.monotonic() > deadline:
+            raise StepFailure(grpc.StatusCode.DEADLINE_EXCEEDED, "respond_by passed during act")
+        return response
+
+    def _act(self, session: Session, observation: Mapping[str, np.ndarray]) -> Any:
+        try:
+            return self._policy.act(session.info, observation)
+        except Exception as exc:
+            logger.exception("act: policy raised")
+            raise StepFailure(grpc.StatusCode.INTERNAL, f"policy.act raised {exc!r}") from exc
+
+    def _record(self, session: Session, step: int, action: Any) -> pb.ActResponse:
+        try:
+            tensor = to_tensor(action)
+        except TensorError as exc:
+            raise StepFailure(
+                grpc.StatusCode.INTERNAL, f"policy returned a bad action: {exc}"
+            ) from exc
+        # status left unset: it reads as code 0 (OK) and costs nothing to send.
+        response = pb.ActResponse(session_id=session.info.session_id, step=step, action=tensor)
+        session.last_step = step
+        session.last_response = response
+        return response
+
+    def _batch(self, items: Any) -> list[pb.ActResponse]:
+        replies: list[pb.ActResponse | None] = [None] * len(items)
+        sessions: dict[int, Session] = {}
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            try:
+                if item.session_id in seen:
+                    raise _field_failure("session_id", "each session once", "duplicate")
+                seen.add(item.session_id)
+                sessions[index] = self._sessions.get(item.session_id, "ActBatch")
+            except StepFailure as failure:
+                replies[index] = _failed(item, replace_message(failure, "ActBatch"))
+        with contextlib.ExitStack() as locks:
+            # A fixed lock order, so concurrent batches over the same sessions cannot deadlock.
+            for session in sorted(sessions.values(), key=lambda s: s.info.session_id):
+                locks.enter_context(session.lock)
+            ready = self._prepare_batch(items, sessions, replies)
+            for (index, session, _), action in zip(ready, self._act_many(ready), strict=True):
+                try:
+                    if isinstance(action, StepFailure):
+                        raise action
+                    replies[index] = self._record(session, items[index].step, action)
+                except StepFailure as failure:
+                    replies[index] = _failed(items[index], replace_message(failure, "ActBatch"))
+        return [r for r in replies if r is not None]
+
+    def _prepare_batch(
+        self, items: Any, sessions: dict[int, Session], replies: list[pb.ActResponse | None]
+    ) -> list[tuple[int, Session, dict[str, np.ndarray]]]:
+        ready = []
+        for index, session in sessions.items():
+            try:
+                replies[index] = session.cached_or_check(items[index].step)
+                if replies[index] is None:
+                    ready.append((index, session, self._decode(items[index].observation)))
+            except StepFailure as failure:
+                replies[index] = _failed(items[index], replace_message(failure, "ActBatch"))
+        return ready
+
+    def _act_many(self, ready: list[tuple[int, Session, dict[str, np.ndarray]]]) -> list[Any]:
+        act_batch = getattr(self._policy, "act_batch", None)
+        if act_batch is None or not ready:
+            out: list[Any] = []
+            for _, session, observation in ready:
+                try:
+                    out.append(self._act(session, observation))
+                except StepFailure as failure:
+                    out.append(failure)
+            return out
+        try:
+            actions = list(act_batch([s.info for _, s, _ in ready], [o for _, _, o in ready]))
+        except Exception as exc:
+            logger.exception("act_batch: policy raised")
+            failure = StepFailure(grpc.StatusCode.INTERNAL, f"policy.act_batch raised {exc!r}")
+            return [failure] * len(ready)
+        if len(actions) != len(ready):
+            failure = StepFailure(
+                grpc.StatusCode.INTERNAL,
+                f"policy.act_batch returned {len(actions)} actions for {len(ready)} sessions",
+            )
+            return [failure] * len(ready)
+        return actions
+
+
+def replace_message(failure: StepFailure, rpc: str) -> StepFailure:
+    """Prefix the failure's message with the RPC name (``Act: observation.x: ...``)."""
+    if failure.message.startswith(f"{rpc}:"):
+        return failure
+    return StepFailure(failure.code, f"{rpc}: {failure.message}", failure.errors)
+
+
+def _failed(request: pb.ActRequest, failure: StepFailure) -> pb.ActResponse:
+    return pb.ActResponse(session_id=request.session_id, step=request.step, status=failure.status())
+
+
+def _respond_by(request: pb.ActRequest, received: float) -> float | None:
+    which = request.WhichOneof("respond_by")
+    if which == "budget_ms":
+        return received + request.budget_ms / 1000.0
+    if which == "deadline":
+        wall = request.deadline.seconds + request.deadline.nanos * 1e-9
+        return received + (wall - time.time())
+    return None

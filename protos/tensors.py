@@ -1,0 +1,217 @@
+"""numpy <-> `Tensor` codec, shared by the policy server SDK and the testbed client.
+
+Decoding never trusts the sender: the dtype must be known, the shape small and non-negative, and
+the byte count must equal ``prod(shape) * itemsize`` before anything is allocated. RAW tensors
+decode zero-copy (a read-only view of the message bytes).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from protos.v1 import policy_service_pb2 as pb
+
+MAX_RANK = 8
+"""Largest number of dimensions accepted."""
+
+MAX_ELEMENTS = 1 << 28
+"""Largest number of elements accepted in one tensor (256 Mi)."""
+
+_TO_NUMPY: dict[int, np.dtype] = {
+    pb.DTYPE_FLOAT32: np.dtype("<f4"),
+    pb.DTYPE_FLOAT64: np.dtype("<f8"),
+    pb.DTYPE_INT32: np.dtype("<i4"),
+    pb.DTYPE_INT64: np.dtype("<i8"),
+    pb.DTYPE_UINT8: np.dtype("u1"),
+    pb.DTYPE_BOOL: np.dtype("?"),
+}
+_FROM_NAME: dict[str, int] = {dt.name: code for code, dt in _TO_NUMPY.items()}
+_FROM_DTYPE: dict[np.dtype, int] = {dt: code for code, dt in _TO_NUMPY.items()}
+
+SUPPORTED_DTYPES: tuple[str, ...] = tuple(_FROM_NAME)
+"""numpy dtype names that have a wire `DType`."""
+
+
+class TensorError(ValueError):
+    """A tensor or dtype that cannot be encoded or decoded.
+
+    Attributes:
+        field: The field that was wrong, e.g. ``observation.ee_pos``.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+def dtype_to_proto(dtype: np.dtype | str | type, field: str = "dtype") -> int:
+    """Map a numpy dtype (or its name) to the wire `DType` value.
+
+    Raises:
+        TensorError: If the dtype has no wire representation.
+    """
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as exc:
+        raise TensorError(field, f"expected one of {SUPPORTED_DTYPES}, got {dtype!r}") from exc
+    code = _FROM_NAME.get(name)
+    if code is None:
+        raise TensorError(field, f"expected one of {SUPPORTED_DTYPES}, got {name!r}")
+    return code
+
+
+def dtype_from_proto(code: int, field: str = "dtype") -> np.dtype:
+    """Map a wire `DType` value to a little-endian numpy dtype.
+
+    Raises:
+        TensorError: If the value is unknown or ``DTYPE_UNSPECIFIED``.
+    """
+    dtype = _TO_NUMPY.get(code)
+    if dtype is None:
+        raise TensorError(field, f"expected a known DType, got {code}")
+    return dtype
+
+
+def check_shape(shape: Sequence[int], field: str = "shape") -> tuple[int, ...]:
+    """Validate a declared shape and return it as a tuple.
+
+    Raises:
+        TensorError: On too many dimensions, negative dimensions or too many elements.
+    """
+    if len(shape) > MAX_RANK:
+        raise TensorError(field, f"expected at most {MAX_RANK} dimensions, got {len(shape)}")
+    dims = tuple(int(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise TensorError(field, f"expected non-negative dimensions, got {list(dims)}")
+    # Python ints do not overflow, so a hostile shape cannot wrap around to a small product.
+    if math.prod(dims) > MAX_ELEMENTS:
+        raise TensorError(field, f"expected at most {MAX_ELEMENTS} elements, got {list(dims)}")
+    return dims
+
+
+def to_tensor(array: np.ndarray | float | int | bool, encoding: int = pb.ENCODING_RAW) -> pb.Tensor:
+    """Encode an array as a `Tensor`.
+
+    Args:
+        array: Any array-like with a supported dtype.
+        encoding: ``ENCODING_RAW`` (default), or PNG / JPEG for uint8 images (needs Pillow).
+
+    Raises:
+        TensorError: If the dtype is unsupported or the array cannot be image-encoded.
+    """
+    arr = array if type(array) is np.ndarray else np.asarray(array)
+    code = _FROM_DTYPE.get(arr.dtype)  # fast path: native little-endian dtypes
+    if code is None:
+        code = dtype_to_proto(arr.dtype, "tensor.dtype")
+        if arr.dtype.byteorder == ">":
+            arr = arr.astype(arr.dtype.newbyteorder("<"))
+    if encoding == pb.ENCODING_RAW:
+        return pb.Tensor(dtype=code, shape=arr.shape, data=arr.tobytes())
+    return pb.Tensor(
+        dtype=code, shape=arr.shape, data=_encode_image(arr, encoding), encoding=encoding
+    )
+
+
+def from_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
+    """Decode a `Tensor`, checking everything before allocating.
+
+    Args:
+        tensor: The message to decode.
+        field: Name used in error messages, e.g. ``observation.ee_pos``.
+
+    Returns:
+        A read-only array view of the message bytes (RAW) or a decoded image.
+
+    Raises:
+        TensorError: On unknown dtype or encoding, absurd shape, or a byte count that does not
+            match the shape.
+    """
+    dtype = dtype_from_proto(tensor.dtype, f"{field}.dtype")
+    shape = check_shape(tensor.shape, f"{field}.shape")
+    if tensor.encoding != pb.ENCODING_RAW:
+        return _decode_image(tensor, dtype, shape, field)
+    data = tensor.data
+    expected = math.prod(shape) * dtype.itemsize
+    if len(data) != expected:
+        raise TensorError(
+            f"{field}.data",
+            f"expected {expected} bytes for {dtype.name}{list(shape)}, got {len(data)}",
+        )
+    array = np.frombuffer(data, dtype=dtype)
+    if dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
+        raise TensorError(f"{field}.data", "expected bool bytes of 0 or 1")
+    return array.reshape(shape)
+
+
+class FieldDecoder:
+    """Decodes tensors expected to have one dtype and shape; fast when they do.
+
+    A tensor that matches exactly is decoded with one `np.frombuffer`; anything else goes
+    through `from_tensor`, whose errors name the field and the problem.
+    """
+
+    def __init__(self, field: str, dtype: np.dtype | str, shape: Sequence[int]) -> None:
+        self.field = field
+        self.code = dtype_to_proto(dtype, field)
+        self.dtype = _TO_NUMPY[self.code]
+        self.shape = check_shape(shape, field)
+        self._shape_list = list(self.shape)
+        self._nbytes = math.prod(self.shape) * self.dtype.itemsize
+        self._flat = len(self.shape) == 1 and self.dtype.kind != "b"
+
+    def __call__(self, tensor: pb.Tensor) -> np.ndarray:
+        """Decode ``tensor``; its dtype and shape may still differ from the expected ones."""
+        if (
+            self._flat
+            and tensor.dtype == self.code
+            and len(tensor.data) == self._nbytes
+            and tensor.shape == self._shape_list
+            and not tensor.HasField("encoding")
+        ):
+            return np.frombuffer(tensor.data, self.dtype)
+        return from_tensor(tensor, self.field)
+
+
+def _encode_image(arr: np.ndarray, encoding: int) -> bytes:
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] > 4):
+        raise TensorError("tensor", f"image encoding needs uint8 (H, W[, C<=4]), got {arr.shape}")
+    from PIL import Image  # optional dependency, only for image-encoded tensors
+
+    fmt = {pb.ENCODING_PNG: "PNG", pb.ENCODING_JPEG: "JPEG"}.get(encoding)
+    if fmt is None:
+        raise TensorError("tensor.encoding", f"expected RAW, PNG or JPEG, got {encoding}")
+    image = Image.fromarray(arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def _decode_image(
+    tensor: pb.Tensor, dtype: np.dtype, shape: tuple[int, ...], field: str
+) -> np.ndarray:
+    if tensor.encoding not in (pb.ENCODING_PNG, pb.ENCODING_JPEG):
+        raise TensorError(f"{field}.encoding", f"expected RAW, PNG or JPEG, got {tensor.encoding}")
+    if dtype != np.uint8 or len(shape) not in (2, 3):
+        raise TensorError(field, f"image needs uint8 (H, W[, C]), got {dtype.name}{list(shape)}")
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(tensor.data))  # reads the header only
+        # Compare the header's size to the declared shape before decoding any pixels.
+        if (image.height, image.width) != shape[:2]:
+            raise TensorError(field, f"image is {image.height}x{image.width}, shape says {shape}")
+        pixels = np.asarray(image)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, TensorError):
+            raise
+        raise TensorError(f"{field}.data", f"cannot decode image: {exc}") from exc
+    if pixels.ndim == 2 and len(shape) == 3 and shape[2] == 1:
+        pixels = pixels[:, :, None]
+    if pixels.shape != shape:
+        raise TensorError(field, f"decoded image has shape {pixels.shape}, declared {shape}")
+    return pixels

@@ -1,0 +1,324 @@
+"""Write the three packaged factory bundles into ``envs/site_data/<site_id>/``.
+
+The data is synthetic: a fixed seed per site makes every run byte-for-byte identical, so the
+committed bundles can be checked against a fresh run (``tests/envs/test_sites.py``). To tune a
+site, edit `SITES` below and re-run::
+
+    .venv/bin/python scripts/generate_sites.py            # rewrite envs/site_data/
+    .venv/bin/python scripts/generate_sites.py --out DIR  # write somewhere else
+
+The layout is the same shape at every site (robot at the origin, conveyor along +x at
+y=0.42, bins in a row at x=0.42 beside it, a camera looking at the cell) so one controller
+interface works everywhere; the numbers differ. The schema is documented in ``docs/factory_bundle.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GENERATOR = "scripts/generate_sites.py"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "envs" / "site_data"
+
+# Shared layout (world frame, z up, metres). Per-site numbers are in SITES.
+CONVEYOR = {"id": "conv1", "xyz": (0.0, 0.42, 0.05), "size": (1.6, 0.24, 0.1)}
+# Bins stand in a row beside the belt, in front of the robot, where all three arms reach.
+BIN_X, BIN_Z, BIN_SIZE = 0.42, 0.06, (0.2, 0.2, 0.12)
+CAMERA_XYZ = (1.2, 0.0, 1.0)
+CAMERA_TARGET = (0.0, 0.0, 0.1)
+
+# One entry per site. Parts: (part_id, name, shape, (size_x, size_y, size_z) in m, mass_kg,
+# friction, colour, share of arrivals). Each part gets its own bin, in this order.
+# Kept compact (formatter off) so the numbers are easy to scan and tune.
+# fmt: off
+SITES: dict[str, dict[str, Any]] = {
+    "kr-changwon": {
+        "name": "Changwon electronics line (KR)",
+        "seed": 1101,
+        "start": "2025-03-03T06:00:00+09:00",
+        "robot": "panda",
+        "payload_kg": 3.0,
+        "gripper": {"kind": "suction", "max_force_n": 60.0, "capture_distance_m": 0.012},
+        "controller": {"max_ee_speed_mps": 0.8},
+        "conveyor_speed_mps": 0.20,
+        "control_rate_hz": 30,
+        "sensors": {},
+        "policy_link": {},
+        "safety": {"max_tcp_speed_mps": 1.5, "max_contact_force_n": 80.0, "keep_out_zones": []},
+        "takt_time_s": 6.0,
+        "task": {"parts_per_episode": 3, "time_limit_s": 35.0},
+        "inter_arrival_s": (5.0, 9.0),
+        "n_arrivals": 200,
+        "bin_y": (0.12, -0.10, -0.32),
+        "parts": [
+            ("KR-PCB-100", "control board PCB", "box", (0.10, 0.07, 0.016), 0.06, 0.8,
+             "#1E7A3C", 0.45),
+            ("KR-RLY-200", "relay module", "box", (0.05, 0.04, 0.03), 0.04, 0.8, "#2B4C9B", 0.35),
+            ("KR-CAP-300", "electrolytic capacitor", "cylinder", (0.04, 0.04, 0.05), 0.03, 0.7,
+             "#D9A521", 0.20),
+        ],
+    },
+    "jp-nagoya": {
+        "name": "Nagoya precision machining cell (JP)",
+        "seed": 2202,
+        "start": "2025-03-04T08:30:00+09:00",
+        "robot": "kuka_iiwa",
+        "payload_kg": 14.0,
+        "gripper": {"kind": "suction", "max_force_n": 120.0, "capture_distance_m": 0.010},
+        "controller": {"max_ee_speed_mps": 0.4},
+        "conveyor_speed_mps": 0.06,
+        "control_rate_hz": 20,
+        "sensors": {},
+        "policy_link": {},
+        "safety": {
+            "max_tcp_speed_mps": 0.5,
+            "max_contact_force_n": 150.0,
+            "keep_out_zones": [
+                {"name": "operator_walkway", "min_xyz": [-0.6, -1.2, 0.0],
+                 "max_xyz": [0.6, -0.8, 2.0]},
+            ],
+        },
+        "takt_time_s": 12.0,
+        "task": {"parts_per_episode": 3, "time_limit_s": 50.0},
+        "inter_arrival_s": (9.0, 14.0),
+        "n_arrivals": 200,
+        "bin_y": (0.10, -0.16),
+        "parts": [
+            ("JP-GRB-080", "gear blank", "cylinder", (0.08, 0.08, 0.03), 1.2, 0.6, "#8C8F94",
+             0.55),
+            ("JP-BRK-120", "mounting bracket", "box", (0.12, 0.05, 0.025), 0.9, 0.6, "#4F5B66",
+             0.45),
+        ],
+    },
+    "us-austin": {
+        "name": "Austin research cell (US)",
+        "seed": 3303,
+        "start": "2025-03-05T09:00:00-06:00",
+        "robot": "xarm6",
+        "payload_kg": 5.0,
+        "gripper": {"kind": "suction", "max_force_n": 60.0, "capture_distance_m": 0.012},
+        "controller": {"max_ee_speed_mps": 0.6},
+        "conveyor_speed_mps": 0.10,
+        "control_rate_hz": 24,
+        "sensors": {"position_noise_m": 0.003, "velocity_noise_mps": 0.01, "latency_steps": 1,
+                    "dropout_prob": 0.02},
+        "policy_link": {"latency_steps": 2},
+        "safety": {"max_tcp_speed_mps": 1.0, "max_contact_force_n": 100.0, "keep_out_zones": []},
+        "takt_time_s": 8.0,
+        "task": {"parts_per_episode": 3, "time_limit_s": 40.0},
+        "inter_arrival_s": (6.0, 10.0),
+        "n_arrivals": 200,
+        "bin_y": (0.12, -0.10, -0.32),
+        "parts": [
+            ("US-HSG-010", "sensor housing", "box", (0.08, 0.06, 0.04), 0.15, 0.8, "#C0392B",
+             0.40),
+            ("US-BRG-020", "bearing sleeve", "cylinder", (0.05, 0.05, 0.04), 0.30, 0.7,
+             "#7F8C8D", 0.35),
+            ("US-BAT-030", "battery pack", "box", (0.09, 0.05, 0.035), 0.45, 0.8, "#27AE60",
+             0.25),
+        ],
+    },
+}
+# fmt: on
+
+STATION_COLUMNS = (
+    "station_id kind parent_id x y z rx ry rz size_x size_y size_z conveyor_speed_mps "
+    "payload_kg accepts"
+).split()
+PART_COLUMNS = "part_id name shape size_x size_y size_z mass_kg friction color mesh_uri".split()
+ARRIVAL_COLUMNS = "timestamp case_id part_id station_id activity".split()
+
+
+def site_yaml(site_id: str, p: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "site_id": site_id,
+        "name": p["name"],
+        "provenance": {
+            "source": "synthetic",
+            "generator": GENERATOR,
+            "seed": p["seed"],
+            "notes": "Synthetic data for the testbed, not measured at a real plant. Layout, "
+            "parts and the production log are generated from the parameters in "
+            f"{GENERATOR}; edit them there and re-run instead of editing these files.",
+        },
+        "gravity_mps2": [0.0, 0.0, -9.81],
+        "physics": {"time_step_s": 1.0 / 240.0, "solver_iterations": 50},
+        "control_rate_hz": p["control_rate_hz"],
+        "robot": {
+            "model": p["robot"],
+            "station_id": "robot1",
+            "gripper": p["gripper"],
+            "controller": p["controller"],
+        },
+        "sensors": p["sensors"],
+        "policy_link": p["policy_link"],
+        "safety": p["safety"],
+        "takt_time_s": p["takt_time_s"],
+        "task": p["task"],
+    }
+
+
+def _station(station_id: str, kind: str, xyz: tuple[float, ...], **extra: Any) -> dict[str, Any]:
+    row = {"station_id": station_id, "kind": kind, "x": xyz[0], "y": xyz[1], "z": xyz[2]}
+    row.update(extra)
+    return row
+
+
+def station_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    sx, sy, sz = CONVEYOR["size"]
+    rows = [
+        _station("robot1", "robot", (0.0, 0.0, 0.0), payload_kg=p["payload_kg"]),
+        _station(
+            CONVEYOR["id"],
+            "conveyor",
+            CONVEYOR["xyz"],
+            rz=0.0,
+            size_x=sx,
+            size_y=sy,
+            size_z=sz,
+            conveyor_speed_mps=p["conveyor_speed_mps"],
+        ),
+    ]
+    bx, by, bz = BIN_SIZE
+    for index, (part, y) in enumerate(zip(p["parts"], p["bin_y"], strict=True), start=1):
+        rows.append(
+            _station(
+                f"bin{index}",
+                "bin",
+                (BIN_X, y, BIN_Z),
+                size_x=bx,
+                size_y=by,
+                size_z=bz,
+                accepts=part[0],
+            )
+        )
+    # The camera looks along its local +x: yaw it towards the cell, pitch it down at the target.
+    dx, dy, dz = (t - c for t, c in zip(CAMERA_TARGET, CAMERA_XYZ, strict=True))
+    yaw = math.atan2(dy, dx)
+    pitch = math.atan2(-dz, math.hypot(dx, dy))
+    rows.append(_station("cam1", "camera", CAMERA_XYZ, ry=round(pitch, 6), rz=round(yaw, 6)))
+    return rows
+
+
+def part_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for part_id, name, shape, size, mass, friction, color, _share in p["parts"]:
+        rows.append(
+            {
+                "part_id": part_id,
+                "name": name,
+                "shape": shape,
+                "size_x": size[0],
+                "size_y": size[1],
+                "size_z": size[2],
+                "mass_kg": mass,
+                "friction": friction,
+                "color": color,
+            }
+        )
+    return rows
+
+
+def arrival_rows(site_id: str, p: dict[str, Any]) -> list[dict[str, Any]]:
+    """An event log: each case arrives on the belt, is picked by the robot, then sorted."""
+    rng = random.Random(p["seed"])
+    part_ids = [part[0] for part in p["parts"]]
+    shares = [part[7] for part in p["parts"]]
+    bins = {part_id: f"bin{i}" for i, part_id in enumerate(part_ids, start=1)}
+    travel_s = 0.75 / p["conveyor_speed_mps"]  # entry end of the belt to the robot
+    prefix = site_id.split("-")[0].upper()
+    clock = datetime.fromisoformat(p["start"])
+    events: list[tuple[datetime, int, dict[str, Any]]] = []
+    for n in range(1, p["n_arrivals"] + 1):
+        if n > 1:
+            clock += timedelta(seconds=round(rng.uniform(*p["inter_arrival_s"]), 1))
+        part_id = rng.choices(part_ids, weights=shares)[0]
+        case_id = f"{prefix}-{n:06d}"
+        picked = clock + timedelta(seconds=round(travel_s + rng.uniform(-0.5, 0.5), 2))
+        sorted_at = picked + timedelta(seconds=round(rng.uniform(1.5, 3.0), 2))
+        for order, (when, station, activity) in enumerate(
+            [
+                (clock, CONVEYOR["id"], "arrive"),
+                (picked, "robot1", "pick"),
+                (sorted_at, bins[part_id], "sort"),
+            ]
+        ):
+            row = {
+                "timestamp": when.isoformat(timespec="milliseconds"),
+                "case_id": case_id,
+                "part_id": part_id,
+                "station_id": station,
+                "activity": activity,
+            }
+            events.append((when, n * 3 + order, row))
+    events.sort(key=lambda event: (event[0], event[1]))
+    return [row for _, _, row in events]
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({column: _cell(row.get(column)) for column in columns})
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    return str(value)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style mappings, but vectors like ``[0.0, 0.0, -9.81]`` on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flat = all(isinstance(item, (int, float, str)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def write_site(out: Path, site_id: str, p: dict[str, Any]) -> Path:
+    folder = out / site_id
+    folder.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# {site_id}: SYNTHETIC factory data written by {GENERATOR} (seed {p['seed']}).\n"
+        "# Do not edit by hand; change SITES in the generator and re-run it.\n"
+    )
+    body = yaml.dump(
+        site_yaml(site_id, p), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88
+    )
+    (folder / "site.yaml").write_text(header + body, encoding="utf-8")
+    write_csv(folder / "stations.csv", STATION_COLUMNS, station_rows(p))
+    write_csv(folder / "parts.csv", PART_COLUMNS, part_rows(p))
+    write_csv(folder / "arrivals.csv", ARRIVAL_COLUMNS, arrival_rows(site_id, p))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"folder to write <site_id>/ bundles into (default {DEFAULT_OUT})",
+    )
+    args = parser.parse_args(argv)
+    for site_id, params in SITES.items():
+        print(f"wrote {write_site(args.out, site_id, params)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv (if needed) and install the testbed with its test tools, CPU-only.
+# torch is installed first, pinned to the CPU build, so that stable-baselines3 does not pull
+# CUDA packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet "torch==2.13.0"
+.venv/bin/python -m pip install --quiet -e ".[test]"
+echo "installed: $(.venv/bin/testbed --help >/dev/null && echo 'testbed CLI ready in .venv/bin/testbed')"

@@ -1,0 +1,31 @@
+"""The ``testbed`` command line: the composition root.
+
+Each subcommand lives in its own module and registers itself on `app`. This is the only place
+in `testbed` allowed to import `policies` (e.g. ``testbed serve`` starts a policy server).
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="testbed",
+    help="Physical-AI Testbed: manufacturing cells from factory data, policies over gRPC, "
+    "trial campaigns and transfer reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `app`.
+    import testbed.cli.check_policy  # noqa: F401
+    import testbed.cli.serve  # noqa: F401
+    from testbed.cli import demo, sites  # noqa: F401
+
+
+def main() -> None:
+    """Entry point of the ``testbed`` console script."""
+    _register()
+    app()

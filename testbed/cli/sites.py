@@ -1,0 +1,110 @@
+"""``testbed sites``: list the packaged factory sites and validate a factory bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from envs.errors import EnvsError, FactoryDataError
+from envs.factory.arrivals import arrive_events
+from envs.factory.loader import load_bundle
+from envs.factory.schema import SiteSpec
+from envs.sites import list_sites, load_site, resolve_site
+from testbed.cli import app
+
+sites_app = typer.Typer(
+    help="Factory sites: list the packaged sites, validate a factory bundle "
+    "(format: docs/factory_bundle.md).",
+    no_args_is_help=True,
+)
+app.add_typer(sites_app, name="sites")
+
+
+def _console() -> Console:
+    # Built per call so output goes to the stdout that is current (CliRunner swaps it).
+    return Console(highlight=False, soft_wrap=True)
+
+
+@sites_app.command("list")
+def list_command() -> None:
+    """List the packaged sites with their robot, conveyor, parts and control rate."""
+    table = Table(title="Packaged sites", box=None, pad_edge=False, header_style="bold underline")
+    for column in ("site", "robot", "gripper", "belt m/s", "parts", "bins", "ctrl Hz", "source"):
+        table.add_column(column, no_wrap=True)
+    failed = []
+    for site_id in list_sites():
+        try:
+            spec = load_site(site_id)
+        except EnvsError as error:
+            failed.append(site_id)
+            first_line = str(error).splitlines()[0]
+            table.add_row(site_id, f"[red]invalid: {first_line}[/red]", *[""] * 6)
+            continue
+        table.add_row(*_summary_row(spec))
+    console = _console()
+    console.print(table)
+    if failed:
+        console.print(f"invalid sites: {', '.join(failed)} (run: testbed sites check SITE)")
+        raise typer.Exit(code=1)
+
+
+def _summary_row(spec: SiteSpec) -> list[str]:
+    site = spec.site
+    return [
+        spec.site_id,
+        site.robot.model,
+        site.robot.gripper.kind,
+        f"{spec.conveyor.conveyor_speed_mps or 0.0:g}",
+        str(len(spec.parts)),
+        str(len(spec.bins)),
+        f"{site.control_rate_hz:g}",
+        site.provenance.source,
+    ]
+
+
+@sites_app.command("check")
+def check_command(
+    path: Annotated[str, typer.Argument(help="Bundle folder to validate (or a packaged site id).")],
+) -> None:
+    """Validate a factory bundle and print a summary, or every issue found (exit code 1)."""
+    console = _console()
+    try:
+        folder = resolve_site(path) if path in list_sites() else Path(path)
+        spec = load_bundle(folder)
+    except FactoryDataError as error:
+        console.print(f"INVALID {error.bundle}: {len(error.issues)} issue(s)", markup=False)
+        for issue in error.issues:
+            console.print(f"  - {issue}", markup=False)
+        raise typer.Exit(code=1) from None
+    except OSError as error:
+        console.print(f"INVALID {path}: cannot read the bundle ({error})", markup=False)
+        raise typer.Exit(code=1) from None
+    _print_summary(console, spec)
+
+
+def _print_summary(console: Console, spec: SiteSpec) -> None:
+    site = spec.site
+    process = spec.arrival_process
+    shares = ", ".join(f"{part_id} {share:.0%}" for part_id, share in process.part_shares.items())
+    arrive = len(arrive_events(spec.arrivals))
+    lines = [
+        f"OK {spec.root}",
+        f"  site:          {spec.site_id} ({site.name}; {site.provenance.source} data)",
+        f"  robot:         {site.robot.model}, {site.robot.gripper.kind} gripper "
+        f"({site.robot.gripper.max_force_n:g} N), "
+        f"{site.control_rate_hz:g} Hz control ({site.substeps} physics steps each)",
+        f"  stations:      {len(spec.stations)} ({len(spec.bins)} bins, conveyor "
+        f"{spec.conveyor.station_id} at {spec.conveyor.conveyor_speed_mps or 0.0:g} m/s)",
+        f"  parts:         {len(spec.parts)}",
+        f"  arrivals:      {len(spec.arrivals)} log rows, {arrive} of them 'arrive' events",
+        f"  inter-arrival: mean {process.mean_inter_arrival_s:.2f} s "
+        f"(min {min(process.inter_arrival_s):.2f}, max {max(process.inter_arrival_s):.2f})",
+        f"  part shares:   {shares}",
+        f"  bundle hash:   sha256:{spec.bundle_hash}",
+    ]
+    for line in lines:
+        console.print(line, markup=False)

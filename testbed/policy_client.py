@@ -1,0 +1,408 @@
+"""`RemotePolicy`: the testbed's gRPC client of a `PolicyService`.
+
+The only module on the testbed side that touches the generated stubs. Every call has a deadline;
+`grpc.RpcError` becomes a `testbed.errors.PolicyError` subclass; only idempotent calls are
+retried (one retry on UNAVAILABLE), and ``Act`` retries re-send the same (session_id, step), which
+the server answers from its cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from protos.specs import (
+    PROTOCOL_VERSION,
+    BoxLike,
+    FieldSpec,
+    PolicySpec,
+    SessionInfo,
+    field_to_proto,
+    spec_from_proto,
+)
+from protos.tensors import FieldDecoder, TensorError, dtype_to_proto
+from protos.v1 import policy_service_pb2 as pb
+from protos.v1 import policy_service_pb2_grpc as pb_grpc
+from testbed._policy_stream import ActStream, map_rpc_error, status_error
+from testbed.errors import (
+    PolicyBatchError,
+    PolicyDeadlineError,
+    PolicyError,
+    PolicyHandshakeError,
+    PolicyProtocolError,
+    PolicyUnavailableError,
+)
+from testbed.policy import spaces_to_specs, validate_action
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["unary", "stream", "batch"]
+_ACT_STREAM = "/testbed.policy.v1.PolicyService/ActStream"
+
+
+def _read(value: bytes | str | Path | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
+@dataclass
+class _RemoteSession:
+    """Client-side state of one open server session, with a request reused every step."""
+
+    server_id: str
+    step: int
+    request: pb.ActRequest
+    tensors: list[tuple[str, pb.Tensor, np.dtype, tuple[int, ...]]]
+
+
+class RemotePolicy:
+    """A policy served over gRPC, usable wherever the testbed expects a `Policy`."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        observation_space: Any = None,
+        action_space: BoxLike | None = None,
+        mode: Mode = "unary",
+        tls_ca: bytes | str | Path | None = None,
+        tls_cert: bytes | str | Path | None = None,
+        tls_key: bytes | str | Path | None = None,
+        tls_server_name: str | None = None,
+        token: str | None = None,
+        deadline_s: float = 1.0,
+        connect_timeout_s: float = 5.0,
+        control_timeout_s: float = 10.0,
+        accept_chunks: bool = True,
+        max_message_bytes: int = 16 * 1024 * 1024,
+    ) -> None:
+        """Create the client (no network traffic until the first call).
+
+        Args:
+            address: ``host:port`` of the policy server.
+            observation_space: The env's Dict observation space (needed before `reset`).
+            action_space: The env's Box action space (needed before `reset`).
+            mode: ``unary`` (Act), ``stream`` (ActStream) or ``batch`` (Act + ActBatch).
+            tls_ca: PEM (bytes or path) of the CA that signed the server; None = plaintext.
+            tls_cert: Client certificate for mutual TLS.
+            tls_key: Client key for mutual TLS.
+            tls_server_name: Override the name checked against the server certificate.
+            token: Bearer token sent as ``authorization`` metadata.
+            deadline_s: Deadline of each Act / ActStream step / ActBatch call.
+            connect_timeout_s: How long to wait for the channel to connect.
+            control_timeout_s: Deadline of GetSpec and session calls (policy resets may be slow).
+            accept_chunks: Accept action chunks (a leading dimension) from the server.
+            max_message_bytes: Largest message sent or received.
+        """
+        if mode not in ("unary", "stream", "batch"):
+            raise ValueError(f"RemotePolicy: mode: expected unary, stream or batch, got {mode!r}")
+        self.address = address
+        self.mode: Mode = mode
+        self.deadline_s = deadline_s
+        self._connect_timeout_s = connect_timeout_s
+        self._control_timeout_s = control_timeout_s
+        self._accept_chunks = accept_chunks
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._channel = self._make_channel(
+            _read(tls_ca), _read(tls_cert), _read(tls_key), tls_server_name, max_message_bytes
+        )
+        self._stub = pb_grpc.PolicyServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._connected = False
+        self._spec: PolicySpec | None = None
+        self._sessions: dict[str, _RemoteSession] = {}
+        self._stream: ActStream | None = None
+        self._observation: dict[str, FieldSpec] | None = None
+        self._action: FieldSpec | None = None
+        self._decode_action: FieldDecoder | None = None
+        self.warnings: list[str] = []
+        if observation_space is not None and action_space is not None:
+            self.bind(observation_space, action_space)
+
+    def _make_channel(
+        self,
+        ca: bytes | None,
+        cert: bytes | None,
+        key: bytes | None,
+        server_name: str | None,
+        max_bytes: int,
+    ) -> grpc.Channel:
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_send_message_length", max_bytes),
+            ("grpc.max_receive_message_length", max_bytes),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.enable_retries", 0),  # retries are ours, and only where idempotent
+        ]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        if ca is None:
+            return grpc.insecure_channel(self.address, options=options)
+        credentials = grpc.ssl_channel_credentials(ca, key, cert)
+        return grpc.secure_channel(self.address, credentials, options=options)
+
+    def bind(self, observation_space: Any, action_space: BoxLike) -> None:
+        """Set the env's spaces offered at the handshake (Dict of Box, and Box)."""
+        self._observation, self._action = spaces_to_specs(observation_space, action_space)
+        self._decode_action = FieldDecoder("action", self._action.dtype, self._action.shape)
+
+    # --- connection and control calls -------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self._connected:
+            return
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self._connect_timeout_s)
+        except grpc.FutureTimeoutError:
+            raise PolicyUnavailableError(
+                f"policy server {self.address} not reachable within {self._connect_timeout_s} s"
+            ) from None
+        self._connected = True
+
+    def _call(
+        self, rpc: str, request: Any, timeout_s: float, *, retry: bool, method: Any = None
+    ) -> Any:
+        """Unary call with a deadline; one retry on UNAVAILABLE if ``retry`` (idempotent)."""
+        method = method or getattr(self._stub, rpc)
+        end = time.monotonic() + timeout_s
+        for attempt in (0, 1):
+            try:
+                return method(
+                    request, timeout=max(end - time.monotonic(), 1e-4), metadata=self._metadata
+                )
+            except grpc.RpcError as exc:
+                again = retry and attempt == 0 and exc.code() == grpc.StatusCode.UNAVAILABLE
+                if not (again and time.monotonic() < end):
+                    raise map_rpc_error(rpc, exc, timeout_s) from None
+        raise AssertionError("unreachable")
+
+    def health(self, service: str = "") -> str:
+        """Return the server's ``grpc.health.v1`` status (``SERVING``, ``NOT_SERVING``, ...)."""
+        self._connect()
+        request = health_pb2.HealthCheckRequest(service=service)
+        reply = self._call(
+            "Health.Check", request, self._control_timeout_s, retry=True, method=self._health.Check
+        )
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    def spec(self) -> PolicySpec:
+        """Return the server's `PolicySpec` (GetSpec, cached)."""
+        if self._spec is None:
+            self._connect()
+            reply = self._call("GetSpec", pb.GetSpecRequest(), self._control_timeout_s, retry=True)
+            try:
+                self._spec = spec_from_proto(reply)
+            except TensorError as exc:
+                raise PolicyProtocolError(f"GetSpec: malformed spec: {exc}") from exc
+        return self._spec
+
+    def reset(self, session: SessionInfo) -> None:
+        """Open a session (first episode: the handshake) or reset it (later episodes).
+
+        Raises:
+            PolicyHandshakeError: The server rejected the env's spaces, listing each field.
+        """
+        self._connect()
+        known = self._sessions.get(session.session_id)
+        if known is None:
+            self._sessions[session.session_id] = self._open(session)
+            return
+        request = pb.ResetSessionRequest(
+            session_id=known.server_id, episode=session.episode, seed=session.seed
+        )
+        self._call("ResetSession", request, self._control_timeout_s, retry=True)
+        known.step = 0
+
+    def _open(self, session: SessionInfo) -> _RemoteSession:
+        if self._observation is None or self._action is None:
+            raise PolicyHandshakeError(
+                "OpenSession: no env spaces bound (pass observation_space/action_space)", []
+            )
+        request = pb.OpenSessionRequest(
+            observation=[field_to_proto(n, f) for n, f in self._observation.items()],
+            action=field_to_proto("action", self._action),
+            site=session.site,
+            campaign=session.campaign,
+            episode=session.episode,
+            seed=session.seed,
+            protocol_version=PROTOCOL_VERSION,
+            capabilities=pb.Capabilities(
+                streaming=self.mode == "stream",
+                batching=self.mode == "batch",
+                action_chunking=self._accept_chunks,
+            ),
+        )
+        reply = self._call("OpenSession", request, self._control_timeout_s, retry=False)
+        if not reply.accepted:
+            errors = [(e.field, e.expected, e.got) for e in reply.errors]
+            raise PolicyHandshakeError(f"OpenSession rejected by {self.address}", errors)
+        for warning in reply.warnings:
+            logger.warning("OpenSession: %s", warning)
+        self.warnings.extend(reply.warnings)
+        return self._new_remote(reply.session_id)
+
+    def _new_remote(self, server_id: str) -> _RemoteSession:
+        assert self._observation is not None
+        request = pb.ActRequest(session_id=server_id)
+        if self.mode == "stream":
+            request.budget_ms = max(1, math.ceil(self.deadline_s * 1000))
+        tensors = []
+        for name, spec in self._observation.items():
+            tensor = request.observation[name]
+            tensor.dtype = dtype_to_proto(spec.dtype, f"observation.{name}")
+            tensor.shape.extend(spec.shape)
+            tensors.append((name, tensor, np.dtype(spec.dtype), spec.shape))
+        return _RemoteSession(server_id, 0, request, tensors)
+
+    def close_session(self, session: SessionInfo) -> None:
+        """Close one session on the server (best effort, bounded by the control deadline)."""
+        known = self._sessions.pop(session.session_id, None)
+        if known is not None:
+            request = pb.CloseSessionRequest(session_id=known.server_id)
+            self._call("CloseSession", request, self._control_timeout_s, retry=True)
+
+    def close(self) -> None:
+        """Close every session, the stream and the channel. Never raises on a dead server."""
+        for key in list(self._sessions):
+            try:
+                self.close_session(SessionInfo(key))
+            except PolicyError as exc:
+                logger.info("close: %s", exc)
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self._channel.close()
+
+    def __enter__(self) -> RemotePolicy:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- acting -----------------------------------------------------------------------------
+
+    def _remote(self, session: SessionInfo) -> _RemoteSession:
+        known = self._sessions.get(session.session_id)
+        if known is None:
+            raise PolicyProtocolError(f"act: session {session.session_id!r} was never reset")
+        return known
+
+    def _fill(self, remote: _RemoteSession, observation: Mapping[str, Any]) -> pb.ActRequest:
+        request = remote.request
+        request.step = remote.step
+        for name, tensor, dtype, shape in remote.tensors:
+            value = observation[name]
+            if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
+                value = np.asarray(value, dtype=dtype)
+                if value.shape != shape:
+                    raise PolicyProtocolError(
+                        f"observation.{name}: expected shape {shape}, got {value.shape}"
+                    )
+            tensor.data = value.tobytes()
+        return request
+
+    def act(self, session: SessionInfo, observation: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One step: send the observation, return the validated action.
+
+        Raises:
+            PolicyDeadlineError: No answer within ``deadline_s``.
+            PolicyUnavailableError: The server is down or lost the session.
+            InvalidActionError: The action has the wrong shape or dtype, is non-finite, or is
+                out of bounds.
+            PolicyError: Any other failure reported by the server.
+        """
+        remote = self._remote(session)
+        request = self._fill(remote, observation)
+        remote.step += 1  # a step is used up even if it fails: the next one moves on
+        start = time.monotonic()
+        if self.mode == "stream":
+            reply = self._stream_exchange(request)
+            self._check_late("ActStream", start)
+            if reply.status.code:
+                raise status_error("ActStream", reply.status.code, reply.status.message)
+        else:
+            reply = self._call("Act", request, self.deadline_s, retry=True)
+        self._check_late("Act", start)
+        return self._action_of(reply, "Act")
+
+    def _check_late(self, rpc: str, start: float) -> None:
+        # gRPC timers are coarse: a reply that arrives after the deadline is a miss all the same.
+        elapsed = time.monotonic() - start
+        if elapsed > self.deadline_s:
+            raise PolicyDeadlineError(
+                f"{rpc}: answered after {elapsed * 1000:.2f} ms, deadline "
+                f"{self.deadline_s * 1000:.2f} ms"
+            )
+
+    def _stream_exchange(self, request: pb.ActRequest) -> pb.ActResponse:
+        if self._stream is None or self._stream.broken:
+            if self._stream is not None:
+                self._stream.close()
+            method = self._channel.stream_stream(
+                _ACT_STREAM,
+                request_serializer=None,  # requests are serialized before queueing (reused)
+                response_deserializer=pb.ActResponse.FromString,
+            )
+            self._stream = ActStream(method, self._metadata)
+        return self._stream.exchange(request, self.deadline_s)
+
+    def _action_of(self, reply: pb.ActResponse, rpc: str) -> np.ndarray:
+        assert self._action is not None and self._decode_action is not None
+        try:
+            action = self._decode_action(reply.action)
+        except TensorError as exc:
+            raise PolicyProtocolError(f"{rpc}: malformed action: {exc}") from exc
+        return validate_action(action, self._action, allow_chunk=self._accept_chunks)
+
+    def act_batch(
+        self, sessions: Sequence[SessionInfo], observations: Sequence[Mapping[str, np.ndarray]]
+    ) -> list[np.ndarray]:
+        """One step of several sessions in one ActBatch call.
+
+        Raises:
+            PolicyBatchError: Some items failed (the others' actions are attached).
+            PolicyDeadlineError: The call as a whole missed ``deadline_s``.
+            PolicyUnavailableError: The server is down.
+        """
+        if len(sessions) != len(observations):
+            raise ValueError(
+                f"act_batch: got {len(sessions)} sessions but {len(observations)} observations"
+            )
+        remotes = [self._remote(s) for s in sessions]
+        batch = pb.ActBatchRequest()
+        for remote, observation in zip(remotes, observations, strict=True):
+            batch.items.append(self._fill(remote, observation))
+            remote.step += 1
+        start = time.monotonic()
+        reply = self._call("ActBatch", batch, self.deadline_s, retry=True)
+        self._check_late("ActBatch", start)
+        if len(reply.items) != len(remotes):
+            raise PolicyProtocolError(
+                f"ActBatch: expected {len(remotes)} items, got {len(reply.items)}"
+            )
+        return self._batch_actions(reply)
+
+    def _batch_actions(self, reply: pb.ActBatchResponse) -> list[np.ndarray]:
+        actions: list[Any] = []
+        errors: dict[int, PolicyError] = {}
+        for index, item in enumerate(reply.items):
+            try:
+                if item.status.code:
+                    raise status_error("ActBatch", item.status.code, item.status.message)
+                actions.append(self._action_of(item, "ActBatch"))
+            except PolicyError as exc:
+                errors[index] = exc
+                actions.append(None)
+        if errors:
+            raise PolicyBatchError(errors, actions)
+        return actions

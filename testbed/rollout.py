@@ -1,0 +1,112 @@
+"""Run one episode of a Gymnasium env with any `Policy`, recording faults instead of crashing.
+
+Every action is validated before the simulator sees it. A bad action or a missed deadline is
+recorded on the episode and the robot holds position (no motion, suction unchanged); a policy
+that becomes unavailable ends the episode cleanly with the fault recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from testbed.errors import InvalidActionError, PolicyDeadlineError, PolicyError
+from testbed.policy import Policy, SessionInfo, validate_action
+
+
+@dataclass
+class EpisodeResult:
+    """Outcome of one episode.
+
+    Attributes:
+        session: Who ran it (site, episode index, seed).
+        policy_id: The policy's id and version (``id@version``).
+        steps: Control steps taken.
+        total_reward: Sum of rewards.
+        metrics: The env's episode summary (``info["episode_metrics"]``), if it ended normally.
+        faults: One ``(step, kind, message)`` per recorded fault.
+        latencies_ms: Wall time of each policy call.
+        ended_by: ``terminated``, ``truncated`` or ``fault``.
+    """
+
+    session: SessionInfo
+    policy_id: str
+    steps: int = 0
+    total_reward: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    faults: list[tuple[int, str, str]] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    ended_by: str = ""
+
+    @property
+    def success(self) -> bool:
+        """``success_at_end`` of the episode (False if it ended on a fault)."""
+        return bool(self.metrics.get("success_at_end", False))
+
+
+def run_episode(
+    env: gym.Env, policy: Policy, session: SessionInfo, *, max_steps: int | None = None
+) -> EpisodeResult:
+    """Reset `env` with the session's seed and step it with `policy` until the episode ends."""
+    spec = policy.spec()
+    result = EpisodeResult(session=session, policy_id=f"{spec.policy_id}@{spec.version}")
+    observation, _ = env.reset(seed=session.seed)
+    policy.reset(session)
+    pending: deque[np.ndarray] = deque()
+    hold = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    limit = max_steps if max_steps is not None else 10**9
+    while result.steps < limit:
+        if not pending:
+            chunk = _ask(policy, session, observation, env.action_space, result)
+            if chunk is None and result.ended_by == "fault":
+                break
+            pending.extend(chunk if chunk is not None else [hold])
+        action = pending.popleft()
+        hold = _holding(action)
+        observation, reward, terminated, truncated, info = env.step(action)
+        result.steps += 1
+        result.total_reward += float(reward)
+        if terminated or truncated:
+            result.metrics = dict(info.get("episode_metrics", {}))
+            result.ended_by = "terminated" if terminated else "truncated"
+            break
+    return result
+
+
+def _ask(
+    policy: Policy,
+    session: SessionInfo,
+    observation: dict[str, np.ndarray],
+    space: gym.spaces.Box,
+    result: EpisodeResult,
+) -> np.ndarray | None:
+    """One policy call; returns the validated action chunk, or None after a recorded fault."""
+    start = time.perf_counter()
+    try:
+        raw = policy.act(session, observation)
+        action = validate_action(raw, space)
+    except InvalidActionError as exc:
+        result.faults.append((result.steps, f"invalid_action:{exc.reason}", str(exc)))
+        return None
+    except PolicyDeadlineError as exc:
+        result.faults.append((result.steps, "deadline", str(exc)))
+        return None
+    except PolicyError as exc:
+        result.faults.append((result.steps, type(exc).__name__, str(exc)))
+        result.ended_by = "fault"
+        return None
+    finally:
+        result.latencies_ms.append((time.perf_counter() - start) * 1000.0)
+    return action.reshape((-1, *space.shape))
+
+
+def _holding(action: np.ndarray) -> np.ndarray:
+    """The action that holds position after `action`: no motion, same gripper command."""
+    hold = np.zeros_like(action)
+    hold[-1] = action[-1]
+    return hold

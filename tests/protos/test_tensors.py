@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from protos.specs import (
+    Capabilities,
+    FieldSpec,
+    PolicySpec,
+    field_from_proto,
+    field_to_proto,
+    spec_from_proto,
+    spec_to_proto,
+)
+from protos.tensors import MAX_ELEMENTS, SUPPORTED_DTYPES, TensorError, from_tensor, to_tensor
+from protos.v1 import policy_service_pb2 as pb
+
+
+@pytest.mark.parametrize("dtype", SUPPORTED_DTYPES)
+def test_round_trip_every_dtype(dtype: str) -> None:
+    array = (np.arange(24).reshape(2, 3, 4) % 2).astype(dtype)
+    tensor = to_tensor(array)
+    assert list(tensor.shape) == [2, 3, 4]
+    decoded = from_tensor(pb.Tensor.FromString(tensor.SerializeToString()))
+    assert decoded.dtype == np.dtype(dtype) and np.array_equal(decoded, array)
+
+
+def test_scalar_and_big_endian_input_round_trip() -> None:
+    assert from_tensor(to_tensor(np.float64(2.5))).shape == ()
+    big = np.array([1.0, -2.0], dtype=">f4")
+    assert np.array_equal(from_tensor(to_tensor(big)), big.astype("<f4"))
+
+
+def test_byte_count_must_match_shape() -> None:
+    tensor = pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[3], data=b"\x00" * 11)
+    with pytest.raises(
+        TensorError, match=r"obs\.x\.data: expected 12 bytes for float32\[3\], got 11"
+    ):
+        from_tensor(tensor, "obs.x")
+
+
+def test_absurd_shapes_rejected_before_allocating() -> None:
+    huge = pb.Tensor(dtype=pb.DTYPE_FLOAT64, shape=[1 << 40, 1 << 40], data=b"")
+    with pytest.raises(TensorError, match=f"at most {MAX_ELEMENTS} elements"):
+        from_tensor(huge, "t")
+    with pytest.raises(TensorError, match="non-negative"):
+        from_tensor(pb.Tensor(dtype=pb.DTYPE_UINT8, shape=[-1], data=b""))
+    with pytest.raises(TensorError, match="at most 8 dimensions"):
+        from_tensor(pb.Tensor(dtype=pb.DTYPE_UINT8, shape=[1] * 9, data=b"\x00"))
+
+
+def test_unknown_dtypes_rejected_both_ways() -> None:
+    with pytest.raises(TensorError, match=r"t\.dtype: expected a known DType, got 0"):
+        from_tensor(pb.Tensor(shape=[1], data=b"\x00"), "t")
+    with pytest.raises(TensorError, match="complex128"):
+        to_tensor(np.zeros(2, np.complex128))
+    with pytest.raises(TensorError, match="expected one of"):
+        to_tensor(np.array(["a"]))
+
+
+def test_bool_bytes_must_be_zero_or_one() -> None:
+    with pytest.raises(TensorError, match="0 or 1"):
+        from_tensor(pb.Tensor(dtype=pb.DTYPE_BOOL, shape=[2], data=b"\x01\x02"))
+
+
+def test_decoded_raw_tensor_is_a_read_only_view() -> None:
+    decoded = from_tensor(to_tensor(np.ones(3, np.float32)))
+    assert not decoded.flags.writeable
+
+
+def test_png_round_trip_and_header_checked_against_shape() -> None:
+    image = (np.arange(4 * 5 * 3) % 256).astype(np.uint8).reshape(4, 5, 3)
+    tensor = to_tensor(image, pb.ENCODING_PNG)
+    assert tensor.encoding == pb.ENCODING_PNG and len(tensor.data) != image.nbytes
+    assert np.array_equal(from_tensor(tensor), image)
+    tensor.shape[:] = [400, 500, 3]
+    with pytest.raises(TensorError, match="image is 4x5"):
+        from_tensor(tensor, "camera")
+    garbage = pb.Tensor(dtype=pb.DTYPE_UINT8, shape=[2, 2], data=b"nope", encoding=pb.ENCODING_JPEG)
+    with pytest.raises(TensorError, match=r"camera\.data: cannot decode image"):
+        from_tensor(garbage, "camera")
+    with pytest.raises(TensorError, match="uint8"):
+        to_tensor(np.zeros((2, 2), np.float32), pb.ENCODING_PNG)
+
+
+def test_jpeg_round_trip_is_close() -> None:
+    image = np.full((8, 8), 120, np.uint8)
+    decoded = from_tensor(to_tensor(image, pb.ENCODING_JPEG))
+    assert decoded.shape == (8, 8) and np.abs(decoded.astype(int) - 120).max() <= 2
+
+
+def test_field_spec_bounds_round_trip() -> None:
+    per_element = FieldSpec((2, 2), "float32", [[0, 1], [2, 3]], np.inf)
+    message = field_to_proto("x", per_element)
+    assert list(message.low) == [0, 1, 2, 3] and list(message.high) == [np.inf]
+    assert field_from_proto(message, "x") == per_element
+    unbounded = FieldSpec((3,), "int64")
+    assert field_from_proto(field_to_proto("y", unbounded), "y") == unbounded
+
+
+def test_field_spec_rejects_bad_bounds_list_and_dtype() -> None:
+    message = pb.TensorSpec(name="x", dtype=pb.DTYPE_FLOAT32, shape=[3], low=[0.0, 1.0])
+    with pytest.raises(TensorError, match=r"observation\.x\.low: expected 0, 1 or 3 values, got 2"):
+        field_from_proto(message, "observation.x")
+    with pytest.raises(TensorError, match="float16"):
+        FieldSpec((1,), "float16")
+
+
+def test_policy_spec_round_trip() -> None:
+    spec = PolicySpec(
+        "p",
+        "2.1",
+        {"a": FieldSpec((3,), "float32", -1, 1), "img": FieldSpec((4, 4, 3), "uint8", 0, 255)},
+        FieldSpec((4,), "float32", -1, 1),
+        Capabilities(streaming=False, batching=True, action_chunking=True, max_batch=8),
+    )
+    decoded = spec_from_proto(pb.PolicySpec.FromString(spec_to_proto(spec).SerializeToString()))
+    assert decoded == spec
