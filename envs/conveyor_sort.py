@@ -127,7 +127,10 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._potential_part: int | None = None
         self._potential = 0.0
         self._refresh()
-        return self._observation(), {"site": self.site.site_id, "bundle_hash": self.site.bundle_hash}
+        return self._observation(), {
+            "site": self.site.site_id,
+            "bundle_hash": self.site.bundle_hash,
+        }
 
     def step(
         self, action: np.ndarray
@@ -142,7 +145,9 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._simulate()
         events += self._grip_events(release)
         events += self.task.update(self.gripper.held)
-        violations = self.metrics.check_step(self._tool, float(np.linalg.norm(self._tool_vel)), self._contact)
+        violations = self.metrics.check_step(
+            self._tool, float(np.linalg.norm(self._tool_vel)), self._contact
+        )
         self._count(events)
         self.steps += 1
         reward = self._reward(events, violations)
@@ -158,7 +163,9 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         }
         if terminated or truncated:
             info["episode_metrics"] = self.metrics.summary(
-                len(self.task.parts), self.task.success_once(), self.task.success_at_end(),
+                len(self.task.parts),
+                self.task.success_once(),
+                self.task.success_at_end(),
                 self.sim_time_s,
             )
         return self._observation(), reward, terminated, truncated, info
@@ -222,14 +229,20 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         reward = REWARD_VIOLATION * len(violations)
         for event in events:
             kind = event.split(":", 1)[0]
-            reward += {"sorted": REWARD_SORTED, "wrong_bin": REWARD_WRONG_BIN, "lost": REWARD_LOST}.get(kind, 0.0)
+            reward += {
+                "sorted": REWARD_SORTED,
+                "wrong_bin": REWARD_WRONG_BIN,
+                "lost": REWARD_LOST,
+            }.get(kind, 0.0)
         current = self.task.current()
         if current is None:
             self._potential_part = None
             return reward
         assert self.cell is not None
         if current.status == "held":
-            potential = 1.0 - float(np.linalg.norm(current.position - self.cell.drop_point(current.bin_index)))
+            potential = 1.0 - float(
+                np.linalg.norm(current.position - self.cell.drop_point(current.bin_index))
+            )
         else:
             potential = -float(np.linalg.norm(self._tool - current.position))
         if self._potential_part == current.index:

@@ -32,8 +32,16 @@ class PartSensor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """One sensor reading of the part's position and velocity."""
         spec = self.spec
-        noisy_pos = position + rng.normal(0.0, spec.position_noise_m, 3) if spec.position_noise_m else position
-        noisy_vel = velocity + rng.normal(0.0, spec.velocity_noise_mps, 3) if spec.velocity_noise_mps else velocity
+        noisy_pos = (
+            position + rng.normal(0.0, spec.position_noise_m, 3)
+            if spec.position_noise_m
+            else position
+        )
+        noisy_vel = (
+            velocity + rng.normal(0.0, spec.velocity_noise_mps, 3)
+            if spec.velocity_noise_mps
+            else velocity
+        )
         self._history.append((noisy_pos, noisy_vel))
         reading = self._history[0]  # the oldest kept reading: latency_steps old
         if self._last is not None and spec.dropout_prob and rng.random() < spec.dropout_prob:

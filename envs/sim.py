@@ -231,7 +231,9 @@ class Sim:
             basePosition=position,
             baseOrientation=orientation,
         )
-        self._client.changeDynamics(body, -1, activationState=pybullet.ACTIVATION_STATE_DISABLE_SLEEPING)
+        self._client.changeDynamics(
+            body, -1, activationState=pybullet.ACTIVATION_STATE_DISABLE_SLEEPING
+        )
         if friction is not None:
             self._client.changeDynamics(body, -1, lateralFriction=friction)
         return body
@@ -254,7 +256,9 @@ class Sim:
         """Teleport one joint to an angle with zero velocity."""
         self._client.resetJointState(body, joint, angle, 0.0)
 
-    def joint_states(self, body: int, joints: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def joint_states(
+        self, body: int, joints: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions, velocities and applied motor torques of the given joints."""
         states = self._client.getJointStates(body, joints)
         q = np.fromiter((s[0] for s in states), dtype=np.float64, count=len(states))
@@ -324,7 +328,9 @@ class Sim:
         """Linear and angular velocity of a body's base."""
         return self._client.getBaseVelocity(body)
 
-    def reset_base(self, body: int, position: Vec3, orientation: Quat = (0.0, 0.0, 0.0, 1.0)) -> None:
+    def reset_base(
+        self, body: int, position: Vec3, orientation: Quat = (0.0, 0.0, 0.0, 1.0)
+    ) -> None:
         """Teleport a body's base and zero its velocity."""
         self._client.resetBasePositionAndOrientation(body, position, orientation)
         self._client.resetBaseVelocity(body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
@@ -336,7 +342,9 @@ class Sim:
         else:
             self._client.resetBaseVelocity(body, linearVelocity=linear, angularVelocity=angular)
 
-    def set_color(self, body: int, color: tuple[float, float, float, float], link: int = -1) -> None:
+    def set_color(
+        self, body: int, color: tuple[float, float, float, float], link: int = -1
+    ) -> None:
         """Recolour one link of a body."""
         self._client.changeVisualShape(body, link, rgbaColor=color)
 
@@ -396,7 +404,9 @@ class Sim:
         c = self._client
         view = c.computeViewMatrix(camera.eye, camera.target, camera.up)
         proj = c.computeProjectionMatrixFOV(camera.fov_deg, width / height, 0.02, 10.0)
-        flag = pybullet.ER_TINY_RENDERER if renderer == "tiny" else pybullet.ER_BULLET_HARDWARE_OPENGL
+        flag = (
+            pybullet.ER_TINY_RENDERER if renderer == "tiny" else pybullet.ER_BULLET_HARDWARE_OPENGL
+        )
         _, _, rgba, _, _ = c.getCameraImage(width, height, view, proj, renderer=flag)
         return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
 

@@ -9,7 +9,8 @@ site, edit `SITES` below and re-run::
 
 The layout is the same shape at every site (robot at the origin, conveyor along +x at
 y=0.42, bins in a row at x=0.42 beside it, a camera looking at the cell) so one controller
-interface works everywhere; the numbers differ. The schema is documented in ``docs/factory_bundle.md``.
+interface works everywhere; the numbers differ. The schema is documented in
+``docs/factory_bundle.md``.
 """
 
 from __future__ import annotations

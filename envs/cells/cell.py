@@ -114,14 +114,22 @@ class Cell:
         park = (_PARK_X_M - 0.5 * slot, 0.0, part.size_z / 2.0 + 0.001)
         if part.shape == "cylinder":
             return self.sim.create_cylinder(
-                part.size_x / 2.0, part.size_z, park, mass=part.mass_kg,
-                color=part.color, friction=part.friction,
+                part.size_x / 2.0,
+                part.size_z,
+                park,
+                mass=part.mass_kg,
+                color=part.color,
+                friction=part.friction,
             )
         if part.shape == "mesh":
             assert part.mesh_uri is not None
             return self.sim.create_mesh(
-                str(self.site.root / "assets" / part.mesh_uri), (1.0, 1.0, 1.0), park,
-                part.mass_kg, part.color, part.friction,
+                str(self.site.root / "assets" / part.mesh_uri),
+                (1.0, 1.0, 1.0),
+                park,
+                part.mass_kg,
+                part.color,
+                part.friction,
             )
         half = (part.size_x / 2.0, part.size_y / 2.0, part.size_z / 2.0)
         return self.sim.create_box(
@@ -155,7 +163,9 @@ class Cell:
             rel = position[:2] - geometry.center[:2]
             cos, sin = math.cos(-geometry.yaw), math.sin(-geometry.yaw)
             local = (cos * rel[0] - sin * rel[1], sin * rel[0] + cos * rel[1])
-            inside = abs(local[0]) <= geometry.inner_half[0] and abs(local[1]) <= geometry.inner_half[1]
+            inside = (
+                abs(local[0]) <= geometry.inner_half[0] and abs(local[1]) <= geometry.inner_half[1]
+            )
             if inside and geometry.floor_z - 0.01 <= position[2] <= geometry.top_z + 0.02:
                 return index
         return None

@@ -51,7 +51,8 @@ class CartesianArm:
         self.body = self._load(base_position, base_yaw)
         self.arm_joints = list(self.info.arm_joints)
         movable = [
-            j for j in range(sim.num_joints(self.body))
+            j
+            for j in range(sim.num_joints(self.body))
             if sim.joint_info(self.body, j)[2] != _JOINT_FIXED
         ]
         self._ik_slots = [movable.index(j) for j in self.arm_joints]

@@ -38,9 +38,7 @@ class PartInstance:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
 
-def sample_schedule(
-    site: SiteSpec, rng: np.random.Generator
-) -> list[tuple[str, float]]:
+def sample_schedule(site: SiteSpec, rng: np.random.Generator) -> list[tuple[str, float]]:
     """Draw the episode's parts and arrival times from the site's production log."""
     process = site.arrival_process
     part_ids = sorted(process.part_shares)

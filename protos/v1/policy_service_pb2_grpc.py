@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class PolicyServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """A policy served to the testbed: discovery, a session handshake, then steps.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -72,7 +73,8 @@ class PolicyServiceStub:
 
 
 class PolicyServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """A policy served to the testbed: discovery, a session handshake, then steps.
+    """
 
     def GetSpec(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -166,7 +168,8 @@ def add_PolicyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PolicyService:
-    """Missing associated documentation comment in .proto file."""
+    """A policy served to the testbed: discovery, a session handshake, then steps.
+    """
 
     @staticmethod
     def GetSpec(request,

@@ -114,8 +114,16 @@ def test_episode_summary_is_reported_at_the_end() -> None:
             break
     assert terminated and not truncated  # every part fell off the belt's end: all resolved
     summary = info["episode_metrics"]
-    for key in ("success_once", "success_at_end", "parts_sorted", "cycle_time_s", "energy_j",
-                "peak_tcp_speed_mps", "violations_per_1000_steps", "peak_contact_force_n"):
+    for key in (
+        "success_once",
+        "success_at_end",
+        "parts_sorted",
+        "cycle_time_s",
+        "energy_j",
+        "peak_tcp_speed_mps",
+        "violations_per_1000_steps",
+        "peak_contact_force_n",
+    ):
         assert key in summary
     assert summary["success_at_end"] is False
     assert summary["parts_lost"] == 3  # nobody picked them: they fall off the belt's end

@@ -8,13 +8,12 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
+import stable_baselines3 as sb3
 
 from policies.protocol import Policy, SessionInfo
 from policies.sb3_policy import SB3Policy
 from tests.policies.compliance import PolicyServerCompliance
 from tests.policies.doubles import action_space, observation_space, sample_observation
-
-sb3 = pytest.importorskip("stable_baselines3")  # an optional dependency of the SDK
 
 
 class _SpacesOnlyEnv(gymnasium.Env):  # type: ignore[type-arg]
