@@ -34,7 +34,7 @@ def test_packaged_site_loads_with_the_shared_layout(site_id: str) -> None:
     belt = spec.conveyor
     assert belt.rz == 0.0 and belt.z + belt.size_z / 2 == pytest.approx(0.1)
     assert (belt.conveyor_speed_mps or 0) > 0
-    assert all(b.y == -0.45 and b.z == b.size_z / 2 for b in spec.bins)
+    assert all(b.x == 0.42 and b.z == b.size_z / 2 for b in spec.bins)
     assert sorted(spec.bin_index_for(p.part_id) for p in spec.parts) == list(range(len(spec.bins)))
     assert spec.site.task.parts_per_episode == 3
     assert len([a for a in spec.arrivals if a.activity == "arrive"]) == 200
