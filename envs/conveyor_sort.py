@@ -126,6 +126,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.sim_time_s = 0.0
         self._potential_part: int | None = None
         self._potential = 0.0
+        self._base_frame = _BaseFrame(self.cell.arm.base_position, self.cell.robot_yaw)
         self._refresh()
         return self._observation(), {
             "site": self.site.site_id,
@@ -188,10 +189,11 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         assert cell is not None
         belt_velocity = cell.belt_velocity()
         dt = self.sim.time_step_s
+        # Part statuses only change between control steps: decide once who rides the belt.
+        riders = [b for b in self.task.belt_bodies() if b != self.gripper.held]
         for _ in range(self.substeps):
-            for body in self.task.belt_bodies():
-                if body != self.gripper.held:
-                    self.sim.set_base_velocity(body, belt_velocity)
+            for body in riders:
+                self.sim.set_base_velocity(body, belt_velocity)
             self.sim.step()
             _, qd, tau = cell.arm.joint_states()
             self.metrics.add_energy(tau, qd, dt)
@@ -253,7 +255,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def _observation(self) -> dict[str, np.ndarray]:
         cell = self.cell
         assert cell is not None
-        to_base = _BaseFrame(cell.arm.base_position, cell.robot_yaw)
+        to_base = self._base_frame
         current = self.task.current()
         obs = {name: np.zeros(size, dtype=np.float32) for name, (size, _, _) in _FIELDS.items()}
         obs["ee_pos"][:] = to_base.point(self._tool)

@@ -119,7 +119,7 @@ class ConveyorSortTask:
             return [f"{p.status}:{p.part.part_id}"]
         cell = self.cell
         beyond_end = cell.along_belt(p.position) > cell.belt_half_length + 0.05
-        fallen = p.position[2] < cell.belt_top_z - 0.03 and cell.bin_containing(p.position) is None
+        fallen = p.position[2] < cell.belt_top_z - 0.03  # and, from above, not in a bin
         if beyond_end or fallen:
             p.status = "lost"
             return [f"lost:{p.part.part_id}"]
