@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install the testbed with its test tools, CPU-only.
+# Create .venv (if needed) and install the testbed with its test tools and cluster launchers
+# (Ray, SLURM/submitit), CPU-only. EXTRAS=test installs without the cluster launchers.
 # torch is installed first, pinned to the CPU build, so that stable-baselines3 does not pull
 # CUDA packages.
 set -euo pipefail
@@ -10,5 +11,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -e ".[${EXTRAS:-test,cluster}]"
 echo "installed: $(.venv/bin/testbed --help >/dev/null && echo 'testbed CLI ready in .venv/bin/testbed')"

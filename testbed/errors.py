@@ -67,3 +67,53 @@ class PolicyBatchError(PolicyError):
         super().__init__(f"{len(errors)} of {len(actions)} batch items failed: {detail}")
         self.errors = errors
         self.actions = actions
+
+
+class CampaignError(TestbedError):
+    """A campaign or trial cannot run as configured (named key or folder in the message)."""
+
+
+class ReplayError(TestbedError):
+    """An episode record cannot be replayed (unreadable, changed site bundle, bad step range)."""
+
+
+class ReplayDivergenceError(ReplayError):
+    """A replay did not reproduce its record bit for bit.
+
+    Attributes:
+        step: Index of the env step whose outcome differs (the action at ``step`` led to
+            observation ``step + 1``); for the starting observation, the step it was taken at.
+        observation: Row of the record's observations that differs (``step + 1`` after a step,
+            ``step`` for the starting observation).
+        field: What differs: ``obs/<name>``, ``reward``, ``terminated``, ``truncated``,
+            ``info/<key>`` or ``events``.
+        index: Element of the field that differs first (``()`` for a scalar).
+        recorded: The recorded value of that element.
+        replayed: The replayed value of that element.
+    """
+
+    def __init__(
+        self,
+        where: str,
+        step: int,
+        observation: int,
+        field: str,
+        index: tuple[int, ...],
+        recorded: object,
+        replayed: object,
+    ) -> None:
+        element = f"{field}[{', '.join(map(str, index))}]" if index else field
+        super().__init__(
+            f"{where}: replay diverged at step {step} (observation {observation}): "
+            f"{element} recorded {recorded!r}, replayed {replayed!r}"
+        )
+        self.step = step
+        self.observation = observation
+        self.field = field
+        self.index = index
+        self.recorded = recorded
+        self.replayed = replayed
+
+
+class ExportError(TestbedError):
+    """Episode records cannot be exported (none found, mixed environments, dataset exists)."""

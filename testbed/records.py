@@ -40,6 +40,8 @@ import numpy as np
 RECORD_FORMAT = "testbed.episode/1"
 RECORD_SUFFIX = ".npz"
 RECORD_GLOB = f"episodes/ep-*{RECORD_SUFFIX}"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -31,7 +31,7 @@ class EpisodeResult:
         metrics: The env's episode summary (``info["episode_metrics"]``), if it ended normally.
         faults: One ``(step, kind, message)`` per recorded fault.
         latencies_ms: Wall time of each policy call.
-        ended_by: ``terminated``, ``truncated`` or ``fault``.
+        ended_by: ``terminated``, ``truncated``, ``fault`` or ``max_steps``.
     """
 
     session: SessionInfo
@@ -50,20 +50,53 @@ class EpisodeResult:
 
 
 def run_episode(
-    env: gym.Env, policy: Policy, session: SessionInfo, *, max_steps: int | None = None
+    env: gym.Env,
+    policy: Policy,
+    session: SessionInfo,
+    *,
+    max_steps: int | None = None,
+    max_consecutive_faults: int | None = None,
+    policy_id: str | None = None,
 ) -> EpisodeResult:
-    """Reset `env` with the session's seed and step it with `policy` until the episode ends."""
-    spec = policy.spec()
-    result = EpisodeResult(session=session, policy_id=f"{spec.policy_id}@{spec.version}")
+    """Reset `env` with the session's seed and step it with `policy` until the episode ends.
+
+    Args:
+        env: The environment.
+        policy: Anything satisfying `Policy`.
+        session: Who runs the episode (its seed seeds ``env.reset``).
+        max_steps: Stop after this many steps (``ended_by="max_steps"``); None: no cap.
+        max_consecutive_faults: End the episode (``ended_by="fault"``) after this many faulty
+            policy calls in a row, so a policy that stopped answering cannot stall a campaign
+            for one deadline per step; None: no limit.
+        policy_id: The policy's ``id@version`` if already known (saves a GetSpec call).
+    """
+    if policy_id is None:
+        spec = policy.spec()
+        policy_id = f"{spec.policy_id}@{spec.version}"
+    result = EpisodeResult(session=session, policy_id=policy_id)
     observation, _ = env.reset(seed=session.seed)
-    policy.reset(session)
+    try:
+        policy.reset(session)
+    except PolicyError as exc:
+        result.faults.append((0, type(exc).__name__, str(exc)))
+        result.ended_by = "fault"
+        return result
     pending: deque[np.ndarray] = deque()
     hold = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
     limit = max_steps if max_steps is not None else 10**9
+    fault_limit = max_consecutive_faults if max_consecutive_faults is not None else 10**9
+    consecutive = 0
     while result.steps < limit:
         if not pending:
             chunk = _ask(policy, session, observation, env.action_space, result)
             if chunk is None and result.ended_by == "fault":
+                break
+            consecutive = consecutive + 1 if chunk is None else 0
+            if consecutive >= fault_limit:
+                result.faults.append(
+                    (result.steps, "fault_limit", f"{consecutive} faulty policy calls in a row")
+                )
+                result.ended_by = "fault"
                 break
             pending.extend(chunk if chunk is not None else [hold])
         action = pending.popleft()
@@ -75,6 +108,8 @@ def run_episode(
             result.metrics = dict(info.get("episode_metrics", {}))
             result.ended_by = "terminated" if terminated else "truncated"
             break
+    else:
+        result.ended_by = "max_steps"
     return result
 
 

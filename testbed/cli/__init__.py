@@ -21,8 +21,9 @@ app = typer.Typer(
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
     import testbed.cli.check_policy  # noqa: F401
+    import testbed.cli.report  # noqa: F401
     import testbed.cli.serve  # noqa: F401
-    from testbed.cli import demo, sites  # noqa: F401
+    from testbed.cli import demo, run, sites  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Trial campaigns: Hydra entry point, trial runner, managed policy servers, progress."""

@@ -1,0 +1,222 @@
+"""`run_trial`: one policy at one site for a block of seeded episodes, resumable.
+
+A trial writes only inside its own folder::
+
+    trial.json            resolved config, its hashes, site bundle and asset hashes, policy id,
+                          package versions
+    episodes/ep-NNNNN.npz one record per episode (atomic: present means complete)
+    episodes.parquet      one row per recorded episode (rewritten after each episode)
+    policy_server.log     output of a managed policy server
+    DONE | FAILED         completion marker keyed by the config hash | why the trial stopped
+
+Rerunning a finished trial (same config hash) does nothing; rerunning an interrupted one runs
+only the episodes that have no record, so no episode is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from testbed.campaign.connect import PolicyConnection
+from testbed.campaign.folders import (
+    TrialFolder,
+    asset_hashes,
+    config_hashes,
+    package_versions,
+)
+from testbed.campaign.progress import episode_progress
+from testbed.config import TestbedConfig, validate
+from testbed.errors import PolicyAuthError, PolicyHandshakeError, PolicyUnavailableError
+from testbed.policy import SessionInfo
+from testbed.recorder import EpisodeRecorder
+from testbed.records import EpisodeMeta, Fault
+from testbed.rollout import EpisodeResult, run_episode
+
+#: Faults that mean "the trial cannot go on", not "this episode went wrong".
+_FATAL = (PolicyHandshakeError.__name__, PolicyAuthError.__name__)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What a trial job did (returned to the launcher, summarised at the end of the run)."""
+
+    trial: str
+    status: str  # done | skipped | failed
+    episodes: int
+    episodes_run: int
+    fault_episodes: int
+    reason: str = ""
+
+
+def run_trial(config: TestbedConfig, trial_dir: Path) -> TrialOutcome:
+    """Run (or resume) the trial ``config`` describes inside ``trial_dir``.
+
+    Any failure (an unreachable policy, records of another config in the folder, a crash) is
+    written to the trial's FAILED marker and returned, so one trial cannot stop a campaign.
+
+    Raises:
+        ValueError: If the config is invalid (naming the key).
+    """
+    validate(config)
+    folder = TrialFolder(Path(trial_dir))
+    trial_hash, episode_hash = config_hashes(config)
+    if folder.done_hash() == trial_hash:
+        n = len(config.seeds)
+        return TrialOutcome(config.trial_name, "skipped", n, 0, 0, "already complete")
+    folder.clear_failed()
+    try:
+        recorded = folder.recorded_episodes(episode_hash)
+        return _run(config, folder, trial_hash, episode_hash, recorded)
+    except Exception as exc:  # noqa: BLE001  # any crash: marked on the trial, summarised
+        reason = f"{type(exc).__name__}: {exc}"
+        folder.mark_failed(reason)
+        return TrialOutcome(config.trial_name, "failed", len(config.seeds), 0, 0, reason)
+
+
+def _run(
+    config: TestbedConfig,
+    folder: TrialFolder,
+    trial_hash: str,
+    episode_hash: str,
+    recorded: set[int],
+) -> TrialOutcome:
+    env = EpisodeRecorder(
+        gym.make(config.task.env_id, site=config.site.source, **config.task.env_kwargs),
+        snapshot_every=config.task.snapshot_every,
+    )
+    todo = [(i, s) for i, s in enumerate(config.seeds) if i not in recorded]
+    run = _TrialRun(config, folder, env, episode_hash)
+    try:
+        with PolicyConnection(config.policy, env.observation_space, env.action_space,
+                              folder.path) as connection:  # fmt: skip
+            spec = connection.policy.spec()  # type: ignore[union-attr]
+            run.policy_id = f"{spec.policy_id}@{spec.version}"
+            folder.write_trial_json(_trial_json(config, run.policy_id, trial_hash, episode_hash))
+            stopped = run.episodes(connection, todo)
+    finally:
+        env.close()
+    folder.write_table()
+    total = len(config.seeds)
+    if stopped:
+        folder.mark_failed(stopped)
+        return TrialOutcome(config.trial_name, "failed", total, run.count, run.faulty, stopped)
+    folder.mark_done(trial_hash, total)
+    return TrialOutcome(config.trial_name, "done", total, run.count, run.faulty)
+
+
+class _TrialRun:
+    """The episode loop of one trial attempt."""
+
+    def __init__(
+        self, config: TestbedConfig, folder: TrialFolder, env: EpisodeRecorder, episode_hash: str
+    ) -> None:
+        self.config, self.folder, self.env, self.episode_hash = config, folder, env, episode_hash
+        self.policy_id = ""
+        self.count = 0
+        self.faulty = 0
+
+    def episodes(self, connection: PolicyConnection, todo: list[tuple[int, int]]) -> str:
+        """Run the missing episodes; returns why the trial stopped early, or ``""``."""
+        unreachable = 0
+        campaign = self.config.campaign
+        with episode_progress(self.config.trial_name, len(todo), campaign.progress) as advance:
+            for index, seed in todo:
+                result = self._episode(connection, index, seed)
+                kind = result.faults[0][1] if result.faults and result.steps == 0 else ""
+                if kind in _FATAL:
+                    return f"{kind}: {result.faults[0][2]}"
+                if kind == PolicyUnavailableError.__name__:  # never started: not an episode
+                    if connection.recover():
+                        result = self._episode(connection, index, seed)
+                    if result.steps == 0 and result.ended_by == "fault":
+                        unreachable += 1
+                        if unreachable >= campaign.max_unavailable_episodes:
+                            return f"policy unreachable: {result.faults[0][2]}"
+                        continue
+                unreachable = 0
+                self._save(index, seed, result)
+                advance()
+        return ""
+
+    def _episode(self, connection: PolicyConnection, index: int, seed: int) -> EpisodeResult:
+        session = SessionInfo(
+            session_id=self.config.trial_name,
+            site=self.config.site.id,
+            campaign=self.config.campaign.name,
+            episode=index,
+            seed=seed,
+        )
+        start = time.perf_counter()
+        result = run_episode(
+            self.env,
+            connection.policy,  # type: ignore[arg-type]
+            session,
+            max_steps=self.config.task.max_steps,
+            max_consecutive_faults=self.config.campaign.max_consecutive_faults,
+            policy_id=self.policy_id,
+        )
+        self._wall_time_s = time.perf_counter() - start
+        return result
+
+    def _save(self, index: int, seed: int, result: EpisodeResult) -> None:
+        config = self.config
+        meta = EpisodeMeta(
+            env_id=config.task.env_id,
+            env_kwargs={"site": config.site.source, **config.task.env_kwargs},
+            site=config.site.id,
+            bundle_hash=str(self.env.reset_info.get("bundle_hash", "")),
+            seed=seed,
+            episode=index,
+            campaign=config.campaign.name,
+            trial=config.trial_name,
+            policy=config.policy.name,
+            policy_id=self.policy_id,
+            home_site=config.policy.home_site,
+            policy_seed=config.policy.seed,
+            ended_by=result.ended_by,
+            total_reward=result.total_reward,
+            metrics=result.metrics,
+            faults=tuple(Fault(s, k, m) for s, k, m in result.faults),
+            wall_time_s=self._wall_time_s,
+            config_hash=self.episode_hash,
+            versions=package_versions(),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        self.folder.write_episode(self.env.record(meta, result.latencies_ms))
+        self.count += 1
+        self.faulty += bool(result.faults)
+
+
+def _trial_json(
+    config: TestbedConfig, policy_id: str, trial_hash: str, episode_hash: str
+) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    policy = config.policy
+    return {
+        "campaign": config.campaign.name,
+        "trial": config.trial_name,
+        "policy": {
+            "name": policy.name,
+            "kind": policy.kind,
+            "home_site": policy.home_site,
+            "policy_id": policy_id,
+            "seed": policy.seed,
+        },
+        "site": config.site.id,
+        "seeds": config.seeds,
+        "episodes": len(config.seeds),
+        "config": json.loads(json.dumps(OmegaConf.to_container(OmegaConf.structured(config)))),
+        "config_hash": trial_hash,
+        "episode_config_hash": episode_hash,
+        "asset_hashes": asset_hashes(config.site.source),
+        "versions": package_versions(),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,78 @@
+"""``testbed report CAMPAIGN_DIR``: the transfer matrix of a campaign, as files and a summary."""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from testbed.cli import app
+from testbed.errors import TestbedError
+from testbed.evaluator import TransferReport
+
+
+def _console() -> Console:
+    # Built per call so output goes to the stdout that is current (CliRunner swaps it).
+    return Console(highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    campaign_dir: Annotated[
+        Path, typer.Argument(metavar="CAMPAIGN_DIR", help="Campaign folder (holds the trials).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the report here (default: the campaign folder).")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="Baseline policy of the target-normalised score.")
+    ] = None,
+    open_: Annotated[
+        bool, typer.Option("--open", help="Open report.html in the web browser.")
+    ] = False,
+) -> None:
+    """Aggregate every trial of a campaign into the transfer matrix and write the report."""
+    from testbed.report import write_report  # imports matplotlib: only when the command runs
+
+    console = _console()
+    if not campaign_dir.is_dir():
+        console.print(f"error: {campaign_dir} is not a folder", markup=False)
+        raise typer.Exit(code=1)
+    try:
+        written = write_report(campaign_dir, out, baseline=baseline)
+    except (TestbedError, ValueError) as error:
+        console.print(f"error: {error}", markup=False)
+        raise typer.Exit(code=1) from None
+    console.print(_summary(written.matrix))
+    console.print(f"report: {written.html}", markup=False)
+    console.print(f"        {written.markdown}", markup=False)
+    if open_:
+        webbrowser.open(written.html.resolve().as_uri())
+
+
+def _summary(matrix: TransferReport) -> Table:
+    pct = f"{matrix.confidence:.0%}"
+    table = Table(
+        title=f"Success rate [Wilson {pct}], rows: policies by home site, *: home site",
+        header_style="bold",
+    )
+    table.add_column("policy")
+    table.add_column("home site")
+    for site in matrix.sites:
+        table.add_column(site, justify="center")
+    for policy in matrix.policies:
+        row = [policy, matrix.home_sites[policy]]
+        for site in matrix.sites:
+            cell = matrix.cell(policy, site)
+            if cell is None:
+                row.append("-")
+                continue
+            s = cell.success
+            mark = " *" if cell.is_home else ""
+            row.append(f"{s.value:.0%} [{s.low:.0%}, {s.high:.0%}] n={cell.episodes}{mark}")
+        table.add_row(*row)
+    return table

@@ -1,0 +1,68 @@
+"""``testbed run [--dry-run] [hydra overrides]``: run a campaign (Hydra sweeps, launchers)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from testbed.cli import app
+
+RUN_HELP = """Run a campaign of trials (policy x site x seed block) from Hydra configs.
+
+Examples:
+
+  testbed run +campaign=transfer_3site            (the default campaign; a multirun)
+
+  testbed run +campaign=transfer_3site campaign.episodes=10 hydra/launcher=submitit_local
+
+  testbed run -m policy=scripted_kr,scripted_jp site=jp-nagoya seed=0,1
+
+  testbed run --dry-run +campaign=transfer_3site  (list trials and their status)
+
+Everything after `run` goes to Hydra (`testbed run --help` shows its config groups). Rerunning
+a campaign skips finished trials and resumes interrupted ones.
+"""
+
+
+@app.command(
+    "run",
+    help=RUN_HELP,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def run_command(ctx: typer.Context) -> None:
+    """Hand the arguments to Hydra (or list the trials with ``--dry-run``)."""
+    arguments = list(ctx.args)
+    if "--dry-run" in arguments:
+        arguments.remove("--dry-run")
+        _dry_run(arguments)
+        return
+    from testbed.campaign.entry import run_job
+
+    sys.argv = ["testbed run", *arguments]
+    run_job()
+
+
+def _dry_run(arguments: list[str]) -> None:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from testbed.campaign.plan import plan_campaign
+
+    multirun = any(a in ("-m", "--multirun") for a in arguments)
+    arguments = [a for a in arguments if a not in ("-m", "--multirun")]
+    try:
+        trials = plan_campaign(arguments, multirun)
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="overrides") from exc
+    table = Table("trial", "policy", "home site", "site", "episodes", "status", "folder",
+                  title=f"{len(trials)} trials (nothing run)")  # fmt: skip
+    for t in trials:
+        c = t.config
+        status = f"{t.status} ({t.recorded} recorded)" if t.status == "partial" else t.status
+        table.add_row(t.name, c.policy.name, c.policy.home_site, c.site.id,
+                      str(c.campaign.episodes), status, str(t.folder))  # fmt: skip
+    Console().print(table)

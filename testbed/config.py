@@ -1,0 +1,187 @@
+"""Config schemas of a campaign, registered with Hydra's ConfigStore.
+
+The YAML files in ``configs/`` extend these dataclasses (``defaults: [base_<group>, _self_]``), so
+a typo in a key or a wrong type fails when the config is composed, before any trial starts.
+Code below the Hydra entry point receives a `TestbedConfig` (``OmegaConf.to_object``), never a
+raw ``DictConfig``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+POLICY_KINDS = ("managed", "remote", "inprocess")
+ACT_MODES = ("unary", "stream")
+
+
+@dataclass
+class SiteConfig:
+    """Where a trial runs.
+
+    Attributes:
+        id: Site id (a packaged site such as ``kr-changwon``, or your own name).
+        path: Folder of a factory bundle; None uses the packaged site ``id``.
+    """
+
+    id: str = MISSING
+    path: str | None = None
+
+    @property
+    def source(self) -> str:
+        """What the env's ``site`` argument receives: the bundle folder or the packaged id."""
+        return self.path or self.id
+
+
+@dataclass
+class TaskConfig:
+    """Which env runs and how each episode is bounded and recorded.
+
+    Attributes:
+        env_id: Registered Gymnasium id.
+        env_kwargs: Extra keyword arguments for ``gymnasium.make`` (besides ``site``).
+        max_steps: Cap on control steps per episode; None runs to the task's own time limit.
+        snapshot_every: Steps between simulator snapshots in the record (0: none).
+    """
+
+    env_id: str = "Testbed/ConveyorSort-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_steps: int | None = None
+    snapshot_every: int = 100
+
+
+@dataclass
+class TlsConfig:
+    """Client-side TLS for a remote policy (paths to PEM files)."""
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    server_name: str | None = None
+
+
+@dataclass
+class PolicyConfig:
+    """How to reach a policy. Every policy has a name and a home site.
+
+    Attributes:
+        name: Short name used in trial names and reports (``scripted_kr``).
+        home_site: The site the policy was built or trained for.
+        kind: ``managed`` (the testbed starts ``testbed serve <serve>`` on 127.0.0.1 for the
+            trial and stops it afterwards), ``remote`` (a server someone else runs at
+            ``address``) or ``inprocess`` (``factory`` is instantiated with Hydra).
+        serve: The POLICY argument of ``testbed serve`` (managed).
+        address: ``host:port`` of the server (remote).
+        factory: A ``_target_`` node that builds the policy object (inprocess).
+        mode: ``unary`` (Act, reproducible evaluation) or ``stream`` (ActStream).
+        deadline_ms: Deadline of each action request.
+        token_env: Name of the environment variable holding the bearer token (remote); the
+            token itself never appears in a config or a log.
+        tls: TLS options (remote).
+        seed: Training seed of the policy, if it has one (the unit of replication for IQM).
+        startup_timeout_s: How long a managed server may take to become healthy.
+        max_restarts: Restarts of a managed server that died, per trial.
+    """
+
+    name: str = MISSING
+    home_site: str = MISSING
+    kind: str = "managed"
+    serve: str | None = None
+    address: str | None = None
+    factory: dict[str, Any] | None = None
+    mode: str = "unary"
+    deadline_ms: float = 1000.0
+    token_env: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    seed: int | None = None
+    startup_timeout_s: float = 60.0
+    max_restarts: int = 2
+
+
+@dataclass
+class CampaignConfig:
+    """Settings shared by every trial of a campaign.
+
+    Attributes:
+        name: Campaign name; its folder is ``dir``.
+        dir: Campaign folder (each trial writes only into its own subfolder).
+        episodes: Episodes per trial. Seeds are ``seed * 10000 + i`` for episode ``i``, the
+            same list at every site (paired episodes).
+        workers: Parallel trials for the joblib launcher.
+        max_consecutive_faults: Consecutive faulty policy calls that end an episode.
+        max_unavailable_episodes: Episodes in a row the policy may be unreachable before the
+            trial stops (its remaining episodes run on the next attempt).
+        progress: Show progress bars.
+        report: Write the campaign report at the end of a multirun.
+    """
+
+    name: str = "default"
+    dir: str = "outputs/campaigns/${campaign.name}"
+    episodes: int = 3
+    workers: int = 2
+    max_consecutive_faults: int = 25
+    max_unavailable_episodes: int = 2
+    progress: bool = True
+    report: bool = True
+
+
+@dataclass
+class TestbedConfig:
+    """One trial: a policy at a site for a block of seeded episodes."""
+
+    site: SiteConfig = MISSING
+    task: TaskConfig = MISSING
+    policy: PolicyConfig = MISSING
+    campaign: CampaignConfig = field(default_factory=CampaignConfig)
+    seed: int = 0
+
+    @property
+    def trial_name(self) -> str:
+        """Unique name of the trial within its campaign."""
+        return f"{self.policy.name}__{self.site.id}__s{self.seed}"
+
+    @property
+    def seeds(self) -> list[int]:
+        """Episode seeds of the trial (the same at every site)."""
+        return [self.seed * 10_000 + i for i in range(self.campaign.episodes)]
+
+
+def validate(config: TestbedConfig) -> None:
+    """Check what the types alone cannot.
+
+    Raises:
+        ValueError: Naming the config key and what was expected.
+    """
+    policy = config.policy
+    if policy.kind not in POLICY_KINDS:
+        raise ValueError(f"policy.kind: expected one of {POLICY_KINDS}, got {policy.kind!r}")
+    needs = {"managed": "serve", "remote": "address", "inprocess": "factory"}[policy.kind]
+    if not getattr(policy, needs):
+        raise ValueError(f"policy.{needs}: required for a {policy.kind} policy {policy.name!r}")
+    if policy.mode not in ACT_MODES:
+        raise ValueError(f"policy.mode: expected one of {ACT_MODES}, got {policy.mode!r}")
+    if policy.deadline_ms <= 0:
+        raise ValueError(f"policy.deadline_ms: expected > 0, got {policy.deadline_ms}")
+    if config.campaign.episodes < 1:
+        raise ValueError(f"campaign.episodes: expected >= 1, got {config.campaign.episodes}")
+    if config.task.max_steps is not None and config.task.max_steps < 1:
+        raise ValueError(f"task.max_steps: expected >= 1 or null, got {config.task.max_steps}")
+    if config.seed < 0:
+        raise ValueError(f"seed: expected >= 0, got {config.seed}")
+
+
+def register_configs() -> None:
+    """Store the schemas so YAML files can extend them (``defaults: [base_site, _self_]``)."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=TestbedConfig)
+    store.store(group="site", name="base_site", node=SiteConfig)
+    store.store(group="task", name="base_task", node=TaskConfig)
+    store.store(group="policy", name="base_policy", node=PolicyConfig)
+
+
+#: The repository's ``configs/`` folder (the testbed runs from a checkout: ``pip install -e``).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"

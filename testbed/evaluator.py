@@ -1,0 +1,398 @@
+"""The transfer evaluator: episode records of a campaign -> the transfer matrix.
+
+`load_episodes` builds the episode table (one row per record, via `testbed.records.episode_row`);
+`transfer_matrix` aggregates it into a `TransferReport`: rows are policies grouped by home site,
+columns are target sites, and each `Cell` holds success with its Wilson interval, retention with
+a paired bootstrap interval, the IQM across training seeds, and the KPIs. The interval methods
+live in `testbed.statistics`.
+
+Conventions (also in docs/campaigns.md, "Reading the report"):
+    - Success is ``success_at_end``; an episode that ended on a fault is a failure.
+    - Retention pairs episodes of the home and target site by ``(policy_seed, seed)``.
+    - Cycle time: median and 90th percentile of ``cycle_time_s`` over successful episodes.
+    - Violations per 1,000 steps are pooled (all violations / all steps of the cell).
+    - Latency p50 is the median of the episodes' p50s; p99 is the worst episode p99.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from testbed.errors import TestbedError
+from testbed.records import RECORD_GLOB, EpisodeMeta, episode_row, read_meta
+from testbed.statistics import (
+    Estimate,
+    mean_interval,
+    normalised_score,
+    paired_retention,
+    stratified_bootstrap,
+    success_rate,
+)
+
+#: Columns counting violations of one kind (the pooled rate sums them).
+VIOLATION_PREFIX = "violations_"
+_NOT_A_KIND = {"violations_per_1000_steps"}
+
+
+def load_episodes(campaign_dir: Path, skipped: list[str] | None = None) -> pd.DataFrame:
+    """The episode table of a campaign folder: one row per ``**/episodes/ep-*.npz`` record.
+
+    Besides `episode_row`'s columns it adds ``success`` (``success_at_end``, False on a fault),
+    ``deadline_misses`` and ``invalid_actions`` (fault counts), ``violation_events`` (safety
+    violations recorded as events, also for episodes cut short without a metrics summary),
+    ``end_fault`` and ``end_fault_message`` (the fault that ended the episode), ``trial_dir``
+    and ``record`` (paths relative to ``campaign_dir``).
+
+    Args:
+        campaign_dir: The campaign folder.
+        skipped: If given, unreadable records are appended here as messages instead of raising.
+
+    Raises:
+        TestbedError: If the folder holds no episode records.
+        ValueError: On an unreadable record, unless ``skipped`` is given.
+    """
+    root = Path(campaign_dir)
+    rows = []
+    for path in sorted(root.glob(f"**/{RECORD_GLOB}")):
+        try:
+            meta = read_meta(path)
+            with np.load(path, allow_pickle=False) as data:
+                latencies = data["latencies_ms"] if "latencies_ms" in data.files else None
+        except (OSError, ValueError) as exc:
+            if skipped is None:
+                raise ValueError(str(exc)) from exc
+            skipped.append(str(exc))
+            continue
+        rows.append(_row(meta, latencies, path, root))
+    if not rows:
+        raise TestbedError(f"{root}: no episode records found (expected <trial>/{RECORD_GLOB})")
+    return _tidy(pd.DataFrame(rows))
+
+
+def _row(meta: EpisodeMeta, latencies: np.ndarray | None, path: Path, root: Path) -> dict[str, Any]:
+    row = episode_row(meta, latencies)
+    kinds = [f.kind for f in meta.faults]
+    fault_end = meta.ended_by == "fault" and bool(meta.faults)
+    row.update(
+        policy=meta.policy or meta.policy_id or "unknown",
+        success=meta.ended_by != "fault" and bool(meta.metrics.get("success_at_end", False)),
+        deadline_misses=sum(k == "deadline" for k in kinds),
+        invalid_actions=sum(k.startswith("invalid_action") for k in kinds),
+        violation_events=sum(event.startswith("violation:") for _, event in meta.events),
+        end_fault=meta.faults[-1].kind if fault_end else "",
+        end_fault_message=meta.faults[-1].message if fault_end else "",
+        trial_dir=path.parent.parent.relative_to(root).as_posix(),
+        record=path.relative_to(root).as_posix(),
+    )
+    return row
+
+
+def _tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """Give bool or int columns with gaps a nullable dtype (Parquet refuses mixed objects)."""
+    for column in [c for c in df.columns if df[c].dtype == object]:
+        present = df[column].dropna()
+        if present.empty or len(present) == len(df):
+            continue
+        if all(isinstance(v, bool | np.bool_) for v in present):
+            df[column] = df[column].astype("boolean")
+        elif all(isinstance(v, int | np.integer) for v in present):
+            df[column] = df[column].astype("Int64")
+    return df
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (policy, target site) cell of the transfer matrix.
+
+    Attributes:
+        policy: Policy name.
+        home_site: The policy's home site.
+        site: Target site.
+        episodes: Episodes in the cell.
+        successes: Successful episodes (``success_at_end``; faults count as failures).
+        success: Success rate with its Wilson interval.
+        retention: Success here / success at home, paired bootstrap interval (NaN when the home
+            site was not evaluated or had no success).
+        normalised: Target-normalised score against the baseline and native policy (or NaN).
+        iqm: IQM across training seeds of the per-seed success rate, bootstrap over seeds
+            (NaN with fewer than 2 training seeds).
+        training_seeds: Distinct training seeds in the cell.
+        cycle_time_median_s: Median cycle time per part over successful episodes.
+        cycle_time_p90_s: 90th percentile of the cycle time over successful episodes.
+        throughput_parts_per_h: Mean throughput (episodes that ended normally).
+        energy_per_part_j: Mean energy per sorted part, percentile bootstrap interval.
+        violations_per_1000_steps: Pooled safety violations per 1,000 control steps.
+        violation_share: Share of (normally ended) episodes with at least one violation.
+        latency_p50_ms: Median of the per-episode median policy latencies.
+        latency_p99_ms: Worst per-episode 99th percentile policy latency.
+        deadline_misses: Missed policy deadlines (robot held position).
+        invalid_actions: Rejected actions (robot held position).
+        faulted_episodes: Episodes that ended on a policy fault.
+    """
+
+    policy: str
+    home_site: str
+    site: str
+    episodes: int
+    successes: int
+    success: Estimate
+    retention: Estimate = field(default_factory=Estimate.undefined)
+    normalised: float = math.nan
+    iqm: Estimate = field(default_factory=Estimate.undefined)
+    training_seeds: int = 0
+    cycle_time_median_s: float = math.nan
+    cycle_time_p90_s: float = math.nan
+    throughput_parts_per_h: float = math.nan
+    energy_per_part_j: Estimate = field(default_factory=Estimate.undefined)
+    violations_per_1000_steps: float = math.nan
+    violation_share: float = math.nan
+    latency_p50_ms: float = math.nan
+    latency_p99_ms: float = math.nan
+    deadline_misses: int = 0
+    invalid_actions: int = 0
+    faulted_episodes: int = 0
+
+    @property
+    def is_home(self) -> bool:
+        """True where the target site is the policy's home site."""
+        return self.site == self.home_site
+
+
+@dataclass(frozen=True)
+class TransferReport:
+    """The transfer matrix of a campaign.
+
+    Attributes:
+        policies: Row order: policies grouped by home site.
+        sites: Column order: target sites.
+        home_sites: Policy -> home site.
+        cells: ``(policy, site)`` -> cell, for the pairs that were evaluated.
+        policy_iqm: Policy -> IQM of per-seed success over all its target sites, with rliable's
+            stratified bootstrap (strata = sites); only for policies with 2+ training seeds.
+        baseline: The baseline policy of the normalised score, if any.
+        confidence: Confidence level of every interval.
+    """
+
+    policies: tuple[str, ...]
+    sites: tuple[str, ...]
+    home_sites: dict[str, str]
+    cells: dict[tuple[str, str], Cell]
+    policy_iqm: dict[str, Estimate] = field(default_factory=dict)
+    baseline: str | None = None
+    confidence: float = 0.95
+
+    def cell(self, policy: str, site: str) -> Cell | None:
+        """The cell of ``policy`` at ``site``, or None if that pair was not evaluated."""
+        return self.cells.get((policy, site))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per cell; an interval ``x`` becomes columns ``x``, ``x_low`` and ``x_high``."""
+        rows = []
+        for policy in self.policies:
+            for site in self.sites:
+                if (cell := self.cell(policy, site)) is not None:
+                    rows.append(_flatten(cell))
+        return pd.DataFrame(rows)
+
+
+def _flatten(cell: Cell) -> dict[str, object]:
+    row: dict[str, object] = {}
+    for name in Cell.__dataclass_fields__:
+        value = getattr(cell, name)
+        if isinstance(value, Estimate):
+            row.update({name: value.value, f"{name}_low": value.low, f"{name}_high": value.high})
+        else:
+            row[name] = value
+    return row
+
+
+def transfer_matrix(
+    episodes: pd.DataFrame, *, baseline: str | None = None, confidence: float = 0.95
+) -> TransferReport:
+    """Aggregate the episode table into the transfer matrix.
+
+    Args:
+        episodes: Rows as from `load_episodes` (needs at least ``policy``, ``home_site``,
+            ``site``, ``seed`` and ``success``).
+        baseline: Policy whose success at each target is the 0 of the normalised score.
+        confidence: Confidence level of every interval.
+
+    Raises:
+        ValueError: If the table is empty, lacks a required column, or ``baseline`` is not one
+            of its policies.
+    """
+    df = _checked(episodes, baseline)
+    home_sites = df.groupby("policy")["home_site"].first().to_dict()
+    sites = tuple(sorted(df["site"].unique()))
+    policies = tuple(sorted(home_sites, key=lambda p: (home_sites[p], p)))
+    cells = {
+        (policy, site): _cell(group, df, policy, home_sites[policy], site, confidence)
+        for (policy, site), group in df.groupby(["policy", "site"], sort=False)
+    }
+    cells = _with_normalised(cells, home_sites, baseline)
+    policy_iqm = {p: _policy_iqm(df[df["policy"] == p], confidence) for p in policies}
+    policy_iqm = {p: e for p, e in policy_iqm.items() if not math.isnan(e.value)}
+    return TransferReport(policies, sites, home_sites, cells, policy_iqm, baseline, confidence)
+
+
+def _checked(episodes: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
+    missing = {"policy", "home_site", "site", "seed", "success"} - set(episodes.columns)
+    if missing:
+        raise ValueError(f"episode table lacks column(s): {', '.join(sorted(missing))}")
+    if episodes.empty:
+        raise ValueError("episode table is empty")
+    if baseline is not None and baseline not in set(episodes["policy"]):
+        known = ", ".join(sorted(episodes["policy"].unique()))
+        raise ValueError(f"baseline {baseline!r} is not a policy of the campaign ({known})")
+    df = episodes.copy()
+    df["success"] = df["success"].fillna(False).astype(bool)
+    if "policy_seed" not in df:
+        df["policy_seed"] = pd.NA
+    df["policy_seed"] = df["policy_seed"].astype(object).where(df["policy_seed"].notna(), -1)
+    return df
+
+
+def _cell(
+    group: pd.DataFrame, df: pd.DataFrame, policy: str, home: str, site: str, confidence: float
+) -> Cell:
+    successes = int(group["success"].sum())
+    home_rows = df[(df["policy"] == policy) & (df["site"] == home)]
+    won = group[group["success"]]
+    normal = group[_col(group, "ended_by").astype(str) != "fault"]
+    return Cell(
+        policy=policy,
+        home_site=home,
+        site=site,
+        episodes=len(group),
+        successes=successes,
+        success=success_rate(successes, len(group), confidence),
+        retention=_retention(group, home_rows, confidence),
+        iqm=_seed_iqm(group, confidence),
+        training_seeds=int(group["policy_seed"].nunique()),
+        cycle_time_median_s=_quantile(_col(won, "cycle_time_s"), 0.5),
+        cycle_time_p90_s=_quantile(_col(won, "cycle_time_s"), 0.9),
+        throughput_parts_per_h=_nanmean(_col(normal, "throughput_parts_per_h")),
+        energy_per_part_j=_energy(group, confidence),
+        violations_per_1000_steps=_pooled_violation_rate(normal),
+        violation_share=_violation_share(normal),
+        latency_p50_ms=_quantile(_col(group, "latency_ms_p50"), 0.5),
+        latency_p99_ms=_nanmax(_col(group, "latency_ms_p99")),
+        deadline_misses=int(_col(group, "deadline_misses").fillna(0).sum()),
+        invalid_actions=int(_col(group, "invalid_actions").fillna(0).sum()),
+        faulted_episodes=int((_col(group, "ended_by").astype(str) == "fault").sum()),
+    )
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or an all-NaN one when the records do not have it."""
+    return df[name] if name in df else pd.Series(np.nan, index=df.index, dtype=float)
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return array[np.isfinite(array)]
+
+
+def _quantile(values: pd.Series, q: float) -> float:
+    array = _numbers(values)
+    return float(np.quantile(array, q)) if array.size else math.nan
+
+
+def _nanmean(values: pd.Series) -> float:
+    array = _numbers(values)
+    return float(array.mean()) if array.size else math.nan
+
+
+def _nanmax(values: pd.Series) -> float:
+    array = _numbers(values)
+    return float(array.max()) if array.size else math.nan
+
+
+def _energy(group: pd.DataFrame, confidence: float) -> Estimate:
+    return mean_interval(_numbers(_col(group, "energy_per_part_j")), confidence=confidence)
+
+
+def _violation_counts(df: pd.DataFrame) -> pd.Series:
+    """Violations per episode: the summary's per-kind counts, else the violation events."""
+    kinds = [c for c in df.columns if c.startswith(VIOLATION_PREFIX) and c not in _NOT_A_KIND]
+    counts = pd.Series(np.nan, index=df.index, dtype=float)
+    if kinds:
+        counts = df[kinds].apply(pd.to_numeric, errors="coerce").sum(axis=1, min_count=1)
+    return counts.fillna(pd.to_numeric(_col(df, "violation_events"), errors="coerce"))
+
+
+def _pooled_violation_rate(df: pd.DataFrame) -> float:
+    counts = _violation_counts(df)
+    known = counts.notna()
+    steps = pd.to_numeric(_col(df, "steps"), errors="coerce")[known].sum()
+    return 1000.0 * float(counts[known].sum()) / float(steps) if steps > 0 else math.nan
+
+
+def _violation_share(df: pd.DataFrame) -> float:
+    counts = _violation_counts(df).dropna()
+    return float((counts > 0).mean()) if len(counts) else math.nan
+
+
+def _per_pair_success(df: pd.DataFrame) -> pd.Series:
+    """Success indexed by ``(policy_seed, seed)``: the pairing key of retention."""
+    return df.groupby(["policy_seed", "seed"])["success"].mean()
+
+
+def _retention(target: pd.DataFrame, home: pd.DataFrame, confidence: float) -> Estimate:
+    if home.empty:
+        return Estimate.undefined()
+    paired = pd.concat(
+        [_per_pair_success(target).rename("target"), _per_pair_success(home).rename("home")],
+        axis=1,
+        join="inner",
+    )
+    return paired_retention(paired["target"], paired["home"], confidence=confidence)
+
+
+def _seed_scores(df: pd.DataFrame) -> np.ndarray:
+    """Per-training-seed success rate (the unit of replication)."""
+    return df.groupby("policy_seed")["success"].mean().to_numpy(dtype=np.float64)
+
+
+def _seed_iqm(group: pd.DataFrame, confidence: float) -> Estimate:
+    scores = _seed_scores(group)
+    if scores.size < 2:
+        return Estimate.undefined()
+    return stratified_bootstrap([scores], confidence=confidence)
+
+
+def _policy_iqm(rows: pd.DataFrame, confidence: float) -> Estimate:
+    if rows["policy_seed"].nunique() < 2:
+        return Estimate.undefined()
+    strata = [_seed_scores(group) for _, group in rows.groupby("site")]
+    return stratified_bootstrap(strata, confidence=confidence)
+
+
+def _with_normalised(
+    cells: dict[tuple[str, str], Cell], home_sites: dict[str, str], baseline: str | None
+) -> dict[tuple[str, str], Cell]:
+    """Fill `Cell.normalised` (native: the best non-baseline policy homed at the target)."""
+    if baseline is None:
+        return cells
+    result = {}
+    for (policy, site), cell in cells.items():
+        base = cells.get((baseline, site))
+        native = max(
+            (
+                cells[(p, site)].success.value
+                for p, home in home_sites.items()
+                if home == site and p != baseline and (p, site) in cells
+            ),
+            default=math.nan,
+        )
+        base_rate = base.success.value if base else math.nan
+        result[(policy, site)] = replace(
+            cell, normalised=normalised_score(cell.success.value, base_rate, native)
+        )
+    return result

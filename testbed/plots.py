@@ -1,0 +1,218 @@
+"""Figures of a `TransferReport`: matrix heatmaps and KPI bar charts (matplotlib).
+
+Figures are built with `matplotlib.figure.Figure` directly, not pyplot: no global backend or
+figure registry is touched, so it works without a display and next to other matplotlib users.
+
+Colour maps are perceptually uniform and colour-blind safe (viridis, cividis); home-site cells
+are outlined in the heatmaps and hatched in the bar charts. Every function writes one PNG and
+returns its path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+
+from testbed.evaluator import Cell, TransferReport
+from testbed.statistics import Estimate
+
+DPI = 120
+HOME_EDGE = "#d62728"
+
+
+def write_plots(report: TransferReport, out_dir: Path) -> list[Path]:
+    """Write every figure of ``report`` into ``out_dir``; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return [
+        success_heatmap(report, out / "success_matrix.png"),
+        retention_heatmap(report, out / "retention_matrix.png"),
+        kpi_charts(report, out / "kpis.png"),
+    ]
+
+
+def success_heatmap(report: TransferReport, path: Path) -> Path:
+    """Heatmap of the success rate with its Wilson interval and episode count in each cell."""
+    pct = round(report.confidence * 100)
+    return _heatmap(
+        report,
+        path,
+        estimate=lambda c: c.success,
+        label=lambda c: f"{c.success.format()}\n{c.successes}/{c.episodes}",
+        title=f"Success rate (success_at_end), Wilson {pct}% interval",
+        colorbar="success rate",
+        limits=(0.0, 1.0),
+        cmap="viridis",
+    )
+
+
+def retention_heatmap(report: TransferReport, path: Path) -> Path:
+    """Heatmap of retention (success at target / success at home) with its bootstrap interval."""
+    values = [c.retention.value for c in report.cells.values()]
+    finite = [v for v in values if math.isfinite(v)]
+    pct = round(report.confidence * 100)
+    return _heatmap(
+        report,
+        path,
+        estimate=lambda c: c.retention,
+        label=lambda c: c.retention.format(),
+        title=f"Retention = p(target) / p(home), paired bootstrap {pct}% interval",
+        colorbar="retention",
+        limits=(0.0, max([1.0, *finite])),
+        cmap="cividis",
+    )
+
+
+def _heatmap(
+    report: TransferReport,
+    path: Path,
+    *,
+    estimate: Callable[[Cell], Estimate],
+    label: Callable[[Cell], str],
+    title: str,
+    colorbar: str,
+    limits: tuple[float, float],
+    cmap: str,
+) -> Path:
+    rows, cols = len(report.policies), len(report.sites)
+    matrix = np.full((rows, cols), np.nan)
+    fig = Figure(figsize=(2.0 + 2.1 * cols, 1.2 + 0.9 * rows))
+    ax = fig.subplots()
+    colormap = colormaps[cmap].with_extremes(bad="#dddddd")
+    for i, policy in enumerate(report.policies):
+        for j, site in enumerate(report.sites):
+            cell = report.cell(policy, site)
+            if cell is not None:
+                matrix[i, j] = estimate(cell).value
+    image = ax.imshow(matrix, cmap=colormap, vmin=limits[0], vmax=limits[1], aspect="auto")
+    for i, policy in enumerate(report.policies):
+        for j, site in enumerate(report.sites):
+            _annotate(ax, report.cell(policy, site), label, i, j, image.norm(matrix[i, j]))
+    _label_axes(ax, report)
+    fig.colorbar(image, ax=ax, label=colorbar, fraction=0.046, pad=0.04)
+    ax.set_title(f"{title}\n(outlined: the policy's home site; grey: not evaluated)", fontsize=10)
+    return _save(fig, path)
+
+
+def _annotate(
+    ax: Axes, cell: Cell | None, label: Callable[[Cell], str], i: int, j: int, shade: float
+) -> None:
+    text = "not run" if cell is None else label(cell)
+    dark = cell is not None and math.isfinite(shade) and shade < 0.55
+    ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    if cell is not None and cell.is_home:
+        ax.add_patch(
+            Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, edgecolor=HOME_EDGE, lw=2.5)
+        )
+
+
+def _label_axes(ax: Axes, report: TransferReport) -> None:
+    ax.set_xticks(range(len(report.sites)), report.sites)
+    ax.set_yticks(
+        range(len(report.policies)),
+        [f"{p}\n(home {report.home_sites[p]})" for p in report.policies],
+    )
+    ax.set_xlabel("target site")
+    ax.set_ylabel("policy (grouped by home site)")
+    ax.tick_params(length=0)
+    homes = [report.home_sites[p] for p in report.policies]
+    for i in range(1, len(homes)):
+        if homes[i] != homes[i - 1]:
+            ax.axhline(i - 0.5, color="white", lw=3)
+
+
+#: (title, value of a cell, (lower, upper) error of a cell or None).
+_Panel = tuple[str, Callable[[Cell], float], Callable[[Cell], tuple[float, float]] | None]
+
+
+def _around(estimate: Estimate) -> tuple[float, float]:
+    return estimate.value - estimate.low, estimate.high - estimate.value
+
+
+_PANELS: tuple[_Panel, ...] = (
+    (
+        "Cycle time per part [s]\nbar: median over successes, whisker: p90",
+        lambda c: c.cycle_time_median_s,
+        lambda c: (0.0, c.cycle_time_p90_s - c.cycle_time_median_s),
+    ),
+    (
+        "Energy per sorted part [J]\nbar: mean, whisker: 95% bootstrap interval",
+        lambda c: c.energy_per_part_j.value,
+        lambda c: _around(c.energy_per_part_j),
+    ),
+    (
+        "Safety violations per 1,000 steps\n(pooled over the cell's episodes)",
+        lambda c: c.violations_per_1000_steps,
+        None,
+    ),
+    (
+        "Policy latency [ms]\nbar: median of episode p50, whisker: worst episode p99",
+        lambda c: c.latency_p50_ms,
+        lambda c: (0.0, c.latency_p99_ms - c.latency_p50_ms),
+    ),
+)
+
+
+def kpi_charts(report: TransferReport, path: Path) -> Path:
+    """Grouped bar charts (policy groups, one bar per target site) of the cell KPIs."""
+    width = max(9.0, 1.6 + 1.3 * len(report.policies) * max(1, len(report.sites)) / 2)
+    fig = Figure(figsize=(width, 7.5))
+    axes = fig.subplots(2, 2)
+    colors = colormaps["viridis"](np.linspace(0.1, 0.85, max(1, len(report.sites))))
+    for ax, panel in zip(axes.flat, _PANELS, strict=True):
+        _bars(ax, report, panel, colors)
+    handles = [Patch(color=colors[k], label=s) for k, s in enumerate(report.sites)]
+    handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="home site"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), title="target site")
+    fig.suptitle("KPIs per policy and target site")
+    fig.tight_layout(rect=(0, 0.08, 1, 0.97))
+    return _save(fig, path, tight=False)
+
+
+def _bars(ax: Axes, report: TransferReport, panel: _Panel, colors: np.ndarray) -> None:
+    title, value, error = panel
+    n_sites = max(1, len(report.sites))
+    width = 0.8 / n_sites
+    for k, site in enumerate(report.sites):
+        cells = [report.cell(p, site) for p in report.policies]
+        x = np.arange(len(report.policies)) + (k - (n_sites - 1) / 2) * width
+        heights = [value(c) if c else math.nan for c in cells]
+        errors = np.array([_error(error, c) for c in cells]).T if error else None
+        bars = ax.bar(x, heights, width, color=colors[k], yerr=errors, capsize=3, ecolor="#333")
+        for bar, cell, height in zip(bars, cells, heights, strict=True):
+            if not math.isfinite(height):
+                ax.text(bar.get_x() + width / 2, 0, "n/a", ha="center", va="bottom", fontsize=7)
+            elif cell is not None and cell.is_home:
+                bar.set_hatch("//")
+                bar.set_edgecolor("black")
+    ax.set_xticks(range(len(report.policies)), report.policies, rotation=20, ha="right")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else 0.0
+
+
+def _error(error: Callable[[Cell], tuple[float, float]], cell: Cell | None) -> tuple[float, float]:
+    if cell is None:
+        return 0.0, 0.0
+    low, high = error(cell)
+    return max(0.0, _finite(low)), max(0.0, _finite(high))
+
+
+def _save(fig: Figure, path: Path, *, tight: bool = True) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if tight:
+        fig.tight_layout()
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    return path

@@ -1,0 +1,560 @@
+"""The campaign report: episode tables, the transfer matrix, figures, Markdown and HTML.
+
+`write_report` reads a campaign folder (layout in docs/campaigns.md), evaluates it with
+`testbed.evaluator` and writes ``report.md``, a self-contained ``report.html`` (inline CSS,
+figures embedded as data URIs, no scripts or external assets), ``episodes.csv``,
+``episodes.parquet``, ``transfer_matrix.csv`` and the PNG figures. Both documents are rendered
+from one list of blocks, so they always say the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from testbed.evaluator import Cell, TransferReport, load_episodes, transfer_matrix
+from testbed.plots import write_plots
+from testbed.records import atomic_write_text
+from testbed.statistics import DEFAULT_RESAMPLES
+
+REPORT_PACKAGES = ("physical-ai-testbed", "numpy", "scipy", "pandas", "matplotlib", "pyarrow")
+GAPS_LISTED = 5
+
+
+@dataclass(frozen=True)
+class TrialStatus:
+    """What a trial's folder says about it.
+
+    Attributes:
+        name: Trial name.
+        folder: Folder relative to the campaign (empty when it was never started).
+        status: ``done``, ``failed``, ``unfinished`` or ``not started``.
+        reason: The failure reason of a failed trial.
+        info: The trial's ``trial.json`` (empty if absent).
+        recorded: Episode records found.
+    """
+
+    name: str
+    folder: str
+    status: str
+    reason: str = ""
+    info: dict[str, Any] | None = None
+    recorded: int = 0
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    """What `write_report` wrote, and the matrix it evaluated.
+
+    As a string or ``os.PathLike`` it is the path of ``report.html``.
+    """
+
+    markdown: Path
+    html: Path
+    episodes_csv: Path
+    episodes_parquet: Path
+    matrix_csv: Path
+    figures: tuple[Path, ...]
+    matrix: TransferReport
+
+    def __fspath__(self) -> str:
+        return str(self.html)
+
+    def __str__(self) -> str:
+        return str(self.html)
+
+
+def write_report(
+    campaign_dir: Path, out: Path | None = None, *, baseline: str | None = None
+) -> WrittenReport:
+    """Evaluate a campaign folder and write its report into ``out`` (default: the folder).
+
+    Args:
+        campaign_dir: The campaign folder (``campaign.json`` and one folder per trial).
+        out: Folder for the report files; created if needed.
+        baseline: Policy whose success is the 0 of the target-normalised score.
+
+    Raises:
+        TestbedError: If the folder holds no episode records.
+        ValueError: If ``baseline`` is not a policy of the campaign.
+    """
+    root = Path(campaign_dir)
+    out_dir = Path(out) if out is not None else root
+    out_dir.mkdir(parents=True, exist_ok=True)
+    skipped: list[str] = []
+    episodes = load_episodes(root, skipped)
+    matrix = transfer_matrix(episodes, baseline=baseline)
+    campaign = _read_json(root / "campaign.json")
+    trials = trial_statuses(root, episodes, campaign)
+    written = WrittenReport(
+        markdown=out_dir / "report.md",
+        html=out_dir / "report.html",
+        episodes_csv=out_dir / "episodes.csv",
+        episodes_parquet=out_dir / "episodes.parquet",
+        matrix_csv=out_dir / "transfer_matrix.csv",
+        figures=tuple(write_plots(matrix, out_dir)),
+        matrix=matrix,
+    )
+    episodes.to_csv(written.episodes_csv, index=False)
+    episodes.to_parquet(written.episodes_parquet, index=False)
+    matrix.to_frame().to_csv(written.matrix_csv, index=False)
+    blocks = _document(root, campaign, trials, episodes, skipped, written)
+    atomic_write_text(written.markdown, _markdown(blocks))
+    atomic_write_text(written.html, _html(blocks, out_dir, _title(root, campaign)))
+    return written
+
+
+def trial_statuses(
+    root: Path, episodes: pd.DataFrame, campaign: dict[str, Any] | None = None
+) -> list[TrialStatus]:
+    """Every trial: found by its folder (``trial.json``, a marker or records), or planned.
+
+    When ``campaign.json`` lists the planned trials by name, each one without a folder is added
+    as ``not started`` (when it only gives their number, see the report's summary).
+    """
+    markers = [*root.glob("**/trial.json"), *root.glob("**/FAILED"), *root.glob("**/DONE")]
+    folders = {p.parent for p in markers} | {root / d for d in episodes["trial_dir"].unique()}
+    recorded = episodes.groupby("trial_dir").size().to_dict()
+    trials = [_trial_status(root, folder, recorded) for folder in sorted(folders)]
+    planned = (campaign or {}).get("trials", [])
+    if not isinstance(planned, list):
+        return trials  # a count: see `_unnamed_unstarted`
+    seen = {t.name for t in trials} | {Path(t.folder).name for t in trials}
+    names = [str(p.get("trial", "")) if isinstance(p, dict) else str(p) for p in planned]
+    return trials + [TrialStatus(n, "", "not started") for n in names if n and n not in seen]
+
+
+def _unnamed_unstarted(campaign: dict[str, Any] | None, trials: list[TrialStatus]) -> int:
+    """Trials that ``campaign.json`` counts (without naming them) but that have no folder."""
+    planned = (campaign or {}).get("trials")
+    return max(0, planned - len(trials)) if isinstance(planned, int) else 0
+
+
+def _trial_status(root: Path, folder: Path, recorded: dict[str, int]) -> TrialStatus:
+    relative = folder.relative_to(root).as_posix()
+    info = _read_json(folder / "trial.json") or {}
+    name = str(info.get("trial") or folder.name)
+    count = int(recorded.get(relative, 0))
+    if (folder / "FAILED").exists():
+        failed = _read_json(folder / "FAILED") or {}
+        reason = str(failed.get("reason") or "no reason given")
+        return TrialStatus(name, relative, "failed", reason, info, count)
+    status = "done" if (folder / "DONE").exists() else "unfinished"
+    return TrialStatus(name, relative, status, "", info, count)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when the file is missing or not a JSON object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _title(root: Path, campaign: dict[str, Any] | None) -> str:
+    name = (campaign or {}).get("name") or root.resolve().name
+    return f"Transfer report: {name}"
+
+
+# A document is a list of blocks, rendered by `_markdown` and `_html`:
+# ("h1" | "h2" | "h3" | "p", text), ("ul", items), ("table", header, rows), ("img", file, alt),
+# ("code", text), ("details", summary, text).
+Block = tuple[Any, ...]
+
+
+def _document(
+    root: Path,
+    campaign: dict[str, Any] | None,
+    trials: list[TrialStatus],
+    episodes: pd.DataFrame,
+    skipped: list[str],
+    written: WrittenReport,
+) -> list[Block]:
+    report = written.matrix
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
+    return [
+        ("h1", _title(root, campaign)),
+        ("p", f"Generated {generated} from {len(episodes)} episode records in {root}."),
+        *_summary(trials, episodes, report, _unnamed_unstarted(campaign, trials)),
+        *_gaps(report),
+        *_matrices(report, written.figures),
+        *_kpis(report, written.figures),
+        *_failures(trials, episodes, skipped, report, _unnamed_unstarted(campaign, trials)),
+        *_campaign(campaign, trials),
+        *_versions(trials),
+        *_method(report),
+    ]
+
+
+def _summary(
+    trials: list[TrialStatus], df: pd.DataFrame, report: TransferReport, unstarted: int
+) -> list[Block]:
+    counts = pd.Series([t.status for t in trials]).value_counts().to_dict()
+    counts["not started"] = counts.get("not started", 0) + unstarted
+    states = ", ".join(f"{counts.get(s, 0)} {s}" for s in _STATES)
+    groups = "; ".join(
+        f"{home}: {', '.join(p for p in report.policies if report.home_sites[p] == home)}"
+        for home in dict.fromkeys(report.home_sites[p] for p in report.policies)
+    )
+    endings = ", ".join(f"{k or '?'} {n}" for k, n in df["ended_by"].value_counts().items())
+    items = [
+        f"Trials: {len(trials) + unstarted} ({states}).",
+        f"Episodes: {len(df)}, {int(df['success'].sum())} successful; ended by: {endings}.",
+        f"Policies by home site: {groups}.",
+        f"Target sites: {', '.join(report.sites)}.",
+        f"Baseline for the normalised score: {report.baseline or 'none (use --baseline)'}.",
+    ]
+    items += [f"IQM across training seeds, {p}: {e.format()}" for p, e in report.policy_iqm.items()]
+    return [("h2", "Summary"), ("ul", items)]
+
+
+_STATES = ("done", "failed", "unfinished", "not started")
+
+
+def _gaps(report: TransferReport) -> list[Block]:
+    gaps = []
+    for cell in report.cells.values():
+        policy = cell.policy
+        home = report.cell(policy, report.home_sites[policy])
+        if home is not None and not cell.is_home:
+            gaps.append((home.success.value - cell.success.value, policy, home, cell))
+    gaps.sort(key=lambda gap: -gap[0])
+    items = [
+        f"{policy} (home {home.site}) at {cell.site}: {home.success.value:.2f} -> "
+        f"{cell.success.value:.2f} ({-100 * drop:.0f} pp), retention {cell.retention.format()}"
+        for drop, policy, home, cell in gaps[:GAPS_LISTED]
+        if drop > 0
+    ]
+    none = "No policy did worse away from home than at home."
+    return [("h2", "Largest transfer gaps"), ("ul", items or [none])]
+
+
+def _matrix(report: TransferReport, text: Callable[[Cell], str]) -> Block:
+    rows = []
+    for policy in report.policies:
+        cells = [report.cell(policy, site) for site in report.sites]
+        row = [policy, report.home_sites[policy]]
+        row += ["not run" if c is None else text(c) + (" *" if c.is_home else "") for c in cells]
+        rows.append(row)
+    return ("table", ["policy", "home site", *report.sites], rows)
+
+
+def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
+    pct = f"{report.confidence:.0%}"
+    blocks: list[Block] = [
+        ("h2", "Transfer matrix"),
+        (
+            "p",
+            f"Rows: policies grouped by home site; columns: target sites; * marks the home "
+            f"site. Success is success_at_end (an episode that ended on a fault is a failure), "
+            f"shown with its Wilson {pct} interval and successes/episodes.",
+        ),
+        ("h3", "Success rate"),
+        _matrix(report, lambda c: f"{c.success.format()} {c.successes}/{c.episodes}"),
+        ("img", figures[0].name, "success rate heatmap"),
+        ("h3", "Retention"),
+        (
+            "p",
+            f"p(target) / p(home) over episodes paired by (training seed, seed), with a paired "
+            f"percentile bootstrap {pct} interval; n/a where the home site was not evaluated "
+            f"or had no success.",
+        ),
+        _matrix(report, lambda c: c.retention.format()),
+        ("img", figures[1].name, "retention heatmap"),
+    ]
+    if report.baseline:
+        blocks += [
+            ("h3", f"Target-normalised score (baseline {report.baseline})"),
+            (
+                "p",
+                "(p - p_baseline) / (p_native - p_baseline) at each target, where native is "
+                "the best non-baseline policy homed there; n/a where undefined.",
+            ),
+            _matrix(report, lambda c: "n/a" if math.isnan(c.normalised) else f"{c.normalised:.2f}"),
+        ]
+    if any(not math.isnan(c.iqm.value) for c in report.cells.values()):
+        blocks += [
+            ("h3", "IQM of per-seed success across training seeds"),
+            _matrix(report, lambda c: f"{c.iqm.format()} ({c.training_seeds} seeds)"),
+        ]
+    return blocks
+
+
+def _number(value: float, digits: int = 1, percent: bool = False) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:.0%}" if percent else f"{value:.{digits}f}"
+
+
+#: The KPI table: (column, cell -> text).
+_KPI_COLUMNS: tuple[tuple[str, Callable[[Cell], str]], ...] = (
+    ("policy", lambda c: c.policy),
+    ("site", lambda c: c.site + (" *" if c.is_home else "")),
+    ("n", lambda c: str(c.episodes)),
+    ("cycle s median", lambda c: _number(c.cycle_time_median_s, 2)),
+    ("cycle s p90", lambda c: _number(c.cycle_time_p90_s, 2)),
+    ("parts/h", lambda c: _number(c.throughput_parts_per_h)),
+    ("energy J/part", lambda c: c.energy_per_part_j.format(1)),
+    ("viol./1k steps", lambda c: _number(c.violations_per_1000_steps, 2)),
+    ("episodes w/ viol.", lambda c: _number(c.violation_share, percent=True)),
+    ("latency ms p50", lambda c: _number(c.latency_p50_ms, 2)),
+    ("latency ms p99", lambda c: _number(c.latency_p99_ms, 2)),
+    ("deadline misses", lambda c: str(c.deadline_misses)),
+    ("invalid actions", lambda c: str(c.invalid_actions)),
+    ("faulted episodes", lambda c: str(c.faulted_episodes)),
+)
+
+
+def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
+    cells = [report.cell(p, s) for p in report.policies for s in report.sites]
+    rows = [[text(c) for _, text in _KPI_COLUMNS] for c in cells if c is not None]
+    header = [name for name, _ in _KPI_COLUMNS]
+    return [("h2", "KPIs"), ("table", header, rows), ("img", figures[2].name, "KPI charts")]
+
+
+def _failures(
+    trials: list[TrialStatus],
+    df: pd.DataFrame,
+    skipped: list[str],
+    report: TransferReport,
+    unstarted: int,
+) -> list[Block]:
+    blocks = [*_trial_failures(trials, unstarted), *_episode_failures(df, skipped, report)]
+    if not blocks:
+        nothing = "Nothing failed: every trial finished, no episode ended on a fault, "
+        blocks = [("p", nothing + "no deadline was missed and no action was rejected.")]
+    return [("h2", "What failed"), *blocks]
+
+
+def _trial_failures(trials: list[TrialStatus], unstarted: int) -> list[Block]:
+    blocks: list[Block] = []
+    if unstarted:
+        blocks.append(("p", f"{unstarted} planned trial(s) have no folder: never started."))
+    failed = [[t.name, *_who(t), t.reason] for t in trials if t.status == "failed"]
+    if failed:
+        blocks += [
+            ("h3", "Failed trials"),
+            ("table", ["trial", "policy", "site", "reason"], failed),
+        ]
+    unfinished = [
+        [t.name, *_who(t), t.status, f"{t.recorded}/{_planned(t)}"]
+        for t in trials
+        if t.status in ("unfinished", "not started")
+    ]
+    if unfinished:
+        header = ["trial", "policy", "site", "status", "episodes recorded"]
+        blocks += [("h3", "Unfinished trials"), ("table", header, unfinished)]
+    return blocks
+
+
+def _episode_failures(df: pd.DataFrame, skipped: list[str], report: TransferReport) -> list[Block]:
+    blocks: list[Block] = [("h3", "Unreadable records"), ("ul", skipped)] if skipped else []
+    faulted = df[df["ended_by"] == "fault"]
+    by_kind = [
+        [
+            kind or "unknown",
+            str(len(group)),
+            _cells_of(group),
+            str(group["end_fault_message"].iloc[0]),
+        ]
+        for kind, group in faulted.groupby("end_fault")
+    ]
+    if by_kind:
+        header = ["fault", "episodes", "cells", "example message"]
+        blocks += [("h3", "Episodes that ended on a fault"), ("table", header, by_kind)]
+    held = [
+        [c.policy, c.site, str(c.deadline_misses), str(c.invalid_actions)]
+        for c in report.cells.values()
+        if c.deadline_misses or c.invalid_actions
+    ]
+    if held:
+        header = ["policy", "site", "deadline misses", "invalid actions"]
+        title = "Missed deadlines and rejected actions (the robot held position)"
+        blocks += [("h3", title), ("table", header, held)]
+    return blocks
+
+
+def _cells_of(episodes: pd.DataFrame) -> str:
+    return ", ".join(sorted(set(episodes["policy"] + " @ " + episodes["site"])))
+
+
+def _who(trial: TrialStatus) -> list[str]:
+    info = trial.info or {}
+    policy = info.get("policy") or {}
+    name = policy.get("name", "") if isinstance(policy, dict) else str(policy)
+    return [str(name), str(info.get("site", ""))]
+
+
+def _planned(trial: TrialStatus) -> str:
+    info = trial.info or {}
+    return str(info.get("episodes") or len(info.get("seeds") or []) or "?")
+
+
+#: Settings of the resolved config worth a line in the report (shown when present).
+KEY_SETTINGS = (
+    "campaign.episodes",
+    "seed",
+    "task.env_id",
+    "task.max_steps",
+    "policy.mode",
+    "policy.deadline_ms",
+)
+
+
+def _campaign(campaign: dict[str, Any] | None, trials: list[TrialStatus]) -> list[Block]:
+    blocks: list[Block] = [("h2", "Campaign")]
+    if campaign is None:
+        blocks.append(("p", "campaign.json not found: trials are listed from their folders."))
+    else:
+        overrides = " ".join(str(o) for o in campaign.get("overrides", [])) or "(none)"
+        items = [f"{key}: {campaign.get(key, '?')}" for key in ("name", "started_at", "launcher")]
+        items.append(f"overrides: {overrides}")
+        config = campaign.get("config") or {}
+        items += [f"{key}: {_dotted(config, key)}" for key in KEY_SETTINGS if _dotted(config, key)]
+        blocks.append(("ul", items))
+    header = ["trial", "policy", "site", "seeds", "episodes", "status", "config hash"]
+    rows = [
+        [t.name, *_who(t), _seeds((t.info or {}).get("seeds")), f"{t.recorded}/{_planned(t)}",
+         t.status, str((t.info or {}).get("config_hash", ""))[:12]]
+        for t in trials
+    ]  # fmt: skip
+    blocks.append(("table", header, rows))
+    if campaign is not None and campaign.get("config"):
+        text = json.dumps(campaign["config"], indent=2, sort_keys=True, default=str)
+        blocks.append(("details", "Resolved configuration", text))
+    return blocks
+
+
+def _dotted(config: dict[str, Any], key: str) -> str:
+    """``config["a"]["b"]`` for ``a.b`` as text, or "" when absent."""
+    value: Any = config
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else str(value)
+
+
+def _seeds(seeds: Any) -> str:
+    """Compact seed list: ``0-9, 12``."""
+    if not seeds:
+        return "?"
+    values = sorted({int(s) for s in seeds})
+    runs = [[v for _, v in run] for _, run in groupby(enumerate(values), lambda iv: iv[1] - iv[0])]
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def _versions(trials: list[TrialStatus]) -> list[Block]:
+    seen: dict[str, set[str]] = {}
+    for trial in trials:
+        for package, version in ((trial.info or {}).get("versions") or {}).items():
+            seen.setdefault(str(package), set()).add(str(version))
+    rows = [
+        [p, ", ".join(sorted(v)), "differs across trials" if len(v) > 1 else ""]
+        for p, v in sorted(seen.items())
+    ]
+    blocks: list[Block] = [("h2", "Versions")]
+    if rows:
+        blocks.append(("table", ["package", "version (from trial.json)", "note"], rows))
+    else:
+        blocks.append(("p", "No trial.json recorded package versions."))
+    here = [f"{p} {_installed(p)}" for p in REPORT_PACKAGES]
+    return [*blocks, ("p", "Report generated with: " + ", ".join(here) + ".")]
+
+
+def _installed(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _method(report: TransferReport) -> list[Block]:
+    items = [
+        "Success: Wilson score interval (scipy.stats.binomtest).",
+        "Retention: paired percentile bootstrap over (training seed, seed) pairs "
+        f"(scipy.stats.bootstrap, paired=True, {DEFAULT_RESAMPLES} resamples, fixed seed).",
+        "IQM: scipy.stats.trim_mean(x, 0.25) over per-training-seed success rates, with "
+        "rliable's stratified bootstrap (seeds resampled within each site).",
+        "Cycle time over successful episodes; throughput over episodes that ended normally; "
+        "violations per 1,000 steps pooled over the cell; latency p50 = median of episode p50s, "
+        "p99 = worst episode p99.",
+    ]
+    return [("h2", "Method"), ("ul", items), ("p", "See docs/campaigns.md, Reading the report.")]
+
+
+def _markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for kind, *args in blocks:
+        if kind in ("h1", "h2", "h3"):
+            out.append("#" * int(kind[1]) + " " + args[0])
+        elif kind == "p":
+            out.append(args[0])
+        elif kind == "ul":
+            out.append("\n".join(f"- {item}" for item in args[0]))
+        elif kind == "table":
+            cells = [args[0], ["---"] * len(args[0]), *args[1]]
+            out.append(
+                "\n".join("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in cells)
+            )
+        elif kind == "img":
+            out.append(f"![{args[1]}]({args[0]})")
+        elif kind == "details":
+            out.append(f"{args[0]}:\n\n```json\n{args[1]}\n```")
+    return "\n\n".join(out) + "\n"
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+_CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; } tr:nth-child(even) td { background: #fafafa; }
+img { max-width: 100%; height: auto; display: block; margin: 1em 0; }
+pre { background: #f6f6f6; padding: 1em; overflow: auto; font-size: 12px; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+"""
+
+
+def _html(blocks: list[Block], folder: Path, title: str) -> str:
+    body = "\n".join(_html_block(block, folder) for block in blocks)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"{body}\n</body>\n</html>\n"
+    )
+
+
+def _html_block(block: Block, folder: Path) -> str:
+    kind, *args = block
+    esc = html.escape
+    if kind in ("h1", "h2", "h3", "p"):
+        return f"<{kind}>{esc(args[0])}</{kind}>"
+    if kind == "ul":
+        return "<ul>" + "".join(f"<li>{esc(str(i))}</li>" for i in args[0]) + "</ul>"
+    if kind == "table":
+        head = "".join(f"<th>{esc(str(h))}</th>" for h in args[0])
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in args[1]
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    if kind == "img":
+        data = base64.b64encode((folder / args[0]).read_bytes()).decode("ascii")
+        return f'<img src="data:image/png;base64,{data}" alt="{esc(args[1])}">'
+    if kind == "details":
+        return f"<details><summary>{esc(args[0])}</summary><pre>{esc(args[1])}</pre></details>"
+    raise ValueError(f"unknown report block {kind!r}")

@@ -1,0 +1,287 @@
+"""``testbed report``: a synthetic campaign folder of real episode records -> report files."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from testbed.cli import _register, app
+from testbed.errors import TestbedError
+from testbed.evaluator import load_episodes
+from testbed.records import EpisodeMeta, EpisodeRecord, Fault, record_path, write_record
+from testbed.report import WrittenReport, write_report
+from testbed.statistics import wilson_interval
+
+SEEDS = list(range(10))
+VERSIONS = {"numpy": "2.0", "pybullet": "3.2.7"}
+# (trial, policy, home, site, successes among seeds 0..9, marker): success = seed < successes.
+TRIALS = [
+    ("pa-at-a", "pa", "site-a", "site-a", 9, "DONE"),
+    ("pa-at-b", "pa", "site-a", "site-b", 3, "DONE"),
+    ("pb-at-b", "pb", "site-b", "site-b", 8, "DONE"),
+    ("pb-at-a", "pb", "site-b", "site-a", 4, "FAILED"),
+    ("rnd-at-a", "random", "site-a", "site-a", 1, "DONE"),
+    ("rnd-at-b", "random", "site-a", "site-b", 0, None),
+]
+FAULT_MESSAGE = "policy server at 127.0.0.1:1 went away"
+
+_register()
+
+
+def _metrics(success: bool, seed: int) -> dict[str, float | int | bool]:
+    sorted_parts = 4 if success else 1
+    violations = 2 if seed == 0 else 0
+    return {
+        "success_once": success,
+        "success_at_end": success,
+        "parts_total": 4,
+        "parts_sorted": sorted_parts,
+        "cycle_time_s": 5.0 + seed,
+        "throughput_parts_per_h": 3600.0 * sorted_parts / 40.0,
+        "energy_j": 100.0 * sorted_parts,
+        "energy_per_part_j": 100.0 + seed,
+        "violations_tcp_speed": violations,
+        "violations_contact_force": 0,
+        "violations_keep_out": 0,
+        "violations_per_1000_steps": 1000.0 * violations / 50,
+        "steps": 50,
+        "sim_time_s": 40.0,
+    }
+
+
+def _record(
+    trial: str, policy: str, home: str, site: str, seed: int, success: bool
+) -> EpisodeRecord:
+    faults: tuple[Fault, ...] = ()
+    events: tuple[tuple[int, str], ...] = ()
+    ended_by, metrics = "terminated", _metrics(success, seed)
+    if trial == "pb-at-a" and seed == 9:  # ended on a fault: no metrics
+        faults = (Fault(3, "deadline", "late"), Fault(7, "PolicyUnavailableError", FAULT_MESSAGE))
+        ended_by, metrics = "fault", {}
+    elif trial == "pa-at-b" and seed == 5:  # missed deadlines, but finished
+        faults = (Fault(1, "deadline", "late"), Fault(2, "deadline", "late"))
+    elif trial == "rnd-at-b" and seed == 9:  # cut at the runner's step limit: events only
+        ended_by, metrics = "max_steps", {}
+        events = ((0, "violation:tcp_speed"), (4, "grasp:P1"), (7, "violation:keep_out"))
+    meta = EpisodeMeta(
+        env_id="Testbed/ConveyorSort-v0",
+        env_kwargs={"site": site},
+        site=site,
+        bundle_hash="b" * 8,
+        seed=seed,
+        episode=seed,
+        campaign="synthetic",
+        trial=trial,
+        policy=policy,
+        policy_id=f"{policy}@1",
+        home_site=home,
+        ended_by=ended_by,
+        steps=50,
+        metrics=metrics,
+        faults=faults,
+        events=events,
+        versions=VERSIONS,
+    )
+    steps = 3
+    return EpisodeRecord(
+        meta=meta,
+        actions=np.zeros((steps, 2)),
+        observations={"x": np.zeros((steps + 1, 1))},
+        rewards=np.zeros(steps),
+        terminations=np.array([False, False, True]),
+        truncations=np.zeros(steps, dtype=bool),
+        latencies_ms=np.array([1.0, 2.0, 3.0 + seed]),
+    )
+
+
+def _trial_json(trial: str, policy: str, home: str, site: str, seeds: list[int]) -> dict:
+    return {
+        "campaign": "synthetic",
+        "trial": trial,
+        "policy": {"name": policy, "kind": "scripted", "home_site": home, "seed": None},
+        "site": site,
+        "seeds": seeds,
+        "episodes": len(seeds),
+        "config_hash": "c0ffee" * 4,
+        "versions": VERSIONS,
+    }
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("campaign")
+    planned = [t[0] for t in TRIALS] + ["pc-at-a"]
+    (root / "campaign.json").write_text(
+        json.dumps(
+            {
+                "name": "synthetic",
+                "overrides": ["site=site-a,site-b", "policy=pa,pb,random"],
+                "config": {"episodes": 10, "task": "conveyor_sort"},
+                "trials": planned,
+                "started_at": "2025-01-01T00:00:00Z",
+            }
+        )
+    )
+    for trial, policy, home, site, successes, marker in TRIALS:
+        folder = root / trial
+        seeds = SEEDS
+        for seed in seeds:
+            record = _record(trial, policy, home, site, seed, seed < successes)
+            write_record(record_path(folder, seed), record)
+        (folder / "trial.json").write_text(
+            json.dumps(_trial_json(trial, policy, home, site, seeds))
+        )
+        if marker == "DONE":
+            (folder / "DONE").write_text("{}")
+        elif marker == "FAILED":
+            (folder / "FAILED").write_text(json.dumps({"reason": "worker killed (OOM)"}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def written(campaign: Path, tmp_path_factory: pytest.TempPathFactory) -> WrittenReport:
+    out = tmp_path_factory.mktemp("report")
+    return write_report(campaign, out, baseline="random")
+
+
+def test_episode_table_has_one_row_per_record(campaign: Path) -> None:
+    df = load_episodes(campaign)
+    assert len(df) == len(TRIALS) * len(SEEDS)
+    faulted = df[df["ended_by"] == "fault"].iloc[0]
+    assert (faulted["trial"], faulted["end_fault"]) == ("pb-at-a", "PolicyUnavailableError")
+    assert not faulted["success"]
+    assert faulted["deadline_misses"] == 1
+    assert df.loc[df["trial"] == "pa-at-b", "deadline_misses"].sum() == 2
+
+
+def test_report_writes_every_file(written: WrittenReport) -> None:
+    paths = written
+    assert str(written) == str(written.html) and Path(written) == written.html
+    for path in (paths.markdown, paths.html, paths.episodes_csv, paths.episodes_parquet):
+        assert path.stat().st_size > 0, path
+    assert [p.name for p in paths.figures] == [
+        "success_matrix.png",
+        "retention_matrix.png",
+        "kpis.png",
+    ]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths.figures)
+
+
+def test_csv_and_parquet_have_one_row_per_episode(written: WrittenReport) -> None:
+    paths = written
+    csv = pd.read_csv(paths.episodes_csv)
+    parquet = pd.read_parquet(paths.episodes_parquet)
+    assert len(csv) == len(parquet) == len(TRIALS) * len(SEEDS)
+    assert set(csv["record"]) == set(parquet["record"])
+
+
+def test_html_is_self_contained(written: WrittenReport) -> None:
+    text = written.html.read_text()
+    assert "<script" not in text
+    assert not re.search(r'(src|href)="(?!data:)', text)
+    assert text.count('src="data:image/png;base64,') == 3
+
+
+def test_matrix_numbers(written: WrittenReport) -> None:
+    paths, report = written, written.matrix
+    matrix = pd.read_csv(paths.matrix_csv).set_index(["policy", "site"])
+    away = matrix.loc[("pa", "site-b")]
+    assert (away["episodes"], away["successes"]) == (10, 3)
+    low, high = wilson_interval(3, 10)
+    assert away["success_low"] == pytest.approx(low)
+    assert away["success_high"] == pytest.approx(high)
+    assert away["retention"] == pytest.approx(0.3 / 0.9)
+    assert away["retention_low"] <= away["retention"] <= away["retention_high"]
+    assert away["deadline_misses"] == 2
+    # pb at site-a: 4 successes; the fault episode (seed 9) is a failure.
+    assert matrix.loc[("pb", "site-a"), "success"] == pytest.approx(0.4)
+    assert matrix.loc[("pb", "site-a"), "faulted_episodes"] == 1
+    # Normalised against random (0.1 at site-a) and the native policy pa (0.9 at site-a).
+    assert matrix.loc[("pb", "site-a"), "normalised"] == pytest.approx((0.4 - 0.1) / (0.9 - 0.1))
+    # Cycle time over successes only: pa at home succeeded for seeds 0..8 -> 5..13 s.
+    home = report.cell("pa", "site-a")
+    assert home.cycle_time_median_s == pytest.approx(9.0)
+    assert home.cycle_time_p90_s == pytest.approx(np.quantile(np.arange(5.0, 14.0), 0.9))
+    # Seed 0 has 2 violations in 50 steps: pooled 2 / 500 steps, 1 of 10 episodes.
+    assert home.violations_per_1000_steps == pytest.approx(4.0)
+    assert home.violation_share == pytest.approx(0.1)
+    assert home.latency_p99_ms == pytest.approx(np.percentile([1.0, 2.0, 12.0], 99))
+    # Without a metrics summary the violation events count: seed 0 (2) + seed 9 (2 events).
+    cut = report.cell("random", "site-b")
+    assert cut.violations_per_1000_steps == pytest.approx(1000 * 4 / 500)
+    assert cut.violation_share == pytest.approx(0.2)
+    assert math.isnan(cut.cycle_time_median_s)
+
+
+def test_rows_are_grouped_by_home_site(written: WrittenReport) -> None:
+    report = written.matrix
+    assert report.policies == ("pa", "random", "pb")
+    assert report.sites == ("site-a", "site-b")
+
+
+def test_report_states_what_failed(written: WrittenReport) -> None:
+    for text in (written.markdown.read_text(), written.html.read_text()):
+        assert "pb-at-a" in text and "worker killed (OOM)" in text
+        assert "rnd-at-b" in text and "unfinished" in text
+        assert "pc-at-a" in text and "not started" in text
+        assert "PolicyUnavailableError" in text and FAULT_MESSAGE in text
+        assert "site=site-a,site-b" in text
+        assert "pybullet" in text and "3.2.7" in text
+
+
+def test_cli_prints_matrix_and_paths(campaign: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(campaign), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "30%" in result.output
+    assert str(tmp_path / "report.html") in result.output.replace("\n", "")
+
+
+def test_cli_names_a_folder_without_records(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 1
+    assert str(tmp_path) in result.output.replace("\n", "")
+    assert "no episode records" in result.output
+
+
+def test_load_episodes_raises_without_records(tmp_path: Path) -> None:
+    with pytest.raises(TestbedError, match="no episode records"):
+        load_episodes(tmp_path)
+
+
+def test_unreadable_record_is_reported_not_fatal(campaign: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "c" / "broken" / "episodes" / "ep-00000.npz"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not a zip")
+    good = campaign / "pa-at-a" / "episodes" / "ep-00000.npz"
+    (tmp_path / "c" / "t" / "episodes").mkdir(parents=True)
+    (tmp_path / "c" / "t" / "episodes" / "ep-00000.npz").write_bytes(good.read_bytes())
+    with pytest.raises(ValueError, match="broken"):
+        load_episodes(tmp_path / "c")
+    skipped: list[str] = []
+    assert len(load_episodes(tmp_path / "c", skipped)) == 1
+    assert len(skipped) == 1 and "broken" in skipped[0]
+
+
+@pytest.mark.parametrize("planned", [None, 5], ids=["no-campaign-json", "trial-count"])
+def test_campaign_json_optional_or_a_count(
+    campaign: Path, tmp_path: Path, planned: int | None
+) -> None:
+    root = tmp_path / "c"
+    for trial in ("pa-at-a", "pa-at-b"):
+        shutil.copytree(campaign / trial, root / trial)
+    if planned is not None:
+        (root / "campaign.json").write_text(json.dumps({"name": "counted", "trials": planned}))
+    text = write_report(root).markdown.read_text()
+    assert "Trials: 2 (2 done" in text if planned is None else "Trials: 5 (2 done" in text
+    if planned is None:
+        assert "campaign.json not found" in text
+    else:
+        assert "3 planned trial(s) have no folder" in text
