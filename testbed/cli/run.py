@@ -58,11 +58,10 @@ def _dry_run(arguments: list[str]) -> None:
         trials = plan_campaign(arguments, multirun)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="overrides") from exc
-    table = Table("trial", "policy", "home site", "site", "episodes", "status", "folder",
-                  title=f"{len(trials)} trials (nothing run)")  # fmt: skip
+    folders = sorted({str(t.folder.parent) for t in trials})
+    title = f"{len(trials)} trials in {', '.join(folders)} (dry run: nothing ran)"
+    table = Table("trial", "home site", "episodes", "status", title=title)
     for t in trials:
-        c = t.config
         status = f"{t.status} ({t.recorded} recorded)" if t.status == "partial" else t.status
-        table.add_row(t.name, c.policy.name, c.policy.home_site, c.site.id,
-                      str(c.campaign.episodes), status, str(t.folder))  # fmt: skip
+        table.add_row(t.name, t.config.policy.home_site, str(t.config.campaign.episodes), status)
     Console().print(table)
