@@ -27,30 +27,10 @@ from testbed.evaluator import Cell, TransferReport, load_episodes, transfer_matr
 from testbed.plots import write_plots
 from testbed.records import atomic_write_text
 from testbed.statistics import DEFAULT_RESAMPLES
+from testbed.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted
 
 REPORT_PACKAGES = ("physical-ai-testbed", "numpy", "scipy", "pandas", "matplotlib", "pyarrow")
 GAPS_LISTED = 5
-
-
-@dataclass(frozen=True)
-class TrialStatus:
-    """What a trial's folder says about it.
-
-    Attributes:
-        name: Trial name.
-        folder: Folder relative to the campaign (empty when it was never started).
-        status: ``done``, ``failed``, ``unfinished`` or ``not started``.
-        reason: The failure reason of a failed trial.
-        info: The trial's ``trial.json`` (empty if absent).
-        recorded: Episode records found.
-    """
-
-    name: str
-    folder: str
-    status: str
-    reason: str = ""
-    info: dict[str, Any] | None = None
-    recorded: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,8 +75,9 @@ def write_report(
     skipped: list[str] = []
     episodes = load_episodes(root, skipped)
     matrix = transfer_matrix(episodes, baseline=baseline)
-    campaign = _read_json(root / "campaign.json")
-    trials = trial_statuses(root, episodes, campaign)
+    campaign = read_json(root / "campaign.json")
+    recorded = episodes.groupby("trial_dir").size().to_dict() if len(episodes) else {}
+    trials = trial_statuses(root, recorded, campaign)
     written = WrittenReport(
         markdown=out_dir / "report.md",
         html=out_dir / "report.html",
@@ -113,54 +94,6 @@ def write_report(
     atomic_write_text(written.markdown, _markdown(blocks))
     atomic_write_text(written.html, _html(blocks, out_dir, _title(root, campaign)))
     return written
-
-
-def trial_statuses(
-    root: Path, episodes: pd.DataFrame, campaign: dict[str, Any] | None = None
-) -> list[TrialStatus]:
-    """Every trial: found by its folder (``trial.json``, a marker or records), or planned.
-
-    When ``campaign.json`` lists the planned trials by name, each one without a folder is added
-    as ``not started`` (when it only gives their number, see the report's summary).
-    """
-    markers = [*root.glob("**/trial.json"), *root.glob("**/FAILED"), *root.glob("**/DONE")]
-    folders = {p.parent for p in markers} | {root / d for d in episodes["trial_dir"].unique()}
-    recorded = episodes.groupby("trial_dir").size().to_dict()
-    trials = [_trial_status(root, folder, recorded) for folder in sorted(folders)]
-    planned = (campaign or {}).get("trials", [])
-    if not isinstance(planned, list):
-        return trials  # a count: see `_unnamed_unstarted`
-    seen = {t.name for t in trials} | {Path(t.folder).name for t in trials}
-    names = [str(p.get("trial", "")) if isinstance(p, dict) else str(p) for p in planned]
-    return trials + [TrialStatus(n, "", "not started") for n in names if n and n not in seen]
-
-
-def _unnamed_unstarted(campaign: dict[str, Any] | None, trials: list[TrialStatus]) -> int:
-    """Trials that ``campaign.json`` counts (without naming them) but that have no folder."""
-    planned = (campaign or {}).get("trials")
-    return max(0, planned - len(trials)) if isinstance(planned, int) else 0
-
-
-def _trial_status(root: Path, folder: Path, recorded: dict[str, int]) -> TrialStatus:
-    relative = folder.relative_to(root).as_posix()
-    info = _read_json(folder / "trial.json") or {}
-    name = str(info.get("trial") or folder.name)
-    count = int(recorded.get(relative, 0))
-    if (folder / "FAILED").exists():
-        failed = _read_json(folder / "FAILED") or {}
-        reason = str(failed.get("reason") or "no reason given")
-        return TrialStatus(name, relative, "failed", reason, info, count)
-    status = "done" if (folder / "DONE").exists() else "unfinished"
-    return TrialStatus(name, relative, status, "", info, count)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when the file is missing or not a JSON object."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _title(root: Path, campaign: dict[str, Any] | None) -> str:
@@ -187,11 +120,11 @@ def _document(
     return [
         ("h1", _title(root, campaign)),
         ("p", f"Generated {generated} from {len(episodes)} episode records in {root}."),
-        *_summary(trials, episodes, report, _unnamed_unstarted(campaign, trials)),
+        *_summary(trials, episodes, report, unnamed_unstarted(campaign, trials)),
         *_gaps(report),
         *_matrices(report, written.figures),
         *_kpis(report, written.figures),
-        *_failures(trials, episodes, skipped, report, _unnamed_unstarted(campaign, trials)),
+        *_failures(trials, episodes, skipped, report, unnamed_unstarted(campaign, trials)),
         *_campaign(campaign, trials),
         *_versions(trials),
         *_method(report),
