@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import webbrowser
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,7 +12,9 @@ from rich.table import Table
 
 from testbed.cli import app
 from testbed.errors import TestbedError
-from testbed.evaluator import TransferReport
+
+if TYPE_CHECKING:  # the evaluator pulls in scipy and pandas: only when the command runs
+    from testbed.evaluator import TransferReport
 
 
 def _console() -> Console:
