@@ -6,12 +6,18 @@ Importing this package registers the environments (explicitly, with string entry
     import envs  # noqa: F401
 
     env = gym.make("Testbed/ConveyorSort-v0", site="kr-changwon")
+
+``Testbed/TouchPart-v0`` is the reach-and-touch sub-skill of the same cell, learnable in
+minutes (see `envs.touch_part`).
 """
 
 from gymnasium.envs.registration import register, registry
 
-ENV_IDS = ("Testbed/ConveyorSort-v0",)
+ENV_IDS = ("Testbed/ConveyorSort-v0", "Testbed/TouchPart-v0")
 
 if "Testbed/ConveyorSort-v0" not in registry:
     # No max_episode_steps here: the env truncates at its site's own time limit.
     register(id="Testbed/ConveyorSort-v0", entry_point="envs.conveyor_sort:ConveyorSortEnv")
+if "Testbed/TouchPart-v0" not in registry:
+    # Truncates at its own time_limit_s (a constructor argument), like ConveyorSort.
+    register(id="Testbed/TouchPart-v0", entry_point="envs.touch_part:TouchPartEnv")

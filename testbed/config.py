@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 POLICY_KINDS = ("managed", "remote", "inprocess")
 ACT_MODES = ("unary", "stream")
@@ -175,7 +175,13 @@ def validate(config: TestbedConfig) -> None:
 
 
 def register_configs() -> None:
-    """Store the schemas so YAML files can extend them (``defaults: [base_site, _self_]``)."""
+    """Store the schemas so YAML files can extend them (``defaults: [base_site, _self_]``).
+
+    Also registers the ``${testbed_root:}`` resolver (the repository folder), so configs can
+    name shipped files such as ``models/`` wherever the campaign is launched from.
+    """
+    if not OmegaConf.has_resolver("testbed_root"):
+        OmegaConf.register_new_resolver("testbed_root", lambda: str(CONFIG_DIR.parent))
     store = ConfigStore.instance()
     store.store(name="base_config", node=TestbedConfig)
     store.store(group="site", name="base_site", node=SiteConfig)

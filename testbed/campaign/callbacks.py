@@ -33,7 +33,8 @@ class CampaignCallback(Callback):
         """Record the campaign and start the progress view."""
         campaign_dir = Path(config.hydra.sweep.dir)
         arguments = list(config.hydra.overrides.task)
-        params = OmegaConf.to_container(config.hydra.sweeper.params) or {}
+        raw = config.hydra.sweeper.params
+        params = OmegaConf.to_container(raw) if raw is not None else {}
         jobs = expand_jobs(sweep_overrides(params, arguments))  # type: ignore[arg-type]
         body = {k: v for k, v in config.items() if k != "hydra"}
         atomic_write_text(

@@ -56,7 +56,8 @@ def plan_campaign(arguments: list[str], multirun: bool = False) -> list[PlannedT
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         primary = compose("config", overrides=arguments, return_hydra_config=True)
         multirun = multirun or str(primary.hydra.mode) == "RunMode.MULTIRUN"
-        params = OmegaConf.to_container(primary.hydra.sweeper.params) if multirun else None
+        raw = primary.hydra.sweeper.params
+        params = OmegaConf.to_container(raw) if multirun and raw is not None else None
         jobs = expand_jobs(sweep_overrides(params, arguments)) if multirun else [arguments]  # type: ignore[arg-type]
         return [_planned(compose("config", overrides=job), job) for job in jobs]
 

@@ -23,6 +23,7 @@ def _register() -> None:
     import testbed.cli.check_policy  # noqa: F401
     import testbed.cli.report  # noqa: F401
     import testbed.cli.serve  # noqa: F401
+    import testbed.cli.train  # noqa: F401
     from testbed.cli import run, sites  # noqa: F401
 
 

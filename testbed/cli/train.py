@@ -1,0 +1,82 @@
+"""``testbed train [hydra overrides]``: train a Stable-Baselines3 policy (Hydra entry point).
+
+Composes ``configs/train.yaml`` (one option of the ``train/`` group, schema
+`testbed.train_config.TrainConfig`) and runs `testbed.training.train` in Hydra's run
+directory, or in ``train.out_dir`` if set::
+
+    testbed train                                        # train/ppo_touch_kr
+    testbed train train=sac_touch_kr train.seed=1
+    testbed train train=ppo_touch_mix train.total_timesteps=200000 train.n_envs=2
+    testbed train --cfg job                              # print the composed config
+    testbed train -m train.seed=0,1,2                    # a sweep: one run per seed
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+import typer
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from testbed.cli import app
+from testbed.train_config import TrainConfig, register_train_configs
+
+CONFIG_DIR_ENV = "TESTBED_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    """The folder holding ``train.yaml``: ``$TESTBED_CONFIG_DIR``, else the repo's ``configs/``.
+
+    The repo's folder is found from this file (``testbed/cli/train.py`` -> ``configs/``), which
+    holds for a checkout and an editable install; a wheel does not ship the YAML files.
+
+    Raises:
+        FileNotFoundError: If ``train.yaml`` is not there, naming the folder and the variable.
+    """
+    override = os.environ.get(CONFIG_DIR_ENV)
+    folder = Path(override) if override else Path(__file__).resolve().parents[2] / "configs"
+    if not (folder / "train.yaml").is_file():
+        raise FileNotFoundError(
+            f"{folder / 'train.yaml'}: not found; run from a checkout (pip install -e .) or set "
+            f"{CONFIG_DIR_ENV} to a folder holding train.yaml and train/"
+        )
+    return folder.resolve()
+
+
+def _run(cfg: DictConfig) -> None:
+    """Below the Hydra entry point: convert once to dataclasses, then train."""
+    from testbed.training import train
+
+    train_cfg = OmegaConf.to_object(cfg.train)
+    assert isinstance(train_cfg, TrainConfig)
+    out_dir = Path(train_cfg.out_dir or HydraConfig.get().runtime.output_dir)
+    result = train(train_cfg, out_dir)
+    report = result.final_eval
+    print(
+        f"trained {result.steps} steps in {result.wall_time_s:.0f} s; "
+        f"success at {report.site}: {report.successes}/{report.episodes} "
+        f"({report.success_rate:.0%}); model: {result.model_path}",
+        flush=True,
+    )
+
+
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def train_command(ctx: typer.Context) -> None:
+    """Train an SB3 policy; arguments are Hydra overrides (``--help`` shows Hydra's help)."""
+    register_train_configs()
+    main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_run)
+    # Hydra parses sys.argv: hand it the overrides as if `train` were the program.
+    saved = sys.argv
+    sys.argv = [f"{Path(saved[0]).name} train", *ctx.args]
+    try:
+        main()
+    finally:
+        sys.argv = saved

@@ -1,0 +1,133 @@
+"""Config schemas of ``testbed train``, registered with Hydra's ConfigStore.
+
+The YAML options in ``configs/train/`` extend `TrainConfig` (``defaults: [base_train, _self_]``),
+so a misspelt key or a wrong type fails when the config is composed, before any env is built.
+The primary config ``configs/train.yaml`` picks one option of the ``train`` group::
+
+    testbed train                                   # configs/train/ppo_touch_kr.yaml
+    testbed train train=sac_touch_kr train.total_timesteps=20000 train.seed=3
+
+This module does not touch ``testbed.config`` (the campaign schemas): training has its own
+primary config and group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+ALGORITHMS = ("PPO", "SAC", "TD3", "A2C", "DDPG")
+VEC_ENVS = ("auto", "dummy", "subproc")
+START_METHODS = ("forkserver", "spawn", "fork")
+_POSITIVE = ("total_timesteps", "n_envs", "eval_episodes", "final_eval_episodes", "torch_threads")
+_NON_NEGATIVE = ("eval_freq", "checkpoint_freq")
+
+
+@dataclass
+class AlgoConfig:
+    """Which Stable-Baselines3 algorithm, and its constructor arguments.
+
+    Attributes:
+        name: One of `ALGORITHMS`.
+        policy: SB3 policy class name; ``MultiInputPolicy`` for the testbed's Dict observations.
+        net_arch: Hidden layer sizes of the actor and critic networks.
+        hyperparameters: Further keyword arguments of the algorithm's constructor
+            (``learning_rate``, ``n_steps``, ``batch_size``, ``gamma``, ``buffer_size``...).
+    """
+
+    name: str = "PPO"
+    policy: str = "MultiInputPolicy"
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        env_id: Registered Gymnasium id of the task.
+        site: Home site: where the run evaluates, and where it trains unless `sites` is set.
+        sites: Domain randomisation: every episode of every sub-env draws its site from this
+            list (empty: train at `site` only).
+        env_kwargs: Extra keyword arguments of the env (besides ``site``).
+        obs_keys: Observation fields fed to the model (empty: all of them).
+        algo: The algorithm and its hyperparameters.
+        total_timesteps: Env steps to train for (summed over sub-envs).
+        seed: Seed of the algorithm, the networks and the training envs.
+        n_envs: Parallel sub-envs.
+        vec_env: ``dummy`` (one process), ``subproc`` (one process per sub-env) or ``auto``
+            (dummy for one sub-env, subproc otherwise).
+        start_method: How `SubprocVecEnv` starts workers (forkserver or spawn: safe with
+            PyBullet clients in the parent).
+        eval_freq: Env steps between evaluations at the home site (0: none during training).
+        eval_episodes: Episodes per evaluation during training.
+        final_eval_episodes: Episodes of the final evaluation at the home site (fixed seeds,
+            recorded in ``model.json``).
+        checkpoint_freq: Env steps between checkpoints (0: none).
+        progress_bar: Show SB3's progress bar (needs ``tqdm`` and ``rich``).
+        torch_threads: Threads torch may use (1 leaves the cores to the simulators).
+        policy_id: Id the served policy reports; empty: ``sb3-<algo>-<task>@<sites>``.
+        version: Version the served policy reports; empty: the first 12 hex digits of the
+            model file's sha256.
+        out_dir: Where the model and its files go; empty: Hydra's run directory.
+    """
+
+    env_id: str = "Testbed/TouchPart-v0"
+    site: str = "kr-changwon"
+    sites: list[str] = field(default_factory=list)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    obs_keys: list[str] = field(default_factory=list)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    total_timesteps: int = 50_000
+    seed: int = 0
+    n_envs: int = 1
+    vec_env: str = "auto"
+    start_method: str = "forkserver"
+    eval_freq: int = 10_000
+    eval_episodes: int = 20
+    final_eval_episodes: int = 100
+    checkpoint_freq: int = 0
+    progress_bar: bool = True
+    torch_threads: int = 1
+    policy_id: str = ""
+    version: str = ""
+    out_dir: str = ""
+
+    @property
+    def train_sites(self) -> list[str]:
+        """The sites training episodes are drawn from."""
+        return list(self.sites) or [self.site]
+
+    def check(self) -> None:
+        """Reject values the schema's types cannot express.
+
+        Raises:
+            ValueError: Naming the field, the expectation and the value.
+        """
+        problems = []
+        if self.algo.name.upper() not in ALGORITHMS:
+            problems.append(f"algo.name: expected one of {ALGORITHMS}, got {self.algo.name!r}")
+        if self.vec_env not in VEC_ENVS:
+            problems.append(f"vec_env: expected one of {VEC_ENVS}, got {self.vec_env!r}")
+        if self.start_method not in START_METHODS:
+            problems.append(
+                f"start_method: expected one of {START_METHODS}, got {self.start_method!r}"
+            )
+        for name in _POSITIVE:
+            if getattr(self, name) < 1:
+                problems.append(f"{name}: expected >= 1, got {getattr(self, name)}")
+        for name in _NON_NEGATIVE:
+            if getattr(self, name) < 0:
+                problems.append(f"{name}: expected >= 0, got {getattr(self, name)}")
+        if len(set(self.obs_keys)) != len(self.obs_keys):
+            problems.append(f"obs_keys: expected each field once, got {list(self.obs_keys)}")
+        if problems:
+            raise ValueError("train config: " + "; ".join(problems))
+
+
+def register_train_configs() -> None:
+    """Store the schema as ``train/base_train`` (idempotent; call before composing)."""
+    ConfigStore.instance().store(group="train", name="base_train", node=TrainConfig)
