@@ -38,12 +38,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs import snapshot
 from envs.cells.cell import Cell
 from envs.cells.suction import SuctionGripper
 from envs.factory.schema import SiteSpec
 from envs.metrics import EpisodeMetrics
 from envs.sensing import ActionLink, PartSensor
-from envs.sim import Sim
+from envs.sim import Camera, Sim
 from envs.sites import load_site
 from envs.tasks.conveyor_sort import ConveyorSortTask, sample_schedule
 
@@ -78,35 +79,53 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     Args:
         site: A packaged site id (``kr-changwon``), a bundle folder, or a loaded `SiteSpec`.
-        render_mode: ``"rgb_array"`` to render frames from the cell camera.
+        render_mode: ``"rgb_array"`` to render frames, ``"human"`` to open the PyBullet GUI
+            (needs a display).
         render_size: (width, height) of rendered frames.
+        renderer: ``"tiny"`` (CPU TinyRenderer) or ``"egl"`` (headless OpenGL) for frames.
+        camera: A camera station of the site's stations.csv to render from (looking along
+            its orientation); None for the cell camera.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
 
     def __init__(
         self,
         site: str | SiteSpec = "kr-changwon",
         render_mode: str | None = None,
         render_size: tuple[int, int] = (320, 240),
+        renderer: str = "tiny",
+        camera: str | None = None,
     ) -> None:
         self.site = site if isinstance(site, SiteSpec) else load_site(site)
         spec = self.site.site
         if len(self.site.bins) > MAX_BINS:
             raise ValueError(f"site {self.site.site_id!r} has more than {MAX_BINS} bins")
+        if renderer not in ("tiny", "egl"):
+            raise ValueError(f"renderer: expected 'tiny' or 'egl', got {renderer!r}")
         self.render_mode = render_mode
         self.render_size = render_size
+        self.renderer = renderer
+        self._station_camera = station_camera(self.site, camera) if camera else None
         self.substeps = spec.substeps
         self.control_dt = spec.physics.time_step_s * self.substeps
         self.max_steps = int(round(spec.task.time_limit_s / self.control_dt))
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.control_dt))}
         self.observation_space = observation_space()
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        self.sim = Sim(spec.physics.time_step_s, spec.gravity_mps2, spec.physics.solver_iterations)
+        self.sim = Sim(
+            spec.physics.time_step_s,
+            spec.gravity_mps2,
+            spec.physics.solver_iterations,
+            gui=render_mode == "human",
+        )
+        if renderer == "egl":
+            self.sim.enable_egl()  # before any body exists: the plugin registers shapes as made
         self.sensor = PartSensor(spec.sensors)
         self.link = ActionLink(spec.policy_link, np.zeros(4, dtype=np.float32))
         self._step_scale = spec.robot.controller.max_ee_speed_mps * self.control_dt
         self.cell: Cell | None = None
+        self._last_observation: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -128,7 +147,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._potential = 0.0
         self._base_frame = _BaseFrame(self.cell.arm.base_position, self.cell.robot_yaw)
         self._refresh()
-        return self._observation(), {
+        return self._observe(), {
             "site": self.site.site_id,
             "bundle_hash": self.site.bundle_hash,
         }
@@ -169,14 +188,31 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 self.task.success_at_end(),
                 self.sim_time_s,
             )
-        return self._observation(), reward, terminated, truncated, info
+        return self._observe(), reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
-        """An RGB frame from the cell camera (``render_mode="rgb_array"``)."""
+        """An RGB frame from the chosen camera (``render_mode="rgb_array"``)."""
         if self.render_mode != "rgb_array" or self.cell is None:
             return None
         width, height = self.render_size
-        return self.sim.render(self.cell.camera, width, height)
+        camera = self._station_camera or self.cell.camera
+        return self.sim.render(camera, width, height, self.renderer)
+
+    def save_snapshot(self) -> bytes:
+        """The env's full state (simulator and Python state) as portable bytes."""
+        return snapshot.capture(self, self._last_observation)
+
+    def load_snapshot(self, blob: bytes) -> dict[str, np.ndarray]:
+        """Restore a `save_snapshot` state; returns the observation at that point.
+
+        Reset the env with the episode's seed first (bodies must have the same ids).
+
+        Raises:
+            ValueError: If the snapshot belongs to another site, bundle or episode.
+        """
+        observation = snapshot.restore(self, blob)
+        self._last_observation = {k: v.copy() for k, v in observation.items()}
+        return observation
 
     def close(self) -> None:
         """Release the physics client."""
@@ -252,6 +288,12 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._potential_part, self._potential = current.index, potential
         return reward
 
+    def _observe(self) -> dict[str, np.ndarray]:
+        observation = self._observation()
+        # Kept for snapshots: the sensor cannot be read again without drawing from np_random.
+        self._last_observation = {k: v.copy() for k, v in observation.items()}
+        return observation
+
     def _observation(self) -> dict[str, np.ndarray]:
         cell = self.cell
         assert cell is not None
@@ -273,6 +315,24 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         for name, (_, low, high) in _FIELDS.items():
             np.clip(obs[name], low, high, out=obs[name])
         return obs
+
+
+def station_camera(site: SiteSpec, station_id: str) -> Camera:
+    """A camera at a camera station, looking along the station's x axis (roll-pitch-yaw).
+
+    Raises:
+        ValueError: Naming the site's camera stations, if ``station_id`` is not one of them.
+    """
+    cameras = [s.station_id for s in site.stations_of("camera")]
+    if station_id not in cameras:
+        raise ValueError(
+            f"camera: {station_id!r} is not a camera station of site {site.site_id!r} "
+            f"(stations.csv has {cameras or 'none'})"
+        )
+    eye, (_, pitch, yaw) = site.world_pose(station_id)
+    forward = (np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), -np.sin(pitch))
+    target = tuple(float(e + f) for e, f in zip(eye, forward, strict=True))
+    return Camera(eye=tuple(float(e) for e in eye), target=target)  # type: ignore[arg-type]
 
 
 class _BaseFrame:

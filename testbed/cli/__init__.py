@@ -21,6 +21,9 @@ app = typer.Typer(
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
     import testbed.cli.check_policy  # noqa: F401
+    import testbed.cli.episodes  # noqa: F401
+    import testbed.cli.export  # noqa: F401
+    import testbed.cli.replay  # noqa: F401
     import testbed.cli.report  # noqa: F401
     import testbed.cli.serve  # noqa: F401
     import testbed.cli.train  # noqa: F401

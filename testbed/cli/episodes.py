@@ -1,0 +1,79 @@
+"""``testbed episodes CAMPAIGN_DIR``: list a campaign's recorded episodes, filter, replay them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from testbed.cli import app
+from testbed.episodes import EpisodeEntry, EpisodeFilter, find_episodes, select_episodes
+
+
+def _console() -> Console:
+    # Built per call so output goes to the stdout that is current (CliRunner swaps it).
+    return Console(highlight=False, soft_wrap=True)
+
+
+@app.command("episodes")
+def episodes_command(
+    campaign_dir: Annotated[Path, typer.Argument(help="Campaign folder to browse.")],
+    failed: Annotated[bool, typer.Option(help="Only episodes that did not succeed.")] = False,
+    site: Annotated[str | None, typer.Option(help="Only episodes at this site.")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Only this policy (config name or id@version).")
+    ] = None,
+    violation: Annotated[
+        str | None, typer.Option(help="Only episodes with this safety violation kind.")
+    ] = None,
+    fault: Annotated[bool, typer.Option(help="Only episodes with a policy fault.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List recorded episodes (site, policy, seed, outcome, faults, violations, replay command)."""
+    console = _console()
+    try:
+        entries, problems = find_episodes(campaign_dir)
+    except FileNotFoundError as error:
+        console.print(f"ERROR {error}", markup=False)
+        raise typer.Exit(code=2) from None
+    where = EpisodeFilter(failed, site, policy, violation, fault)
+    chosen = select_episodes(entries, where)
+    if as_json:
+        console.print_json(json.dumps([entry.to_json() for entry in chosen]))
+    else:
+        console.print(_table(chosen, campaign_dir))
+        console.print(f"{len(chosen)} of {len(entries)} episodes", markup=False)
+        # Whole commands, one per line, never truncated: copy and paste one to replay.
+        for number, entry in enumerate(chosen, start=1):
+            console.print(f"#{number}  {entry.replay_command()}", markup=False)
+    for problem in problems:
+        Console(stderr=True).print(f"skipped {problem}", markup=False)
+
+
+def _table(entries: list[EpisodeEntry], campaign_dir: Path) -> Table:
+    # The trial and file are in the replay commands printed below the table.
+    table = Table(
+        title=f"Episodes in {campaign_dir}", box=None, pad_edge=False, header_style="bold underline"
+    )
+    for column in ("#", "site", "policy", "home", "seed", "ep", "outcome", "faults", "violations"):
+        table.add_column(column, overflow="fold")
+    for number, entry in enumerate(entries, start=1):
+        meta = entry.meta
+        style = "green" if entry.success else "red"
+        violations = ", ".join(f"{k} {n}" for k, n in entry.violations.items())
+        table.add_row(
+            str(number),
+            meta.site,
+            meta.policy,
+            meta.home_site,
+            str(meta.seed),
+            str(meta.episode),
+            f"[{style}]{entry.outcome}[/{style}]",
+            ", ".join(entry.fault_kinds) or "-",
+            violations or "-",
+        )
+    return table

@@ -1,0 +1,59 @@
+"""``testbed export minari CAMPAIGN_DIR``: a campaign's episodes as a Minari dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from testbed.cli import app
+from testbed.episodes import EpisodeFilter
+from testbed.errors import ExportError
+from testbed.minari_export import export_minari
+
+export_app = typer.Typer(
+    help="Export recorded episodes to other tools' formats (guide: docs/replay.md).",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("minari")
+def minari_command(
+    campaign_dir: Annotated[Path, typer.Argument(help="Campaign folder with episode records.")],
+    dataset_id: Annotated[
+        str,
+        typer.Option(
+            "--dataset-id", help="Minari id, e.g. testbed/conveyor-sort/kr-changwon-scripted-v0."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Datasets root [default: MINARI_DATASETS_PATH or ~/.minari/datasets]."),
+    ] = None,
+    site: Annotated[str | None, typer.Option(help="Only episodes at this site.")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Only this policy (config name or id@version).")
+    ] = None,
+    failed: Annotated[bool, typer.Option(help="Only episodes that did not succeed.")] = False,
+) -> None:
+    """Write the campaign's episodes as a Minari dataset (minari.load_dataset reads it)."""
+    console = Console(highlight=False, soft_wrap=True)
+    where = EpisodeFilter(failed=failed, site=site, policy=policy)
+    try:
+        result = export_minari(campaign_dir, dataset_id, out=out, where=where)
+    except ExportError as error:
+        console.print(f"ERROR {error}", markup=False)
+        raise typer.Exit(code=2) from None
+    console.print(
+        f"OK {result.dataset_id}: {result.episodes} episodes, {result.steps} steps of "
+        f"{result.env_id} {result.env_kwargs} in {result.path}",
+        markup=False,
+    )
+    console.print(
+        f"load it: MINARI_DATASETS_PATH={result.datasets_root} "
+        f"python -c \"import minari; minari.load_dataset('{result.dataset_id}')\"",
+        markup=False,
+    )

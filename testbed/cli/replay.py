@@ -1,0 +1,200 @@
+"""``testbed replay EPISODE``: re-simulate a recorded episode, verify it, film it, watch it.
+
+Exit codes: 0 replayed (and, with ``--verify``, bit-identical), 1 diverged, 2 cannot replay.
+Guide: docs/replay.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from testbed.cli import app
+from testbed.errors import ReplayDivergenceError, ReplayError
+
+if TYPE_CHECKING:  # replay and video pull in gymnasium, pybullet, imageio: only when run
+    from testbed.records import EpisodeRecord
+    from testbed.replay import Observer, ReplayReport, ReplayStep
+    from testbed.video import VideoReport
+
+
+def _console() -> Console:
+    # Built per call so output goes to the stdout that is current (CliRunner swaps it).
+    return Console(highlight=False, soft_wrap=True)
+
+
+@app.command("replay")
+def replay_command(
+    episode: Annotated[Path, typer.Argument(help="Episode record (.npz) to replay.")],
+    verify: Annotated[
+        bool, typer.Option(help="Check every step is bit-identical to the record.")
+    ] = True,
+    from_step: Annotated[
+        int, typer.Option("--from-step", help="Start here (restores the nearest snapshot).")
+    ] = 0,
+    video: Annotated[
+        Path | None, typer.Option(help="Write a video of the replay (.mp4 or .gif).")
+    ] = None,
+    size: Annotated[str, typer.Option(help="Video frame size, WIDTHxHEIGHT.")] = "320x240",
+    fps: Annotated[
+        float | None, typer.Option(help="Video frame rate [default: the control rate].")
+    ] = None,
+    camera: Annotated[
+        str | None, typer.Option(help="Camera station id of the site [default: cell camera].")
+    ] = None,
+    renderer: Annotated[str, typer.Option(help="Video renderer: tiny or egl.")] = "tiny",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes rendering video frames (free cores help).")
+    ] = 1,
+    gui: Annotated[bool, typer.Option(help="Watch in the PyBullet GUI (needs a display).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Rebuild the episode's site and re-apply its recorded actions (no policy, no network)."""
+    from testbed.replay import load_episode
+    from testbed.video import VideoSettings, parse_size, render_video
+
+    console = _console()
+    try:
+        record = load_episode(episode)
+        if renderer not in ("tiny", "egl"):
+            raise ReplayError(f"--renderer: expected tiny or egl, got {renderer!r}")
+        if gui and video is not None:
+            raise ReplayError("--gui and --video: choose one (the GUI renders with OpenGL)")
+        with _progress(console, record, from_step, quiet=as_json or gui) as observer:
+            if video is not None:
+                settings = VideoSettings(parse_size(size), fps, camera, renderer)
+                report, film = render_video(
+                    record,
+                    video,
+                    settings,
+                    verify=verify,
+                    from_step=from_step,
+                    workers=workers,
+                    source=str(episode),
+                    observers=(observer,),
+                )
+            else:
+                report, film = _replay(record, episode, verify, from_step, gui, observer), None
+    except ReplayDivergenceError as error:
+        _fail(console, as_json, "diverged", error, 1)
+    except (ReplayError, ValueError) as error:
+        _fail(console, as_json, "error", error, 2)
+    _print_report(console, report, film, as_json)
+
+
+def _replay(
+    record: EpisodeRecord, path: Path, verify: bool, from_step: int, gui: bool, observer: Observer
+) -> ReplayReport:
+    from testbed.replay import open_env, replay_episode
+
+    if not gui:
+        return replay_episode(
+            record, verify=verify, from_step=from_step, source=str(path), observers=(observer,)
+        )
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        raise ReplayError("--gui needs a display: DISPLAY is not set (use --video instead)")
+    env = open_env(record.meta, str(path), render_mode="human")
+    pace = _RealTime(float(getattr(env.unwrapped, "control_dt", 1.0 / 30.0)))
+    try:
+        return replay_episode(
+            record,
+            verify=verify,
+            from_step=from_step,
+            env=env,
+            source=str(path),
+            observers=(observer, pace),
+        )
+    finally:
+        env.close()
+
+
+class _RealTime:
+    """Observer that sleeps so the GUI shows the episode at its real speed."""
+
+    def __init__(self, control_dt: float) -> None:
+        self.control_dt = control_dt
+        self.next = time.perf_counter()
+
+    def __call__(self, step: ReplayStep) -> None:
+        self.next += self.control_dt
+        time.sleep(max(0.0, self.next - time.perf_counter()))
+
+
+@contextmanager
+def _progress(
+    console: Console, record: EpisodeRecord, start: int, quiet: bool
+) -> Iterator[Observer]:
+    """A rich progress bar (on stderr) over the replayed steps; yields its observer."""
+    bar = Progress(
+        TextColumn("replay {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=quiet or record.steps - start < 200,
+    )
+    task = bar.add_task(record.meta.site, total=record.steps, completed=start)
+    with bar:
+        yield lambda step: bar.update(task, completed=step.index)
+
+
+def _fail(console: Console, as_json: bool, status: str, error: Exception, code: int) -> NoReturn:
+    if as_json:
+        data: dict[str, Any] = {"status": status, "error": str(error)}
+        if isinstance(error, ReplayDivergenceError):
+            data.update(step=error.step, observation=error.observation, field=error.field)
+            data.update(index=list(error.index), recorded=error.recorded, replayed=error.replayed)
+        console.print_json(json.dumps(data, default=str))
+    else:
+        label = "DIVERGED" if status == "diverged" else "ERROR"
+        console.print(f"{label} {error}", markup=False)
+    raise typer.Exit(code=code)
+
+
+def _print_report(
+    console: Console, report: ReplayReport, film: VideoReport | None, as_json: bool
+) -> None:
+    meta = report.meta
+    original = meta.steps / meta.wall_time_s if meta.wall_time_s > 0 else None
+    if as_json:
+        data: dict[str, Any] = {
+            "status": "verified" if report.verified else "replayed",
+            "episode": report.source,
+            "site": meta.site,
+            "seed": meta.seed,
+            "start_step": report.start_step,
+            "from_step": report.from_step,
+            "end_step": report.end_step,
+            "steps_per_s": report.steps_per_s,
+            "original_steps_per_s": original,
+        }
+        if film is not None:
+            data["video"] = {"path": str(film.path), "sidecar": str(film.sidecar)}
+            data["video"].update(frames=film.frames, fps=film.fps, renderer=film.renderer)
+        console.print_json(json.dumps(data))
+        return
+    status = "OK verified bit-identical" if report.verified else "OK replayed (not verified)"
+    start = f" from snapshot at step {report.start_step}" if report.start_step else ""
+    console.print(
+        f"{status}: {report.source} ({meta.site}, seed {meta.seed}), steps "
+        f"{report.from_step}..{report.end_step}{start}, {report.steps_per_s:.0f} steps/s"
+        + (f" (recorded run: {original:.0f} steps/s with its policy)" if original else ""),
+        markup=False,
+    )
+    if film is not None:
+        console.print(
+            f"video: {film.path} ({film.frames} frames at {film.fps:g} fps, {film.renderer} "
+            f"renderer, {film.frames_per_s:.1f} frames/s); settings in {film.sidecar}",
+            markup=False,
+        )
