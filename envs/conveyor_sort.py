@@ -182,13 +182,22 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "parts_sorted": len(self.metrics.sorted_times_s),
         }
         if terminated or truncated:
-            info["episode_metrics"] = self.metrics.summary(
-                len(self.task.parts),
-                self.task.success_once(),
-                self.task.success_at_end(),
-                self.sim_time_s,
-            )
+            info["episode_metrics"] = self.episode_summary()
         return self._observe(), reward, terminated, truncated, info
+
+    def episode_summary(self) -> dict[str, Any]:
+        """The episode's metrics so far (``info["episode_metrics"]`` at its end).
+
+        Callers that stop an episode early (a step cap) use it to score what happened.
+        """
+        if self.cell is None:
+            raise RuntimeError("call reset() before episode_summary()")
+        return self.metrics.summary(
+            len(self.task.parts),
+            self.task.success_once(),
+            self.task.success_at_end(),
+            self.sim_time_s,
+        )
 
     def render(self) -> np.ndarray | None:
         """An RGB frame from the chosen camera (``render_mode="rgb_array"``)."""

@@ -230,6 +230,13 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.touch_point = self._part_pos + np.array([0.0, 0.0, self.part.size_z / 2.0])
         self.distance_m = float(np.linalg.norm(self._tool - self.touch_point))
 
+    def episode_summary(self) -> dict[str, float | int | bool]:
+        """The episode's metrics so far, for callers that stop it early (a step cap).
+
+        A touch ends the episode, so an episode still running has not touched.
+        """
+        return self._summary(touched=False)
+
     def _summary(self, touched: bool) -> dict[str, float | int | bool]:
         summary = self.metrics.summary(1, touched, touched, self.sim_time_s)
         summary.update(

@@ -110,6 +110,9 @@ def run_episode(
             break
     else:
         result.ended_by = "max_steps"
+        summary = getattr(env.unwrapped, "episode_summary", None)
+        if callable(summary):  # score what happened before the cap
+            result.metrics = dict(summary())
     return result
 
 

@@ -42,6 +42,7 @@ def test_a_policy_server_killed_mid_trial_is_recorded_and_restarted(tmp_path) ->
     assert faulted and faulted[0].ended_by == "fault"
     assert faulted[0].faults[0].kind == "PolicyUnavailableError"
     assert metas[-1].ended_by == "max_steps" and not metas[-1].faults  # restarted server served
+    assert metas[-1].metrics["steps"] == 200  # a capped episode is still scored
     assert not managed_servers()  # stopped at the end of the trial
 
 
