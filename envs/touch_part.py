@@ -30,7 +30,7 @@ from gymnasium import spaces
 
 from envs.cells.cell import Cell
 from envs.cells.suction import SuctionGripper
-from envs.conveyor_sort import observation_space
+from envs.conveyor_sort import observation_space, station_camera
 from envs.factory.schema import Part, SiteSpec
 from envs.metrics import EpisodeMetrics
 from envs.sensing import ActionLink, PartSensor
@@ -49,14 +49,18 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         site: A packaged site id (``kr-changwon``), a bundle folder, or a loaded `SiteSpec`.
         time_limit_s: Simulated time before the episode is truncated.
         success_radius_m: Distance from the top-face centre that counts as touching.
-        render_mode: ``"rgb_array"`` to render frames from the cell camera.
+        render_mode: ``"rgb_array"`` to render frames, ``"human"`` to open the PyBullet GUI.
         render_size: (width, height) of rendered frames.
+        renderer: ``"tiny"`` (CPU TinyRenderer) or ``"egl"`` (headless OpenGL) for frames.
+        camera: A camera station of the site's stations.csv to render from; None for the cell
+            camera. (The same rendering options as `Testbed/ConveyorSort-v0`, so replay can
+            film either task.)
 
     Raises:
         ValueError: If `time_limit_s` or `success_radius_m` is not positive.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
 
     def __init__(
         self,
@@ -65,7 +69,11 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         success_radius_m: float = 0.02,
         render_mode: str | None = None,
         render_size: tuple[int, int] = (320, 240),
+        renderer: str = "tiny",
+        camera: str | None = None,
     ) -> None:
+        if renderer not in ("tiny", "egl"):
+            raise ValueError(f"renderer: expected 'tiny' or 'egl', got {renderer!r}")
         if time_limit_s <= 0 or success_radius_m <= 0:
             raise ValueError(
                 "TouchPartEnv: time_limit_s and success_radius_m: expected > 0, "
@@ -75,6 +83,8 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         spec = self.site.site
         self.render_mode = render_mode
         self.render_size = render_size
+        self.renderer = renderer
+        self._station_camera = station_camera(self.site, camera) if camera else None
         self.success_radius_m = success_radius_m
         self.substeps = spec.substeps
         self.control_dt = spec.physics.time_step_s * self.substeps
@@ -83,7 +93,14 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._fields: spaces.Dict = observation_space()
         self.observation_space = self._fields
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        self.sim = Sim(spec.physics.time_step_s, spec.gravity_mps2, spec.physics.solver_iterations)
+        self.sim = Sim(
+            spec.physics.time_step_s,
+            spec.gravity_mps2,
+            spec.physics.solver_iterations,
+            gui=render_mode == "human",
+        )
+        if renderer == "egl":
+            self.sim.enable_egl()  # before any body exists
         self.sensor = PartSensor(spec.sensors)
         self.link = ActionLink(spec.policy_link, np.zeros(4, dtype=np.float32))
         self._step_scale = spec.robot.controller.max_ee_speed_mps * self.control_dt
@@ -171,11 +188,12 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return self._observation(), float(reward), terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
-        """An RGB frame from the cell camera (``render_mode="rgb_array"``)."""
+        """An RGB frame from the chosen camera (``render_mode="rgb_array"``)."""
         if self.render_mode != "rgb_array" or self.cell is None:
             return None
         width, height = self.render_size
-        return self.sim.render(self.cell.camera, width, height)
+        camera = self._station_camera or self.cell.camera
+        return self.sim.render(camera, width, height, self.renderer)
 
     def close(self) -> None:
         """Release the physics client."""

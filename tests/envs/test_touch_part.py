@@ -148,3 +148,12 @@ def test_rejects_non_positive_settings() -> None:
         make("kr-changwon", time_limit_s=0.0)
     with pytest.raises(ValueError, match="success_radius_m"):
         make("kr-changwon", success_radius_m=-1.0)
+
+
+def test_renders_with_the_same_options_as_conveyor_sort() -> None:
+    env = make("kr-changwon", render_mode="rgb_array", render_size=(64, 48), renderer="tiny",
+               camera="cam1")  # fmt: skip
+    env.reset(seed=0)
+    frame = env.render()
+    env.close()
+    assert frame is not None and frame.shape == (48, 64, 3) and frame.std() > 0
