@@ -54,8 +54,13 @@ def plan_campaign(arguments: list[str], multirun: bool = False) -> list[PlannedT
     """
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        primary = compose("config", overrides=arguments, return_hydra_config=True)
+        parsed = OverridesParser.create().parse_overrides(arguments)
+        sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+        plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+        primary = compose("config", overrides=plain, return_hydra_config=True)
         multirun = multirun or str(primary.hydra.mode) == "RunMode.MULTIRUN"
+        if sweeps and not multirun:
+            raise ValueError(f"{sweeps[0]}: a sweep needs -m (--multirun) or a campaign preset")
         raw = primary.hydra.sweeper.params
         params = OmegaConf.to_container(raw) if multirun and raw is not None else None
         jobs = expand_jobs(sweep_overrides(params, arguments)) if multirun else [arguments]  # type: ignore[arg-type]

@@ -40,24 +40,34 @@ def run_command(ctx: typer.Context) -> None:
         arguments.remove("--dry-run")
         _dry_run(arguments)
         return
+    if all(a in _SWEEP_FLAGS or not a.startswith("-") for a in arguments):
+        _plan(arguments)  # every trial composes and validates before any starts
     from testbed.campaign.entry import run_job
 
     sys.argv = ["testbed run", *arguments]
     run_job()
 
 
-def _dry_run(arguments: list[str]) -> None:
+_SWEEP_FLAGS = ("-m", "--multirun")
+
+
+def _plan(arguments: list[str]) -> list:
+    """Compose every trial of the run; a bad override or value is a usage error naming it."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from testbed.campaign.plan import plan_campaign
 
-    multirun = any(a in ("-m", "--multirun") for a in arguments)
-    arguments = [a for a in arguments if a not in ("-m", "--multirun")]
+    multirun = any(a in _SWEEP_FLAGS for a in arguments)
+    overrides = [a for a in arguments if a not in _SWEEP_FLAGS]
     try:
-        trials = plan_campaign(arguments, multirun)
+        return plan_campaign(overrides, multirun)
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="overrides") from exc
+
+
+def _dry_run(arguments: list[str]) -> None:
+    trials = _plan(arguments)
     folders = sorted({str(t.folder.parent) for t in trials})
     title = f"{len(trials)} trials in {', '.join(folders)} (dry run: nothing ran)"
     table = Table("trial", "home site", "episodes", "status", title=title)

@@ -134,3 +134,12 @@ def test_the_ray_launcher_runs_the_same_campaign_on_a_local_cluster(ray_head, tm
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(episodes(campaign_dir)) == 8
     assert all(_trial_markers(campaign_dir).values())
+
+
+def test_a_bad_sweep_value_stops_the_run_before_any_trial(tmp_path) -> None:
+    campaign_dir = tmp_path / "bad"
+    result = run_cli(["run", "-m", "site=kr-changwon,nowhere-plant", "policy=scripted_kr",
+                      f"campaign.dir={campaign_dir}"], tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert "nowhere-plant" in result.stderr + result.stdout
+    assert not campaign_dir.exists()  # nothing started, nothing written
