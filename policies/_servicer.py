@@ -13,6 +13,7 @@ import grpc
 import numpy as np
 
 from policies._handshake import check_open
+from policies._limits import CallGuard
 from policies._sessions import Session, SessionTable, StepFailure
 from policies.protocol import Policy, PolicySpec
 from protos.specs import spec_to_proto
@@ -66,26 +67,61 @@ def _field_failure(field: str, expected: str, got: str) -> StepFailure:
 
 
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
-    """Serves one `Policy` to many sessions."""
+    """Serves one `Policy` to many sessions.
 
-    def __init__(self, policy: Policy, *, max_sessions: int = 1024) -> None:
+    Args:
+        policy: The policy.
+        max_sessions: Largest number of open sessions (RESOURCE_EXHAUSTED beyond).
+        guard: Names callers and applies their rate limit on every request (each ActStream
+            message counts); None: no limit, callers unnamed in the log.
+    """
+
+    def __init__(
+        self, policy: Policy, *, max_sessions: int = 1024, guard: CallGuard | None = None
+    ) -> None:
         self._policy = policy
         self._spec = policy.spec()
         self._spec_proto = spec_to_proto(self._spec)
         self._decode = _ObservationDecoder(self._spec)
         self._sessions = SessionTable(max_sessions)
         self._max_batch = self._spec.capabilities.max_batch
+        self._guard = guard
+
+    @property
+    def sessions(self) -> SessionTable:
+        """The open sessions."""
+        return self._sessions
+
+    def close_session(self, session: Session) -> None:
+        """Tell the policy a session ended (its optional ``close``); used for reaped sessions."""
+        close = getattr(self._policy, "close", None)
+        if close is not None:
+            close(session.info)
+
+    def _admit(self, context: grpc.ServicerContext, rpc: str) -> None:
+        """Pass if the caller's rate allows the request; abort RESOURCE_EXHAUSTED if not."""
+        if self._guard is not None:
+            try:
+                self._guard.admit(context, rpc)
+            except StepFailure as failure:
+                _abort(context, failure)
+
+    def _caller(self, context: grpc.ServicerContext) -> str:
+        """Who is calling, for the log: ``team <name>`` or ``peer <host>`` (never a token)."""
+        return self._guard.caller(context) if self._guard is not None else "a client"
 
     # --- session lifecycle ------------------------------------------------------------------
 
     def GetSpec(self, request: pb.GetSpecRequest, context: grpc.ServicerContext) -> pb.PolicySpec:
         """Return the policy's spec."""
+        self._admit(context, "GetSpec")
         return self._spec_proto
 
     def OpenSession(
         self, request: pb.OpenSessionRequest, context: grpc.ServicerContext
     ) -> pb.OpenSessionResponse:
         """Check the offered spaces; open a session and reset the policy if they match."""
+        self._admit(context, "OpenSession")
         errors, warnings = check_open(self._spec, request)
         reply = pb.OpenSessionResponse(warnings=warnings, spec=self._spec_proto)
         if errors:
@@ -97,6 +133,10 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         except StepFailure as failure:
             _abort(context, failure)
         self._call(context, "OpenSession", self._policy.reset, session.info)
+        logger.info(
+            "OpenSession: %s opened session %s (site %r, episode %d)",
+            self._caller(context), session.info.session_id, request.site, request.episode,
+        )  # fmt: skip
         reply.accepted = True
         reply.session_id = session.info.session_id
         return reply
@@ -105,6 +145,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self, request: pb.ResetSessionRequest, context: grpc.ServicerContext
     ) -> pb.ResetSessionResponse:
         """Start a new episode on an open session."""
+        self._admit(context, "ResetSession")
         session = self._get(context, request.session_id, "ResetSession")
         seed = request.seed if request.HasField("seed") else None
         with session.lock:
@@ -116,7 +157,11 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self, request: pb.CloseSessionRequest, context: grpc.ServicerContext
     ) -> pb.CloseSessionResponse:
         """Close a session (idempotent: closing an unknown session is not an error)."""
+        self._admit(context, "CloseSession")
         session = self._sessions.pop(request.session_id)
+        if session is not None:
+            caller = self._caller(context)
+            logger.info("CloseSession: %s closed session %s", caller, request.session_id)
         close = getattr(self._policy, "close", None)
         if session is not None and close is not None:
             self._call(context, "CloseSession", close, session.info)
@@ -141,6 +186,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
     def Act(self, request: pb.ActRequest, context: grpc.ServicerContext) -> pb.ActResponse:
         """One step; errors are gRPC status codes."""
+        self._admit(context, "Act")
         try:
             return self._step(request, None, "Act")
         except StepFailure as failure:
@@ -153,6 +199,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         for request in request_iterator:
             received = time.monotonic()
             try:
+                if self._guard is not None:
+                    self._guard.admit(context, "ActStream")
                 yield self._step(request, _respond_by(request, received), "ActStream")
             except StepFailure as failure:
                 yield _failed(request, replace_message(failure, "ActStream"))
@@ -161,6 +209,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self, request: pb.ActBatchRequest, context: grpc.ServicerContext
     ) -> pb.ActBatchResponse:
         """Serve steps of several sessions in one call, each with its own in-band status."""
+        self._admit(context, "ActBatch")
         if not self._spec.capabilities.batching:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "ActBatch: this policy does not batch")
         if len(request.items) > self._max_batch:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import grpc
@@ -42,12 +44,14 @@ class Session:
         lock: Serialises steps of this session.
         last_step: The last step answered (-1 before step 0).
         last_response: The reply to `last_step`, replayed when that step is re-sent.
+        last_used: `time.monotonic` of the last request that named the session.
     """
 
     info: SessionInfo
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_step: int = -1
     last_response: pb.ActResponse | None = None
+    last_used: float = field(default_factory=time.monotonic)
 
     def restart(self, info: SessionInfo) -> None:
         """Begin a new episode: the next step is 0 again."""
@@ -71,12 +75,25 @@ class Session:
         return None
 
 
+_REAPED_MEMORY = 4096  # ids of reaped sessions remembered, to say why a session is gone
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    """``repr`` of a client-sent string, cut short.
+
+    Error details travel in gRPC metadata, where a long echo exceeds the 8 KiB limit and the
+    client then sees RESOURCE_EXHAUSTED instead of the real status.
+    """
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
+
+
 class SessionTable:
     """Thread-safe map of session id to `Session`, bounded by ``max_sessions``."""
 
     def __init__(self, max_sessions: int) -> None:
         self._max = max_sessions
         self._sessions: dict[str, Session] = {}
+        self._reaped: OrderedDict[str, float] = OrderedDict()  # id -> idle seconds
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -106,14 +123,38 @@ class SessionTable:
         """
         session = self._sessions.get(session_id)
         if session is None:
+            idle = self._reaped.get(session_id)
+            why = (
+                f"was closed after {idle:g} s without a request (session idle timeout)"
+                if idle is not None
+                else "is not open"
+            )
+            shown = _shown(session_id)
             raise StepFailure(
                 grpc.StatusCode.NOT_FOUND,
-                f"{rpc}: session_id {session_id!r} is not open (call OpenSession first)",
-                [pb.FieldError(field="session_id", expected="an open session", got=session_id)],
+                f"{rpc}: session_id {shown} {why}; call OpenSession first",
+                [pb.FieldError(field="session_id", expected="an open session", got=shown)],
             )
+        session.last_used = time.monotonic()
         return session
 
     def pop(self, session_id: str) -> Session | None:
         """Remove and return a session (None if unknown)."""
         with self._lock:
             return self._sessions.pop(session_id, None)
+
+    def reap(self, idle_s: float) -> list[Session]:
+        """Remove and return the sessions idle for more than ``idle_s`` (busy ones are kept)."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [
+                s
+                for s in self._sessions.values()
+                if now - s.last_used > idle_s and not s.lock.locked()
+            ]
+            for session in stale:
+                del self._sessions[session.info.session_id]
+                self._reaped[session.info.session_id] = idle_s
+            while len(self._reaped) > _REAPED_MEMORY:
+                self._reaped.popitem(last=False)
+        return stale

@@ -1,28 +1,31 @@
 """`serve()`: put any `Policy` behind the gRPC `PolicyService`.
 
 The server speaks ``grpc.health.v1`` (NOT_SERVING until the policy is warmed, SERVING after,
-NOT_SERVING on shutdown), offers reflection, TLS (optionally mutual), a per-team bearer token
-checked by an interceptor (health checks are exempt), and explicit message size limits. Each RPC
-runs on a worker of a bounded thread pool, so a slow step of one session does not stall others.
+NOT_SERVING on shutdown), offers reflection (switchable), TLS (optionally mutual; with TLS no
+plaintext port is opened), a bearer token per team checked by an interceptor (health checks are
+exempt; only team names are logged), and limits: message size, open sessions, a session idle
+timeout and requests per second per team. Each RPC runs on a worker of a bounded thread pool, so
+a slow step of one session does not stall others.
 """
 
 from __future__ import annotations
 
-import hmac
+import ipaddress
 import logging
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from policies._auth import TeamTokens, TokenInterceptor, Tokens, read_team_tokens
+from policies._limits import CallGuard, RateLimiter, SessionReaper
 from policies._servicer import PolicyServicer
 from policies.protocol import Policy
 from protos.v1 import policy_service_pb2 as pb
@@ -31,8 +34,8 @@ from protos.v1 import policy_service_pb2_grpc as pb_grpc
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["PolicyService"].full_name
-_HEALTH_PREFIX = "/grpc.health.v1.Health/"
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+__all__ = ["PolicyServer", "TlsConfig", "read_team_tokens", "serve"]
 
 
 @dataclass(frozen=True)
@@ -66,47 +69,6 @@ class TlsConfig:
         )
 
 
-class _TokenInterceptor(grpc.ServerInterceptor):
-    """Rejects calls without ``authorization: Bearer <token>`` (UNAUTHENTICATED)."""
-
-    def __init__(self, tokens: Sequence[str]) -> None:
-        self._tokens = [f"Bearer {t}".encode() for t in tokens]
-
-    def _authorised(self, metadata: Sequence[tuple[str, Any]] | None) -> bool:
-        for key, value in metadata or ():
-            if key == "authorization":
-                offered = value.encode() if isinstance(value, str) else bytes(value)
-                return any(hmac.compare_digest(offered, t) for t in self._tokens)
-        return False
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
-        if method.startswith(_HEALTH_PREFIX) or self._authorised(
-            handler_call_details.invocation_metadata  # type: ignore[attr-defined]
-        ):
-            return continuation(handler_call_details)
-        handler = continuation(handler_call_details)
-        return None if handler is None else _denied(handler, method)
-
-
-def _denied(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
-    def deny(request: Any, context: grpc.ServicerContext) -> Any:
-        # Never echo the offered token: it may be another team's.
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{method}: missing or invalid token")
-
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny)
-    return grpc.unary_unary_rpc_method_handler(deny)
-
-
 class PolicyServer:
     """A running (or ready to run) policy server. Use `serve()` to build one."""
 
@@ -116,40 +78,54 @@ class PolicyServer:
         address: str = "127.0.0.1:0",
         *,
         tls: TlsConfig | None = None,
-        token: str | Sequence[str] | None = None,
+        token: Tokens = None,
         max_workers: int = 16,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         reflection_enabled: bool = True,
         max_sessions: int = 1024,
+        session_idle_s: float | None = None,
+        rps_per_token: float | None = None,
         interceptors: Sequence[grpc.ServerInterceptor] = (),
     ) -> None:
         self._policy = policy
         self._health = health.HealthServicer()
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        tokens = [token] if isinstance(token, str) else list(token or ())
+        tokens = TeamTokens(token)
+        limiter = RateLimiter(rps_per_token) if rps_per_token is not None else None
+        guard = CallGuard(tokens, limiter) if tokens or limiter else None
+        self._servicer = PolicyServicer(policy, max_sessions=max_sessions, guard=guard)
+        self._reaper = (
+            SessionReaper(self._servicer.sessions, session_idle_s, self._servicer.close_session)
+            if session_idle_s is not None
+            else None
+        )
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="policy"),
-            interceptors=([_TokenInterceptor(tokens)] if tokens else []) + list(interceptors),
+            interceptors=([TokenInterceptor(tokens)] if tokens else []) + list(interceptors),
             options=_server_options(max_message_bytes),
             maximum_concurrent_rpcs=max_workers * 4,
         )
-        pb_grpc.add_PolicyServiceServicer_to_server(
-            PolicyServicer(policy, max_sessions=max_sessions), self._server
-        )
+        pb_grpc.add_PolicyServiceServicer_to_server(self._servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if reflection_enabled:
             names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
             reflection.enable_server_reflection(names, self._server)
-        bind = self._server.add_secure_port if tls else self._server.add_insecure_port
-        args = (address, tls.credentials()) if tls else (address,)
-        try:
-            self._port = bind(*args)  # type: ignore[operator]
-        except RuntimeError as exc:  # grpcio reports a failed bind this way
-            raise OSError(f"serve: cannot bind address {address!r}: {exc}") from exc
+        self._port = self._bind(address, tls)
         self._host = address.rsplit(":", 1)[0]
+        if tokens and tls is None and not _loopback(self._host):
+            logger.warning("tokens travel in clear text: serve with TLS off localhost")
         self._serving = threading.Event()
         self._stopped = threading.Event()
         self.warmup_error: BaseException | None = None
+
+    def _bind(self, address: str, tls: TlsConfig | None) -> int:
+        """Open one port: TLS only when TLS is configured (plaintext is then refused)."""
+        try:
+            if tls is not None:
+                return self._server.add_secure_port(address, tls.credentials())
+            return self._server.add_insecure_port(address)
+        except RuntimeError as exc:  # grpcio reports a failed bind this way
+            raise OSError(f"serve: cannot bind address {address!r}: {exc}") from exc
 
     @property
     def port(self) -> int:
@@ -168,6 +144,8 @@ class PolicyServer:
     def start(self) -> PolicyServer:
         """Start serving; warm the policy in the background, then report SERVING."""
         self._server.start()
+        if self._reaper is not None:
+            self._reaper.start()
         threading.Thread(target=self._warmup, name="policy-warmup", daemon=True).start()
         return self
 
@@ -193,6 +171,8 @@ class PolicyServer:
         self._stopped.set()
         self._health.enter_graceful_shutdown()
         self._server.stop(grace).wait()
+        if self._reaper is not None:
+            self._reaper.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server terminates (True) or ``timeout`` passes (False)."""
@@ -220,6 +200,16 @@ class PolicyServer:
         self.stop(grace=0)
 
 
+def _loopback(host: str) -> bool:
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     return [
         ("grpc.max_send_message_length", max_message_bytes),
@@ -237,11 +227,13 @@ def serve(
     address: str = "127.0.0.1:0",
     *,
     tls: TlsConfig | None = None,
-    token: str | Sequence[str] | None = None,
+    token: Tokens = None,
     max_workers: int = 16,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     reflection: bool = True,
     max_sessions: int = 1024,
+    session_idle_s: float | None = None,
+    rps_per_token: float | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> PolicyServer:
     """Serve ``policy`` on ``address`` and return the started server.
@@ -250,11 +242,17 @@ def serve(
         policy: Any object with ``spec()``, ``reset(session)`` and ``act(session, observation)``.
         address: ``host:port``; port 0 picks a free port (see `PolicyServer.port`).
         tls: Server certificate and key; with ``client_ca`` for mutual TLS. None = plaintext.
-        token: Bearer token(s) a client must send; None = no authentication.
+            With TLS only a TLS port is opened: plaintext clients cannot connect.
+        token: Bearer token(s) a client must send: one token, a list, or a mapping of team name
+            to token (see `read_team_tokens`); None = no authentication. Logs name the team,
+            never the token.
         max_workers: Threads serving RPCs (each open ActStream holds one while it lasts).
         max_message_bytes: Largest message sent or received.
         reflection: Offer gRPC server reflection.
-        max_sessions: Largest number of open sessions.
+        max_sessions: Largest number of open sessions (OpenSession beyond: RESOURCE_EXHAUSTED).
+        session_idle_s: Close sessions without a request for this long; None = never.
+        rps_per_token: Requests per second each team may make (each ActStream message counts;
+            without tokens, each client host); beyond: RESOURCE_EXHAUSTED. None = unlimited.
         interceptors: Extra server interceptors (logging, metrics), run after the token check.
 
     Returns:
@@ -262,6 +260,7 @@ def serve(
 
     Raises:
         OSError: If the address cannot be bound.
+        ValueError: On a bad limit or token list (two teams sharing a token, an empty one).
     """
     return PolicyServer(
         policy,
@@ -272,5 +271,7 @@ def serve(
         max_message_bytes=max_message_bytes,
         reflection_enabled=reflection,
         max_sessions=max_sessions,
+        session_idle_s=session_idle_s,
+        rps_per_token=rps_per_token,
         interceptors=interceptors,
     ).start()

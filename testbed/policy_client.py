@@ -49,6 +49,12 @@ Mode = Literal["unary", "stream", "batch"]
 _ACT_STREAM = "/testbed.policy.v1.PolicyService/ActStream"
 
 
+def _undecodable(error: grpc.RpcError) -> bool:
+    """True if the reply arrived but was not a protobuf message (grpc reports it as INTERNAL)."""
+    details = error.details() if hasattr(error, "details") else ""
+    return error.code() == grpc.StatusCode.INTERNAL and "deserializing response" in (details or "")
+
+
 def _read(value: bytes | str | Path | None) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
@@ -143,6 +149,7 @@ class RemotePolicy:
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.enable_retries", 0),  # retries are ours, and only where idempotent
+            ("grpc.max_reconnect_backoff_ms", 2000),  # notice a restarted server within ~2 s
         ]
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
@@ -170,17 +177,36 @@ class RemotePolicy:
         self._connected = True
 
     def _call(
-        self, rpc: str, request: Any, timeout_s: float, *, retry: bool, method: Any = None
+        self,
+        rpc: str,
+        request: Any,
+        timeout_s: float,
+        *,
+        retry: bool,
+        method: Any = None,
+        wait: bool = False,
     ) -> Any:
-        """Unary call with a deadline; one retry on UNAVAILABLE if ``retry`` (idempotent)."""
+        """Unary call with a deadline; one retry on UNAVAILABLE if ``retry`` (idempotent).
+
+        With ``wait`` the call waits (within its deadline) for a reconnecting channel instead
+        of failing at once: session calls ride out a server restart.
+        """
         method = method or getattr(self._stub, rpc)
         end = time.monotonic() + timeout_s
         for attempt in (0, 1):
             try:
+                timeout = max(end - time.monotonic(), 1e-4)
                 return method(
-                    request, timeout=max(end - time.monotonic(), 1e-4), metadata=self._metadata
+                    request, timeout=timeout, metadata=self._metadata, wait_for_ready=wait or None
                 )
             except grpc.RpcError as exc:
+                if _undecodable(exc):
+                    raise PolicyProtocolError(f"{rpc}: malformed reply (not a message)") from None
+                if wait and exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise PolicyUnavailableError(
+                        f"{rpc}: no answer from {self.address} within {timeout_s:g} s "
+                        "(server down or restarting?)"
+                    ) from None
                 again = retry and attempt == 0 and exc.code() == grpc.StatusCode.UNAVAILABLE
                 if not (again and time.monotonic() < end):
                     raise map_rpc_error(rpc, exc, timeout_s) from None
@@ -209,21 +235,31 @@ class RemotePolicy:
     def reset(self, session: SessionInfo) -> None:
         """Open a session (first episode: the handshake) or reset it (later episodes).
 
+        A server that restarted (and so forgot the session) gets a new handshake.
+
         Raises:
             PolicyHandshakeError: The server rejected the env's spaces, listing each field.
+            PolicyUnavailableError: The server stayed unreachable for the control deadline.
         """
         self._connect()
         known = self._sessions.get(session.session_id)
-        if known is None:
-            self._sessions[session.session_id] = self._open(session)
-            return
-        request = pb.ResetSessionRequest(
-            session_id=known.server_id, episode=session.episode, seed=session.seed
-        )
-        self._call("ResetSession", request, self._control_timeout_s, retry=True)
-        known.step = 0
+        end = time.monotonic() + self._control_timeout_s
+        if known is not None:
+            request = pb.ResetSessionRequest(
+                session_id=known.server_id, episode=session.episode, seed=session.seed
+            )
+            try:
+                self._call("ResetSession", request, self._control_timeout_s, retry=True, wait=True)
+                known.step = 0
+                return
+            except PolicyUnavailableError as exc:  # restarted (session lost), or down a while
+                if time.monotonic() >= end:
+                    raise
+                logger.info("ResetSession: %s; opening a new session", exc)
+                self._sessions.pop(session.session_id, None)
+        self._sessions[session.session_id] = self._open(session, end - time.monotonic())
 
-    def _open(self, session: SessionInfo) -> _RemoteSession:
+    def _open(self, session: SessionInfo, timeout_s: float) -> _RemoteSession:
         if self._observation is None or self._action is None:
             raise PolicyHandshakeError(
                 "OpenSession: no env spaces bound (pass observation_space/action_space)", []
@@ -242,7 +278,7 @@ class RemotePolicy:
                 action_chunking=self._accept_chunks,
             ),
         )
-        reply = self._call("OpenSession", request, self._control_timeout_s, retry=False)
+        reply = self._call("OpenSession", request, timeout_s, retry=False, wait=True)
         if not reply.accepted:
             errors = [(e.field, e.expected, e.got) for e in reply.errors]
             raise PolicyHandshakeError(f"OpenSession rejected by {self.address}", errors)
@@ -354,7 +390,12 @@ class RemotePolicy:
                 response_deserializer=pb.ActResponse.FromString,
             )
             self._stream = ActStream(method, self._metadata)
-        return self._stream.exchange(request, self.deadline_s)
+        try:
+            return self._stream.exchange(request, self.deadline_s)
+        except PolicyError as exc:
+            if "Exception deserializing response" in str(exc):  # grpc's text for a bad reply
+                raise PolicyProtocolError("ActStream: malformed reply (not a message)") from None
+            raise
 
     def _action_of(self, reply: pb.ActResponse, rpc: str) -> np.ndarray:
         assert self._action is not None and self._decode_action is not None

@@ -265,10 +265,18 @@ def episode_row(meta: EpisodeMeta, latencies_ms: np.ndarray | None = None) -> di
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename.
+
+    Raises:
+        OSError: ``cannot write <path>: <reason>`` (same errno and subclass as the cause: a full
+            disk, an unwritable folder); the file under ``path`` is then unchanged.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -276,10 +284,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from exc
         raise
     return path
+
+
+def _cannot_write(path: Path, error: OSError) -> OSError:
+    reason = error.strerror or str(error)
+    if error.errno is None:
+        return OSError(f"cannot write {path}: {reason}")
+    return OSError(error.errno, f"cannot write {path}: {reason}")  # a PermissionError etc.
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

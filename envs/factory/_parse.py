@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from envs.errors import DataIssue
+from envs.factory._yaml import YamlProblem, check_bounds, compose_and_load
 from envs.factory.schema import IDENTIFIER_PATTERN, SLUG_PATTERN, SiteFile
 
 M = TypeVar("M", bound=BaseModel)
@@ -107,14 +108,12 @@ def expectation(error: ErrorDetails) -> str:
 def parse_site_yaml(text: str, issues: list[DataIssue]) -> SiteFile | None:
     """Validate site.yaml; key paths in issues look like ``robot.gripper.kind (line 14)``."""
     try:
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader), (), {}, issues)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        issues.append(DataIssue("site.yaml", where, "", f"valid YAML ({problem})"))
+        check_bounds(text)
+        node, data = compose_and_load(text)
+    except YamlProblem as problem:
+        issues.append(DataIssue("site.yaml", problem.where, "", problem.expected))
         return None
+    lines = _key_lines(node, (), {}, issues)
     if not isinstance(data, dict):
         got = type(data).__name__
         issues.append(DataIssue("site.yaml", "top level", got, "a mapping (site_id: ...)"))

@@ -107,7 +107,12 @@ def _check_robot(bundle: Bundle, issues: list[DataIssue]) -> None:
     robots = [row for row in stations.rows if row.model.kind == "robot"]
     if not robots and not stations.failed_keys:
         issues.append(
-            DataIssue("stations.csv", "", "no robot station", "exactly one station of kind robot")
+            DataIssue(
+                "stations.csv",
+                "column kind",
+                "no robot station",
+                "exactly one station of kind robot",
+            )
         )
     for row in robots[1:]:
         expected = f"exactly one robot station ({robots[0].model.station_id!r} is one)"
@@ -133,7 +138,7 @@ def _check_required_kinds(bundle: Bundle, issues: list[DataIssue]) -> None:
     for kind, why in (("conveyor", "parts arrive on"), ("bin", "parts are sorted into")):
         if kind not in kinds:
             expected = f"at least one station of kind {kind} ({why})"
-            issues.append(DataIssue("stations.csv", "", f"no {kind} station", expected))
+            issues.append(DataIssue("stations.csv", "column kind", f"no {kind} station", expected))
 
 
 def _check_bins(bundle: Bundle, issues: list[DataIssue]) -> None:

@@ -35,8 +35,21 @@ IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+# Physical bounds. Factory data is untrusted input: finite but absurd values (a robot base at
+# 1e300 m, a belt at 1e300 m/s) make PyBullet hang or return non-finite states, so the schema
+# refuses anything no real cell has.
+WORLD_LIMIT_M = 100.0
+"""Largest station coordinate and extent (m): a cell fits in a 200 m cube around the origin."""
+ANGLE_LIMIT_RAD = 6.2832
+"""Largest station angle magnitude (rad): 2 pi, rounded up."""
+ZONE_LIMIT_M = 1000.0
+"""Largest keep-out zone coordinate (m)."""
+Coordinate = Annotated[float, Field(ge=-WORLD_LIMIT_M, le=WORLD_LIMIT_M, allow_inf_nan=False)]
+Angle = Annotated[float, Field(ge=-ANGLE_LIMIT_RAD, le=ANGLE_LIMIT_RAD, allow_inf_nan=False)]
+Extent = Annotated[float, Field(ge=0, le=WORLD_LIMIT_M, allow_inf_nan=False)]
+ZoneCoordinate = Annotated[float, Field(ge=-ZONE_LIMIT_M, le=ZONE_LIMIT_M, allow_inf_nan=False)]
+Acceleration = Annotated[float, Field(ge=-100.0, le=100.0, allow_inf_nan=False)]
 
 RobotModel = Literal["panda", "kuka_iiwa", "xarm6"]
 GripperKind = Literal["suction"]
@@ -71,7 +84,7 @@ class GripperSpec(_Frozen):
     """The end effector. ``suction``: a cup that holds a part while on and touching its top face."""
 
     kind: GripperKind = "suction"
-    max_force_n: PositiveFloat = 60.0
+    max_force_n: Annotated[float, Field(gt=0, le=1e5, allow_inf_nan=False)] = 60.0
     """Largest force the grip transmits; faster moves with heavier parts tear it off."""
     capture_distance_m: Annotated[float, Field(gt=0, le=0.05)] = 0.012
     """Suction engages when the cup is this close to the part's top face."""
@@ -121,8 +134,8 @@ class KeepOutZone(_Frozen):
     """An axis-aligned box in world coordinates the tool centre point must not enter."""
 
     name: Identifier
-    min_xyz: tuple[FiniteFloat, FiniteFloat, FiniteFloat]
-    max_xyz: tuple[FiniteFloat, FiniteFloat, FiniteFloat]
+    min_xyz: tuple[ZoneCoordinate, ZoneCoordinate, ZoneCoordinate]
+    max_xyz: tuple[ZoneCoordinate, ZoneCoordinate, ZoneCoordinate]
 
     @model_validator(mode="after")
     def _ordered(self) -> KeepOutZone:
@@ -134,8 +147,8 @@ class KeepOutZone(_Frozen):
 class SafetySpec(_Frozen):
     """The site's safety profile; violations are counted, not enforced."""
 
-    max_tcp_speed_mps: PositiveFloat
-    max_contact_force_n: PositiveFloat
+    max_tcp_speed_mps: Annotated[float, Field(gt=0, le=100.0, allow_inf_nan=False)]
+    max_contact_force_n: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
     keep_out_zones: tuple[KeepOutZone, ...] = ()
 
 
@@ -152,14 +165,14 @@ class SiteFile(_Frozen):
     site_id: Slug
     name: str
     provenance: Provenance
-    gravity_mps2: tuple[FiniteFloat, FiniteFloat, FiniteFloat] = (0.0, 0.0, -9.81)
+    gravity_mps2: tuple[Acceleration, Acceleration, Acceleration] = (0.0, 0.0, -9.81)
     physics: PhysicsSpec = PhysicsSpec()
     control_rate_hz: Annotated[float, Field(gt=0, le=240)]
     robot: RobotSpec
     sensors: SensorSpec = SensorSpec()
     policy_link: PolicyLinkSpec = PolicyLinkSpec()
     safety: SafetySpec
-    takt_time_s: PositiveFloat
+    takt_time_s: Annotated[float, Field(gt=0, le=86_400.0, allow_inf_nan=False)]
     task: TaskSpec = TaskSpec()
 
     @field_validator("control_rate_hz")
@@ -201,26 +214,27 @@ class Station(_Frozen):
     station_id: Identifier
     kind: StationKind
     parent_id: Identifier | None = None
-    x: FiniteFloat
-    y: FiniteFloat
-    z: FiniteFloat
-    rx: FiniteFloat = 0.0
-    ry: FiniteFloat = 0.0
-    rz: FiniteFloat = 0.0
-    size_x: NonNegativeFloat = 0.0
-    size_y: NonNegativeFloat = 0.0
-    size_z: NonNegativeFloat = 0.0
-    conveyor_speed_mps: NonNegativeFloat | None = None
-    payload_kg: NonNegativeFloat | None = None
+    x: Coordinate
+    y: Coordinate
+    z: Coordinate
+    rx: Angle = 0.0
+    ry: Angle = 0.0
+    rz: Angle = 0.0
+    size_x: Extent = 0.0
+    size_y: Extent = 0.0
+    size_z: Extent = 0.0
+    conveyor_speed_mps: Annotated[float, Field(ge=0, le=5.0, allow_inf_nan=False)] | None = None
+    payload_kg: Annotated[float, Field(ge=0, le=10_000.0, allow_inf_nan=False)] | None = None
     accepts: tuple[Identifier, ...] = ()
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Station:
         if self.kind == "conveyor" and self.conveyor_speed_mps is None:
             raise ValueError("expected conveyor_speed_mps on a conveyor station")
-        if self.kind in ("conveyor", "bin", "table", "fixture") and min(
-            self.size_x, self.size_y, self.size_z
-        ) <= 0:
+        if (
+            self.kind in ("conveyor", "bin", "table", "fixture")
+            and min(self.size_x, self.size_y, self.size_z) <= 0
+        ):
             raise ValueError(f"expected size_x, size_y and size_z > 0 on a {self.kind} station")
         if self.kind == "bin" and not self.accepts:
             raise ValueError("expected accepts on a bin station (part_ids separated by '|')")

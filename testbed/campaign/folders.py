@@ -102,8 +102,8 @@ class TrialFolder:
         Raises:
             CampaignError: If a record was made with a different config.
         """
-        for stale in self.path.glob("episodes/.ep-*.tmp"):
-            stale.unlink(missing_ok=True)  # a write interrupted by a kill
+        for stale in [*self.path.glob("episodes/.ep-*.tmp"), *self.path.glob(".*.tmp")]:
+            stale.unlink(missing_ok=True)  # a write interrupted by a kill (records, markers)
         done = set()
         for path in sorted(self.path.glob(RECORD_GLOB)):
             meta = read_meta(path)

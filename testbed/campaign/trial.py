@@ -16,6 +16,7 @@ only the episodes that have no record, so no episode is lost or counted twice.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from testbed.recorder import EpisodeRecorder
 from testbed.records import EpisodeMeta, Fault
 from testbed.rollout import EpisodeResult, run_episode
 
+log = logging.getLogger(__name__)
 #: Faults that mean "the trial cannot go on", not "this episode went wrong".
 _FATAL = (PolicyHandshakeError.__name__, PolicyAuthError.__name__)
 
@@ -70,13 +72,17 @@ def run_trial(config: TestbedConfig, trial_dir: Path) -> TrialOutcome:
     if folder.done_hash() == trial_hash:
         n = len(config.seeds)
         return TrialOutcome(config.trial_name, "skipped", n, 0, 0, "already complete")
-    folder.clear_failed()
     try:
+        folder.clear_failed()
         recorded = folder.recorded_episodes(episode_hash)
         return _run(config, folder, trial_hash, episode_hash, recorded)
     except Exception as exc:  # noqa: BLE001  # any crash: marked on the trial, summarised
         reason = f"{type(exc).__name__}: {exc}"
-        folder.mark_failed(reason)
+        try:
+            folder.mark_failed(reason)
+        except OSError as marker:  # a full disk or an unwritable folder: say it in the log
+            reason += f"; the FAILED marker could not be written either ({marker})"
+            log.error("trial %s failed: %s", config.trial_name, reason)
         return TrialOutcome(config.trial_name, "failed", len(config.seeds), 0, 0, reason)
 
 
@@ -123,8 +129,12 @@ class _TrialRun:
         self.faulty = 0
 
     def episodes(self, connection: PolicyConnection, todo: list[tuple[int, int]]) -> str:
-        """Run the missing episodes; returns why the trial stopped early, or ``""``."""
-        unreachable = 0
+        """Run the missing episodes; returns why the trial stopped early, or ``""``.
+
+        An episode the policy was unreachable for is not recorded; the trial then ends FAILED
+        (never DONE), so a rerun retries it instead of skipping it for good.
+        """
+        unreachable, skipped = 0, []
         campaign = self.config.campaign
         with episode_progress(self.config.trial_name, len(todo), campaign.progress) as advance:
             for index, seed in todo:
@@ -139,10 +149,13 @@ class _TrialRun:
                         unreachable += 1
                         if unreachable >= campaign.max_unavailable_episodes:
                             return f"policy unreachable: {result.faults[0][2]}"
+                        skipped.append(index)
                         continue
                 unreachable = 0
                 self._save(index, seed, result)
                 advance()
+        if skipped:
+            return f"policy unreachable for episode(s) {skipped}; rerun the campaign to run them"
         return ""
 
     def _episode(self, connection: PolicyConnection, index: int, seed: int) -> EpisodeResult:

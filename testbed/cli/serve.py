@@ -79,21 +79,44 @@ def serve_command(
         Path | None, typer.Option(help="CA for client certificates (mutual TLS)")
     ] = None,
     token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token")] = None,
+    tokens_file: Annotated[
+        Path | None, typer.Option(help="File of 'team: token' lines, one token per team")
+    ] = None,
     max_workers: Annotated[int, typer.Option(help="RPC worker threads")] = 16,
+    max_sessions: Annotated[int, typer.Option(help="Most open sessions", min=1)] = 1024,
+    session_idle_s: Annotated[
+        float | None, typer.Option(help="Close sessions idle this long (s); default never")
+    ] = None,
+    rps_per_token: Annotated[
+        float | None, typer.Option(help="Requests per second per team; default unlimited")
+    ] = None,
+    no_reflection: Annotated[bool, typer.Option(help="Turn gRPC server reflection off")] = False,
 ) -> None:
     """Serve POLICY over gRPC until SIGTERM / Ctrl-C (then shut down gracefully)."""
-    from policies.server import TlsConfig, serve
+    from policies.server import TlsConfig, read_team_tokens, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
     tls = TlsConfig.from_files(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
-    token = token_file.read_text().strip() if token_file else None
+    token: str | dict[str, str] | None = token_file.read_text().strip() if token_file else None
     if token_file and not token:
         raise typer.BadParameter(f"{token_file} is empty", param_hint="--token-file")
-    server = serve(
-        load_policy(policy, site), address, tls=tls, token=token, max_workers=max_workers
-    )
+    if tokens_file is not None:
+        if token_file is not None:
+            raise typer.BadParameter("give --token-file or --tokens-file, not both")
+        try:
+            token = read_team_tokens(tokens_file)
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--tokens-file") from None
+    limits = {"max_sessions": max_sessions, "session_idle_s": session_idle_s,
+              "rps_per_token": rps_per_token, "reflection": not no_reflection}  # fmt: skip
+    loaded = load_policy(policy, site)
+    try:
+        server = serve(loaded, address, tls=tls, token=token, max_workers=max_workers,
+                       **limits)  # type: ignore[arg-type]  # fmt: skip
+    except ValueError as exc:  # a bad limit or token list
+        raise typer.BadParameter(str(exc)) from None
     server.stop_on_signals()
     # The bound address on stdout (port 0 resolves here); never the token.
     print(
