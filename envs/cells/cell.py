@@ -124,7 +124,7 @@ class Cell:
         if part.shape == "mesh":
             assert part.mesh_uri is not None
             return self.sim.create_mesh(
-                str(self.site.root / "assets" / part.mesh_uri),
+                str(self.site.root / part.mesh_uri),  # bundle-relative, e.g. assets/clip.obj
                 (1.0, 1.0, 1.0),
                 park,
                 part.mass_kg,
