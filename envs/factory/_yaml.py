@@ -98,6 +98,10 @@ def _syntax(error: yaml.YAMLError, text: str) -> YamlProblem:
         )
     mark = getattr(error, "problem_mark", None)
     problem = getattr(error, "problem", None) or str(error)
+    if problem == "exceeded maximum nesting depth":
+        # libyaml >= 0.2.6 stops at 1,000 levels while its scanner reads ahead, before our
+        # event walk sees level MAX_DEPTH + 1: the same refusal, the same message.
+        return YamlProblem(_where(mark) or "top level", f"at most {MAX_DEPTH} levels")
     return YamlProblem(_where(mark) or "top level", f"valid YAML ({problem})")
 
 
