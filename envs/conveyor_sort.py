@@ -32,6 +32,7 @@ each safety violation.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -46,7 +47,7 @@ from envs.metrics import EpisodeMetrics
 from envs.sensing import ActionLink, PartSensor
 from envs.sim import Camera, Sim
 from envs.sites import load_site
-from envs.tasks.conveyor_sort import ConveyorSortTask, sample_schedule
+from envs.tasks.conveyor_sort import ConveyorSortTask, PartInstance, sample_schedule
 
 MAX_BINS = 4
 _FIELDS: dict[str, tuple[int, float, float]] = {
@@ -62,6 +63,27 @@ _FIELDS: dict[str, tuple[int, float, float]] = {
     "time": (1, 0.0, 1.0),
 }
 REWARD_SORTED, REWARD_WRONG_BIN, REWARD_LOST, REWARD_VIOLATION = 5.0, -3.0, -3.0, -0.1
+_REWARDS = {"sorted": REWARD_SORTED, "wrong_bin": REWARD_WRONG_BIN, "lost": REWARD_LOST}
+
+
+def _layout() -> dict[str, slice]:
+    """Where each field sits in the observation vector.
+
+    The env builds the observation as one float32 vector, clips it once and hands the fields
+    out as views of it.
+    """
+    slices, start = {}, 0
+    for name, (size, _, _) in _FIELDS.items():
+        slices[name] = slice(start, start + size)
+        start += size
+    return slices
+
+
+_SLICES = _layout()
+_OBS_SIZE = _SLICES["time"].stop
+_LOW = np.concatenate([np.full(size, low, np.float32) for size, low, _ in _FIELDS.values()])
+_HIGH = np.concatenate([np.full(size, high, np.float32) for size, _, high in _FIELDS.values()])
+_NO_PART = (0.0,) * (_SLICES["bin_pos"].stop - _SLICES["part_pos"].start)  # part_pos..bin_pos
 
 
 def observation_space() -> spaces.Dict:
@@ -125,17 +147,18 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.link = ActionLink(spec.policy_link, np.zeros(4, dtype=np.float32))
         self._step_scale = spec.robot.controller.max_ee_speed_mps * self.control_dt
         self.cell: Cell | None = None
-        self._last_observation: dict[str, np.ndarray] = {}
+        self._world_restored = False
+        self._last_vector = np.zeros(_OBS_SIZE, dtype=np.float32)
 
     # ------------------------------------------------------------------ gymnasium API
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Rebuild the cell and draw this episode's parts from the production log."""
+        """Restore the freshly built cell and draw this episode's parts from the production log."""
         super().reset(seed=seed)
-        self.sim.reset_world()
-        self.cell = Cell(self.sim, self.site)
+        self._restore_cell()
+        assert self.cell is not None
         self.gripper = SuctionGripper(self.sim, self.cell.arm, self.site.site.robot.gripper)
         self.task = ConveyorSortTask(self.cell, sample_schedule(self.site, self.np_random))
         self.metrics = EpisodeMetrics(self.site.site.safety)
@@ -147,7 +170,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._potential = 0.0
         self._base_frame = _BaseFrame(self.cell.arm.base_position, self.cell.robot_yaw)
         self._refresh()
-        return self._observe(), {
+        return self._observe(self.task.current()), {
             "site": self.site.site_id,
             "bundle_hash": self.site.bundle_hash,
         }
@@ -158,32 +181,35 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Apply one action for one control period."""
         if self.cell is None:
             raise RuntimeError("call reset() before step()")
-        applied = self.link.transmit(np.clip(np.asarray(action, dtype=np.float32), -1.0, 1.0))
+        clipped = np.minimum(np.maximum(np.asarray(action, dtype=np.float32), -1.0), 1.0)
+        applied = self.link.transmit(clipped)
         events = self.task.arrive(self.sim_time_s)
         release = self.gripper.command(bool(applied[3] > 0.0))
-        self.cell.arm.command(applied[:3].astype(np.float64) * self._step_scale)
+        # The tool has not moved since the last refresh: no need to ask the engine again.
+        self.cell.arm.command(applied[:3].astype(np.float64) * self._step_scale, self._tool)
         self._simulate()
+        self.task.observe()
         events += self._grip_events(release)
         events += self.task.update(self.gripper.held)
-        violations = self.metrics.check_step(
-            self._tool, float(np.linalg.norm(self._tool_vel)), self._contact
-        )
+        speed = math.hypot(*self._tool_vel)
+        violations = self.metrics.check_step(self._tool, speed, self._contact)
         self._count(events)
         self.steps += 1
-        reward = self._reward(events, violations)
+        current = self.task.current()
+        reward = self._reward(events, violations, current)
         terminated = self.task.done() and self.gripper.held is None
         truncated = not terminated and self.steps >= self.max_steps
         info: dict[str, Any] = {
             "events": events,
             "violations": violations,
-            "tcp_speed_mps": float(np.linalg.norm(self._tool_vel)),
+            "tcp_speed_mps": speed,
             "contact_force_n": self._contact,
             "energy_j": self.metrics.energy_j,
             "parts_sorted": len(self.metrics.sorted_times_s),
         }
         if terminated or truncated:
             info["episode_metrics"] = self.episode_summary()
-        return self._observe(), reward, terminated, truncated, info
+        return self._observe(current), reward, terminated, truncated, info
 
     def episode_summary(self) -> dict[str, Any]:
         """The episode's metrics so far (``info["episode_metrics"]`` at its end).
@@ -220,7 +246,12 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             ValueError: If the snapshot belongs to another site, bundle or episode.
         """
         observation = snapshot.restore(self, blob)
-        self._last_observation = {k: v.copy() for k, v in observation.items()}
+        # Restoring .bullet bytes leaves engine state (contact pairs) that a later restore of the
+        # saved cell would keep: the next reset builds the world afresh.
+        self._world_restored = True
+        self._last_vector = np.concatenate(
+            [np.asarray(observation[name], dtype=np.float32) for name in _FIELDS]
+        )
         return observation
 
     def close(self) -> None:
@@ -229,19 +260,41 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     # ------------------------------------------------------------------ internals
 
+    def _restore_cell(self) -> None:
+        """Put the world back to the cell as built, without the last episode's parts.
+
+        The cell (floor, conveyor, bins, robot: loading the robot took ~50 ms a reset) is built
+        once and saved. Every episode, the first included, then removes the previous parts
+        (the last made first, so body ids and the engine's object order return to the built
+        cell's) and restores the save; restore, one step, restore again drops contact caches
+        made since the save (as `envs.touch_part` does). An episode thus depends only on its
+        seed: the same trajectory bit for bit as in a freshly built env. After `load_snapshot`
+        the world is built afresh instead.
+        """
+        if self.cell is None or self._world_restored:
+            self.sim.reset_world()
+            self.cell = Cell(self.sim, self.site)
+            self._cell_state = self.sim.save_state()
+            self._world_restored = False
+        else:
+            self.gripper.command(False)  # remove the weld of a part still held
+            for part in reversed(self.task.parts):
+                self.sim.remove_body(part.body)
+        self.sim.restore_state(self._cell_state)
+        self.sim.step()
+        self.sim.restore_state(self._cell_state)
+        self.cell.arm.reset()
+
     def _simulate(self) -> None:
         cell = self.cell
         assert cell is not None
-        belt_velocity = cell.belt_velocity()
-        dt = self.sim.time_step_s
         # Part statuses only change between control steps: decide once who rides the belt.
         riders = [b for b in self.task.belt_bodies() if b != self.gripper.held]
-        for _ in range(self.substeps):
-            for body in riders:
-                self.sim.set_base_velocity(body, belt_velocity)
-            self.sim.step()
-            _, qd, tau = cell.arm.joint_states()
-            self.metrics.add_energy(tau, qd, dt)
+        arm = cell.arm
+        work = self.sim.advance(
+            self.substeps, riders, cell.belt_velocity(), arm.body, arm.arm_joints
+        )
+        self.metrics.add_work(work)
         self.sim_time_s += self.control_dt
         self._refresh()
 
@@ -252,9 +305,10 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _grip_events(self, release: str | None) -> list[str]:
         events = [release] if release else []
-        if not self.gripper.check_hold(self._tool):
+        positions = self.task.positions()  # read by task.observe() after this step's physics
+        if not self.gripper.check_hold(self._tool, positions):
             events.append("grip_lost")
-        if self.gripper.try_grasp(self.task.graspable(), self._tool) is not None:
+        if self.gripper.try_grasp(self.task.graspable(), self._tool, positions) is not None:
             events.append("suction_engaged")
         return events
 
@@ -272,58 +326,61 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             elif kind == "grip_lost":
                 self.metrics.grip_losses += 1
 
-    def _reward(self, events: list[str], violations: list[str]) -> float:
+    def _reward(
+        self, events: list[str], violations: list[str], current: PartInstance | None
+    ) -> float:
         reward = REWARD_VIOLATION * len(violations)
         for event in events:
-            kind = event.split(":", 1)[0]
-            reward += {
-                "sorted": REWARD_SORTED,
-                "wrong_bin": REWARD_WRONG_BIN,
-                "lost": REWARD_LOST,
-            }.get(kind, 0.0)
-        current = self.task.current()
+            reward += _REWARDS.get(event.split(":", 1)[0], 0.0)
         if current is None:
             self._potential_part = None
             return reward
         assert self.cell is not None
         if current.status == "held":
-            potential = 1.0 - float(
-                np.linalg.norm(current.position - self.cell.drop_point(current.bin_index))
-            )
+            potential = 1.0 - math.dist(current.position, self.cell.drop_point(current.bin_index))
         else:
-            potential = -float(np.linalg.norm(self._tool - current.position))
+            potential = -math.dist(self._tool, current.position)
         if self._potential_part == current.index:
             reward += potential - self._potential
         self._potential_part, self._potential = current.index, potential
         return reward
 
-    def _observe(self) -> dict[str, np.ndarray]:
-        observation = self._observation()
+    def _observe(self, current: PartInstance | None) -> dict[str, np.ndarray]:
+        vector = self._observation(current)
         # Kept for snapshots: the sensor cannot be read again without drawing from np_random.
-        self._last_observation = {k: v.copy() for k, v in observation.items()}
-        return observation
+        self._last_vector = vector.copy()
+        return {name: vector[part] for name, part in _SLICES.items()}
 
-    def _observation(self) -> dict[str, np.ndarray]:
+    @property
+    def _last_observation(self) -> dict[str, np.ndarray]:
+        """The observation the env last returned (views of the env's own copy)."""
+        return {name: self._last_vector[part] for name, part in _SLICES.items()}
+
+    def _observation(self, current: PartInstance | None) -> np.ndarray:
+        """The observation as one clipped float32 vector, fields in `_FIELDS` order."""
         cell = self.cell
         assert cell is not None
         to_base = self._base_frame
-        current = self.task.current()
-        obs = {name: np.zeros(size, dtype=np.float32) for name, (size, _, _) in _FIELDS.items()}
-        obs["ee_pos"][:] = to_base.point(self._tool)
-        obs["ee_vel"][:] = to_base.vector(self._tool_vel)
-        obs["gripper"][0] = float(self.gripper.on)
-        obs["holding"][0] = float(self.gripper.held is not None)
-        if current is not None:
+        values = [
+            *to_base.point(self._tool),
+            *to_base.vector(self._tool_vel),
+            float(self.gripper.on),
+            float(self.gripper.held is not None),
+        ]
+        if current is None:
+            values.extend(_NO_PART)
+        else:
             pos, vel = self.sensor.read(current.position, current.velocity, self.np_random)
-            obs["part_pos"][:] = to_base.point(pos)
-            obs["part_vel"][:] = to_base.vector(vel)
-            obs["part_size"][:] = current.part.size
-            obs["part_type"][current.bin_index] = 1.0
-            obs["bin_pos"][:] = to_base.point(cell.drop_point(current.bin_index))
-        obs["time"][0] = min(self.steps / self.max_steps, 1.0)
-        for name, (_, low, high) in _FIELDS.items():
-            np.clip(obs[name], low, high, out=obs[name])
-        return obs
+            part_type = [0.0] * MAX_BINS
+            part_type[current.bin_index] = 1.0
+            values.extend(to_base.point(pos))
+            values.extend(to_base.vector(vel))
+            values.extend(current.part.size)
+            values.extend(part_type)
+            values.extend(to_base.point(cell.drop_point(current.bin_index)))
+        values.append(min(self.steps / self.max_steps, 1.0))
+        vector = np.array(values, dtype=np.float32)
+        return np.minimum(np.maximum(vector, _LOW, out=vector), _HIGH, out=vector)
 
 
 def station_camera(site: SiteSpec, station_id: str) -> Camera:
@@ -345,15 +402,19 @@ def station_camera(site: SiteSpec, station_id: str) -> Camera:
 
 
 class _BaseFrame:
-    """World -> robot base frame (translation and yaw)."""
+    """World -> robot base frame (translation and yaw).
+
+    On plain floats: for 3-vectors that is cheaper than numpy's per-call overhead.
+    """
 
     def __init__(self, origin: np.ndarray, yaw: float) -> None:
-        self.origin = origin
-        cos, sin = np.cos(-yaw), np.sin(-yaw)
-        self.rotation = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
+        self.origin = tuple(float(v) for v in origin)
+        self.cos, self.sin = math.cos(-yaw), math.sin(-yaw)
 
-    def point(self, p: np.ndarray) -> np.ndarray:
-        return self.rotation @ (np.asarray(p) - self.origin)
+    def point(self, p: Any) -> tuple[float, float, float]:
+        ox, oy, oz = self.origin
+        return self.vector((p[0] - ox, p[1] - oy, p[2] - oz))
 
-    def vector(self, v: np.ndarray) -> np.ndarray:
-        return self.rotation @ np.asarray(v)
+    def vector(self, v: Any) -> tuple[float, float, float]:
+        x, y, z = float(v[0]), float(v[1]), float(v[2])
+        return (self.cos * x - self.sin * y, self.sin * x + self.cos * y, z)

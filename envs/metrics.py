@@ -40,6 +40,10 @@ class EpisodeMetrics:
         """Add mechanical work sum |tau * qdot| * dt over joints for one physics step."""
         self.energy_j += float(np.abs(torques * velocities).sum()) * dt
 
+    def add_work(self, joules: float) -> None:
+        """Add mechanical work already summed over joints and physics steps (`Sim.advance`)."""
+        self.energy_j += joules
+
     def check_step(self, tool: np.ndarray, tool_speed: float, contact_force: float) -> list[str]:
         """Record one control step's safety readings; returns the violated limits' names."""
         self.steps += 1
@@ -88,7 +92,8 @@ class EpisodeMetrics:
 
 
 def _inside(point: np.ndarray, low: tuple[float, ...], high: tuple[float, ...]) -> bool:
-    return all(lo <= p <= hi for p, lo, hi in zip(point, low, high, strict=True))
+    x, y, z = point
+    return low[0] <= x <= high[0] and low[1] <= y <= high[1] and low[2] <= z <= high[2]
 
 
 def _mean_gap(times: list[float]) -> float:

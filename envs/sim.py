@@ -4,35 +4,37 @@ Everything else in `envs` talks to the engine through these helpers, which take 
 plain tuples and numpy arrays. The settings chosen in `Sim.__init__` (explicit gravity, a fixed
 time step, deterministic overlapping pairs, no sleeping) make the same seed and actions give
 bit-identical trajectories across processes and after `reset_world`.
+
+Calls go through a `_BoundClient`: pybullet's functions bound to this client once, because
+``BulletClient`` builds a new ``functools.partial`` (after an ``inspect`` check) on every
+attribute access, which cost a few percent of an env step. Rendering lives in `envs.render`,
+which gets the client from here.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pybullet
 import pybullet_data
 from pybullet_utils import bullet_client
 
+from envs import render as _render
 from envs.errors import SimulationError
+from envs.render import RENDERERS, Camera
+
+__all__ = ["RENDERERS", "Attachment", "Camera", "Color", "Quat", "Shapes", "Sim", "Vec3"]
 
 Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class Camera:
-    """A pinhole camera looking from `eye` at `target`."""
-
-    eye: Vec3
-    target: Vec3
-    up: Vec3 = (0.0, 0.0, 1.0)
-    fov_deg: float = 60.0
+Color = tuple[float, float, float, float]
+Shapes = tuple[int, int]  # (collision shape, visual shape)
+_GREY: Color = (0.6, 0.6, 0.6, 1.0)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,20 @@ class Attachment:
     max_force: float
 
 
-RENDERERS = ("tiny", "egl", "opengl")
+class _BoundClient:
+    """A ``BulletClient`` whose functions are looked up (and bound to the client id) once.
+
+    Attributes are cached on first use, so a call costs an attribute read and the call.
+    """
+
+    def __init__(self, client: bullet_client.BulletClient) -> None:
+        self._bullet = client
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._bullet, name)
+        if name != "disconnect":  # BulletClient marks itself disconnected on this lookup
+            setattr(self, name, attribute)
+        return attribute
 
 
 class Sim:
@@ -72,7 +87,7 @@ class Sim:
     ) -> None:
         mode = pybullet.GUI if gui else pybullet.DIRECT
         try:
-            self._client = bullet_client.BulletClient(connection_mode=mode)
+            self._client: Any = _BoundClient(bullet_client.BulletClient(connection_mode=mode))
             self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
         except pybullet.error as exc:  # e.g. a second GUI in one process, or no display
             kind = "the GUI" if gui else "a DIRECT physics server"
@@ -83,6 +98,19 @@ class Sim:
         self._attachments: dict[int, Attachment] = {}
         self._egl_plugin: int | None = None
         self.configure()
+
+    @property
+    def client(self) -> Any:
+        """The PyBullet client every call of this Sim goes through.
+
+        Benchmarks swap in a proxy that records the calls (``testbed bench``); anything else
+        should use the helpers.
+        """
+        return self._client
+
+    @client.setter
+    def client(self, client: Any) -> None:
+        self._client = client
 
     # ------------------------------------------------------------------ world lifecycle
 
@@ -114,6 +142,34 @@ class Sim:
         """Advance physics by one time step."""
         self._client.stepSimulation()
 
+    def advance(
+        self,
+        substeps: int,
+        carried: Sequence[int],
+        velocity: Vec3,
+        body: int,
+        joints: Sequence[int],
+    ) -> float:
+        """Step physics ``substeps`` times, carrying bodies and metering a robot's joint work.
+
+        Before every step the ``carried`` bodies get the linear ``velocity`` (a conveyor belt
+        moves parts this way); after it, the work of ``body``'s ``joints`` is summed. One call
+        per control step keeps the per-physics-step cost to the PyBullet calls themselves.
+
+        Returns:
+            Sum over steps and joints of ``|applied torque x joint velocity| x time step`` (J).
+        """
+        c = self._client
+        step, set_velocity, joint_states = c.stepSimulation, c.resetBaseVelocity, c.getJointStates
+        power = 0.0
+        for _ in range(substeps):
+            for carried_body in carried:
+                set_velocity(carried_body, velocity)
+            step()
+            for state in joint_states(body, joints):
+                power += abs(state[3] * state[1])
+        return power * self.time_step_s
+
     def save_state(self) -> int:
         """Snapshot the world in memory; returns the state id."""
         return self._client.saveState()
@@ -121,14 +177,6 @@ class Sim:
     def restore_state(self, state_id: int) -> None:
         """Restore a snapshot taken with `save_state`."""
         self._client.restoreState(stateId=state_id)
-
-    def save_bullet(self, path: str) -> None:
-        """Write the world state to a ``.bullet`` file."""
-        self._client.saveBullet(path)
-
-    def restore_bullet(self, path: str) -> None:
-        """Restore the world state from a ``.bullet`` file written by `save_bullet`."""
-        self._client.restoreState(fileName=path)
 
     def state_bytes(self) -> bytes:
         """The world state as the bytes of a ``.bullet`` file.
@@ -185,49 +233,28 @@ class Sim:
         except pybullet.error as exc:
             raise SimulationError(f"cannot load SDF {path!r}: {exc}") from exc
 
-    def create_box(
-        self,
-        half_extents: Vec3,
-        position: Vec3,
-        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
-        mass: float = 0.0,
-        color: tuple[float, float, float, float] = (0.6, 0.6, 0.6, 1.0),
-        friction: float | None = None,
-    ) -> int:
-        """Create a box body (static when `mass` is 0)."""
+    def box_shape(self, half_extents: Vec3, color: Color = _GREY) -> Shapes:
+        """Collision and visual shapes of a box, for `create_body` (shareable by many bodies)."""
         c = self._client
         shape = c.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half_extents)
         visual = c.createVisualShape(pybullet.GEOM_BOX, halfExtents=half_extents, rgbaColor=color)
-        return self._finish_body(shape, visual, mass, position, orientation, friction)
+        return shape, visual
 
-    def create_cylinder(
-        self,
-        radius: float,
-        height: float,
-        position: Vec3,
-        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
-        mass: float = 0.0,
-        color: tuple[float, float, float, float] = (0.6, 0.6, 0.6, 1.0),
-        friction: float | None = None,
-    ) -> int:
-        """Create an upright cylinder body."""
+    def cylinder_shape(self, radius: float, height: float, color: Color = _GREY) -> Shapes:
+        """Collision and visual shapes of an upright cylinder, for `create_body`."""
         c = self._client
         shape = c.createCollisionShape(pybullet.GEOM_CYLINDER, radius=radius, height=height)
         visual = c.createVisualShape(
             pybullet.GEOM_CYLINDER, radius=radius, length=height, rgbaColor=color
         )
-        return self._finish_body(shape, visual, mass, position, orientation, friction)
+        return shape, visual
 
-    def create_mesh(
-        self,
-        path: str,
-        scale: Vec3,
-        position: Vec3,
-        mass: float,
-        color: tuple[float, float, float, float],
-        friction: float | None = None,
-    ) -> int:
-        """Create a body from a mesh file (OBJ or STL); collision uses its convex hull."""
+    def mesh_shape(self, path: str, scale: Vec3, color: Color) -> Shapes:
+        """Shapes from a mesh file (OBJ or STL; collision uses its convex hull).
+
+        Raises:
+            SimulationError: If the mesh cannot be loaded.
+        """
         c = self._client
         try:
             shape = c.createCollisionShape(pybullet.GEOM_MESH, fileName=path, meshScale=scale)
@@ -236,7 +263,35 @@ class Sim:
             )
         except pybullet.error as exc:
             raise SimulationError(f"cannot load mesh {path!r}: {exc}") from exc
-        return self._finish_body(shape, visual, mass, position, (0.0, 0.0, 0.0, 1.0), friction)
+        return shape, visual
+
+    def create_body(
+        self,
+        shapes: Shapes,
+        position: Vec3,
+        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
+        mass: float = 0.0,
+        friction: float | None = None,
+    ) -> int:
+        """Create a body from shapes made by `box_shape`, `cylinder_shape` or `mesh_shape`."""
+        return self._finish_body(*shapes, mass, position, orientation, friction)
+
+    def remove_body(self, body: int) -> None:
+        """Remove a body from the world (its shapes stay, for the next body that uses them)."""
+        self._client.removeBody(body)
+
+    def create_box(
+        self,
+        half_extents: Vec3,
+        position: Vec3,
+        orientation: Quat = (0.0, 0.0, 0.0, 1.0),
+        mass: float = 0.0,
+        color: Color = _GREY,
+        friction: float | None = None,
+    ) -> int:
+        """Create a box body (static when `mass` is 0)."""
+        shapes = self.box_shape(half_extents, color)
+        return self.create_body(shapes, position, orientation, mass, friction)
 
     def create_open_box(
         self,
@@ -365,20 +420,36 @@ class Sim:
         rest_pose: Sequence[float] | None = None,
         lower: Sequence[float] | None = None,
         upper: Sequence[float] | None = None,
+        null_space: Mapping[str, Any] | None = None,
     ) -> tuple[float, ...]:
-        """Joint positions (one per movable joint) that put `link` at the target pose."""
-        kwargs: dict = {
-            "maxNumIterations": iterations,
-            "residualThreshold": residual,
+        """Joint positions (one per movable joint) that put `link` at the target pose.
+
+        Null-space IK takes ``rest_pose``, ``lower`` and ``upper``, or the same prepared once
+        with `null_space_options` (``null_space``: what a controller calling every step uses).
+        """
+        if null_space is None and rest_pose is not None and lower is not None and upper is not None:
+            null_space = self.null_space_options(rest_pose, lower, upper)
+        return self._client.calculateInverseKinematics(
+            body,
+            link,
+            position,
+            orientation,
+            maxNumIterations=iterations,
+            residualThreshold=residual,
+            **(null_space or {}),
+        )
+
+    @staticmethod
+    def null_space_options(
+        rest_pose: Sequence[float], lower: Sequence[float], upper: Sequence[float]
+    ) -> dict[str, list[float]]:
+        """Null-space IK settings (limits, ranges, rest pose) for `inverse_kinematics`."""
+        return {
+            "lowerLimits": list(lower),
+            "upperLimits": list(upper),
+            "jointRanges": [u - lo for lo, u in zip(lower, upper, strict=True)],
+            "restPoses": list(rest_pose),
         }
-        if rest_pose is not None and lower is not None and upper is not None:
-            kwargs.update(
-                lowerLimits=list(lower),
-                upperLimits=list(upper),
-                jointRanges=[u - lo for lo, u in zip(lower, upper, strict=True)],
-                restPoses=list(rest_pose),
-            )
-        return self._client.calculateInverseKinematics(body, link, position, orientation, **kwargs)
 
     def base_pose(self, body: int) -> tuple[Vec3, Quat]:
         """World position and orientation of a body's base."""
@@ -394,13 +465,6 @@ class Sim:
         """Teleport a body's base and zero its velocity."""
         self._client.resetBasePositionAndOrientation(body, position, orientation)
         self._client.resetBaseVelocity(body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
-
-    def set_base_velocity(self, body: int, linear: Vec3, angular: Vec3 | None = None) -> None:
-        """Set a body's base velocity (the conveyor belt drives parts this way)."""
-        if angular is None:
-            self._client.resetBaseVelocity(body, linearVelocity=linear)
-        else:
-            self._client.resetBaseVelocity(body, linearVelocity=linear, angularVelocity=angular)
 
     def set_color(
         self, body: int, color: tuple[float, float, float, float], link: int = -1
@@ -466,7 +530,7 @@ class Sim:
     # ------------------------------------------------------------------ rendering
 
     def render(self, camera: Camera, width: int, height: int, renderer: str = "tiny") -> np.ndarray:
-        """An RGB frame (height x width x 3, uint8) from `camera`.
+        """An RGB frame (height x width x 3, uint8) from `camera` (see `envs.render.frame`).
 
         Args:
             camera: Where the camera is and what it looks at.
@@ -479,21 +543,10 @@ class Sim:
         Raises:
             SimulationError: If ``renderer`` is unknown, or EGL is unavailable.
         """
-        if renderer not in RENDERERS:
-            raise SimulationError(f"renderer: expected one of {RENDERERS}, got {renderer!r}")
+        _render.check_renderer(renderer)
         if renderer == "egl":
             self.enable_egl()
-        c = self._client
-        view = c.computeViewMatrix(camera.eye, camera.target, camera.up)
-        proj = c.computeProjectionMatrixFOV(camera.fov_deg, width / height, 0.02, 10.0)
-        flag = (
-            pybullet.ER_TINY_RENDERER if renderer == "tiny" else pybullet.ER_BULLET_HARDWARE_OPENGL
-        )
-        # No segmentation mask: the same RGB, about 10% faster with TinyRenderer.
-        _, _, rgba, _, _ = c.getCameraImage(
-            width, height, view, proj, renderer=flag, flags=pybullet.ER_NO_SEGMENTATION_MASK
-        )
-        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+        return _render.frame(self._client, camera, width, height, renderer)
 
     def enable_egl(self) -> None:
         """Load PyBullet's EGL renderer plugin (headless OpenGL; GPU or Mesa's llvmpipe).
@@ -501,18 +554,8 @@ class Sim:
         Raises:
             SimulationError: If the plugin is missing or EGL cannot create a context.
         """
-        if self._egl_plugin is not None:
-            return
-        spec = importlib.util.find_spec("eglRenderer")
-        if spec is None or spec.origin is None:
-            raise SimulationError("EGL renderer unavailable: pybullet has no eglRenderer plugin")
-        plugin = self._client.loadPlugin(spec.origin, "_eglRendererPlugin")
-        if plugin < 0:
-            raise SimulationError(
-                "EGL renderer unavailable: loading the eglRenderer plugin failed "
-                "(no EGL driver or device); use the tiny renderer"
-            )
-        self._egl_plugin = plugin
+        if self._egl_plugin is None:
+            self._egl_plugin = _render.load_egl_plugin(self._client)
 
     @staticmethod
     def quat_from_euler(rpy: Vec3) -> Quat:

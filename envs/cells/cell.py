@@ -14,7 +14,7 @@ import numpy as np
 
 from envs.factory.schema import Part, SiteSpec, Station
 from envs.robots.arm import CartesianArm
-from envs.sim import Camera, Sim, Vec3
+from envs.sim import Camera, Shapes, Sim, Vec3
 
 _CONVEYOR_COLOR = (0.25, 0.25, 0.28, 1.0)
 _BIN_COLOR = (0.35, 0.55, 0.75, 1.0)
@@ -46,6 +46,7 @@ class Cell:
     def __init__(self, sim: Sim, site: SiteSpec) -> None:
         self.sim = sim
         self.site = site
+        self._part_shapes: dict[str, Shapes] = {}
         self.floor = sim.load_urdf("plane.urdf", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
         self.conveyor_station = site.conveyor
         self.conveyor = self._build_box_station(site.conveyor, _CONVEYOR_COLOR)
@@ -56,6 +57,8 @@ class Cell:
         self.belt_half_length = site.conveyor.size_x / 2.0
         self.belt_top_z = conv_pos[2] + site.conveyor.size_z / 2.0
         self.belt_speed = float(site.conveyor.conveyor_speed_mps or 0.0)
+        v = self.belt_speed * self.belt_direction
+        self._belt_velocity: Vec3 = (float(v[0]), float(v[1]), 0.0)
         self.bins = tuple(self._build_bin(station) for station in site.bins)
         for station in site.stations:
             if station.kind in ("table", "fixture"):
@@ -110,31 +113,26 @@ class Cell:
     # ------------------------------------------------------------------ parts
 
     def create_part(self, part: Part, slot: int) -> int:
-        """Create a part body parked on the floor far from the cell (slot spaces them out)."""
+        """Create a part body parked on the floor far from the cell (slot spaces them out).
+
+        Parts of one catalog entry share their shapes (made on first use), so an env that
+        makes new part bodies every episode does not pile up shapes (or reload mesh files).
+        """
+        shapes = self._part_shapes.get(part.part_id)
+        if shapes is None:
+            shapes = self._part_shapes[part.part_id] = self._shapes_of(part)
         park = (_PARK_X_M - 0.5 * slot, 0.0, part.size_z / 2.0 + 0.001)
+        return self.sim.create_body(shapes, park, mass=part.mass_kg, friction=part.friction)
+
+    def _shapes_of(self, part: Part) -> Shapes:
         if part.shape == "cylinder":
-            return self.sim.create_cylinder(
-                part.size_x / 2.0,
-                part.size_z,
-                park,
-                mass=part.mass_kg,
-                color=part.color,
-                friction=part.friction,
-            )
+            return self.sim.cylinder_shape(part.size_x / 2.0, part.size_z, part.color)
         if part.shape == "mesh":
             assert part.mesh_uri is not None
-            return self.sim.create_mesh(
-                str(self.site.root / part.mesh_uri),  # bundle-relative, e.g. assets/clip.obj
-                (1.0, 1.0, 1.0),
-                park,
-                part.mass_kg,
-                part.color,
-                part.friction,
-            )
+            path = str(self.site.root / part.mesh_uri)  # bundle-relative, e.g. assets/clip.obj
+            return self.sim.mesh_shape(path, (1.0, 1.0, 1.0), part.color)
         half = (part.size_x / 2.0, part.size_y / 2.0, part.size_z / 2.0)
-        return self.sim.create_box(
-            half, park, mass=part.mass_kg, color=part.color, friction=part.friction
-        )
+        return self.sim.box_shape(half, part.color)
 
     def place_on_belt(self, body: int, part: Part) -> None:
         """Put a part at the upstream end of the belt, aligned with it."""
@@ -146,12 +144,13 @@ class Cell:
 
     def belt_velocity(self) -> Vec3:
         """World velocity the belt gives parts resting on it."""
-        v = self.belt_speed * self.belt_direction
-        return (float(v[0]), float(v[1]), 0.0)
+        return self._belt_velocity
 
     def along_belt(self, position: np.ndarray) -> float:
         """Signed distance along the belt from its centre (m)."""
-        return float(np.dot(position[:2] - self.belt_center[:2], self.belt_direction[:2]))
+        dx = float(position[0] - self.belt_center[0])
+        dy = float(position[1] - self.belt_center[1])
+        return dx * math.cos(self.belt_yaw) + dy * math.sin(self.belt_yaw)
 
     def on_belt(self, body: int) -> bool:
         """Whether a body touches the conveyor."""
@@ -159,14 +158,16 @@ class Cell:
 
     def bin_containing(self, position: np.ndarray) -> int | None:
         """Index of the bin whose interior holds this point, if any."""
+        x, y, z = float(position[0]), float(position[1]), float(position[2])
         for index, geometry in enumerate(self.bins):
-            rel = position[:2] - geometry.center[:2]
+            if not geometry.floor_z - 0.01 <= z <= geometry.top_z + 0.02:
+                continue
+            rx, ry = x - float(geometry.center[0]), y - float(geometry.center[1])
             cos, sin = math.cos(-geometry.yaw), math.sin(-geometry.yaw)
-            local = (cos * rel[0] - sin * rel[1], sin * rel[0] + cos * rel[1])
-            inside = (
-                abs(local[0]) <= geometry.inner_half[0] and abs(local[1]) <= geometry.inner_half[1]
-            )
-            if inside and geometry.floor_z - 0.01 <= position[2] <= geometry.top_z + 0.02:
+            if (
+                abs(cos * rx - sin * ry) <= geometry.inner_half[0]
+                and abs(sin * rx + cos * ry) <= geometry.inner_half[1]
+            ):
                 return index
         return None
 

@@ -7,6 +7,9 @@ heavy part harder than that, the part lags behind the cup and the grip is lost.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 
 from envs.factory.schema import GripperSpec, Part
@@ -36,14 +39,26 @@ class SuctionGripper:
             return "release"
         return None
 
-    def try_grasp(self, candidates: dict[int, Part], tool: np.ndarray) -> int | None:
-        """Engage on the first candidate part under the cup; returns its body id."""
+    def try_grasp(
+        self,
+        candidates: dict[int, Part],
+        tool: np.ndarray,
+        positions: Mapping[int, np.ndarray] | None = None,
+    ) -> int | None:
+        """Engage on the first candidate part under the cup; returns its body id.
+
+        Args:
+            candidates: Body -> part of the parts the cup may pick up.
+            tool: Tool centre point (world).
+            positions: Body -> position of the candidates if the caller read them this step
+                (saves a query each); None asks the engine.
+        """
         if not self.on or self.held is not None:
             return None
         for body, part in candidates.items():
-            position, _ = self.sim.base_pose(body)
+            position = positions[body] if positions is not None else self.sim.base_pose(body)[0]
             top = position[2] + part.size_z / 2.0
-            horizontal = np.hypot(tool[0] - position[0], tool[1] - position[1])
+            horizontal = math.hypot(tool[0] - position[0], tool[1] - position[1])
             reach = 0.5 * min(part.size_x, part.size_y)
             if horizontal <= reach and -0.005 <= tool[2] - top <= self.spec.capture_distance_m:
                 self._constraint = self.sim.attach(
@@ -54,12 +69,21 @@ class SuctionGripper:
                 return body
         return None
 
-    def check_hold(self, tool: np.ndarray) -> bool:
-        """Whether the held part is still on the cup; drops it (returns False) if torn off."""
+    def check_hold(
+        self, tool: np.ndarray, positions: Mapping[int, np.ndarray] | None = None
+    ) -> bool:
+        """Whether the held part is still on the cup; drops it (returns False) if torn off.
+
+        Args:
+            tool: Tool centre point (world).
+            positions: Body -> position of the parts, if the caller read them this step;
+                None asks the engine.
+        """
         if self.held is None:
             return True
-        position, _ = self.sim.base_pose(self.held)
-        if np.linalg.norm(np.asarray(position) - (tool + self._hold_offset)) > _TEAR_OFF_M:
+        held = self.held
+        position = positions[held] if positions is not None else self.sim.base_pose(held)[0]
+        if math.dist(position, tool + self._hold_offset) > _TEAR_OFF_M:
             self._drop()
             return False
         return True

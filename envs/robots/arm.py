@@ -3,6 +3,10 @@
 `CartesianArm` keeps a commanded tool position, moves it by the policy's delta (scaled by the
 site's controller speed), solves IK at the control rate (not every physics step: that halves the
 step cost) and hands joint targets to PD motors. The tool always points down.
+
+Per control step it makes one IK call and one motor call: the gripper joints' motors are set
+at reset and keep their targets (PyBullet motors hold until changed), the IK limits are built
+once, and the tool point is rotated with plain floats (``np.cross`` cost ~15 us a call).
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ class CartesianArm:
         self.info: RobotModelInfo = ROBOT_MODELS[model]
         self.controller = controller
         self.base_position = np.asarray(base_position, dtype=np.float64)
+        self._base: Vec3 = (
+            float(base_position[0]),
+            float(base_position[1]),
+            float(base_position[2]),
+        )
         self.base_yaw = base_yaw
         self.workspace_min_z = workspace_min_z
         self.body = self._load(base_position, base_yaw)
@@ -60,8 +69,9 @@ class CartesianArm:
         self._held_targets = self._closed_targets()
         self._forces = [self._joint_force(j) for j in self.arm_joints]
         self._held_forces = [self._joint_force(j) for j in self._held_joints]
-        self._lower, self._upper = self._ik_limits(movable)
-        self._rest_full = self._full_rest_pose(movable)
+        self._ik_options = self._ik_settings(movable)
+        self._link_offset = _rotate(TOOL_DOWN, self.info.tool_offset)
+        self._has_offset = any(self.info.tool_offset)
         self.target = np.zeros(3)
         self.reset()
 
@@ -105,6 +115,13 @@ class CartesianArm:
         held = dict(zip(self._held_joints, self._held_targets, strict=True))
         return [rest.get(j, held.get(j, 0.0)) for j in movable]
 
+    def _ik_settings(self, movable: list[int]) -> dict[str, list[float]] | None:
+        """Null-space IK settings, built once (None if the model does without)."""
+        if not self.info.use_null_space:
+            return None
+        lower, upper = self._ik_limits(movable)
+        return Sim.null_space_options(self._full_rest_pose(movable), lower, upper)
+
     def reset(self) -> None:
         """Put the arm in its ready pose and hold it there."""
         for joint, angle in zip(self.arm_joints, self.info.rest_pose, strict=True):
@@ -121,13 +138,12 @@ class CartesianArm:
         position, orientation, velocity = self.sim.link_pose_velocity(
             self.body, self.info.tool_link
         )
-        pos = np.asarray(position, dtype=np.float64)
-        vel = np.asarray(velocity, dtype=np.float64)
-        if any(self.info.tool_offset):
+        if self._has_offset:
             # The tool points down, so the offset along the link's z axis is (almost) world -z;
             # rotate it properly anyway so a tilted wrist reports the true tool point.
-            pos = pos + _rotate(orientation, self.info.tool_offset)
-        return pos, vel
+            ox, oy, oz = _rotate(orientation, self.info.tool_offset)
+            position = (position[0] + ox, position[1] + oy, position[2] + oz)
+        return np.array(position, dtype=np.float64), np.array(velocity, dtype=np.float64)
 
     def joint_states(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Arm joint positions, velocities and applied torques."""
@@ -135,44 +151,58 @@ class CartesianArm:
 
     # ------------------------------------------------------------------ control
 
-    def command(self, delta: np.ndarray) -> None:
-        """Move the commanded tool position by `delta` (m) and drive the joints toward it."""
-        tool, _ = self.tool_state()
-        target = self.target + delta
-        # Keep the command near the tool so a blocked arm does not wind up.
-        target = tool + np.clip(target - tool, -_TARGET_LEAD_M, _TARGET_LEAD_M)
-        self.target = self._clamp_to_workspace(target)
-        self._drive(self._solve_ik(self.target))
+    def command(self, delta: np.ndarray, tool: np.ndarray | None = None) -> None:
+        """Move the commanded tool position by `delta` (m) and drive the joints toward it.
 
-    def _clamp_to_workspace(self, target: np.ndarray) -> np.ndarray:
-        rel = target - self.base_position
-        horizontal = math.hypot(rel[0], rel[1])
+        Args:
+            delta: Tool displacement (m, world frame).
+            tool: The tool position now, if the caller already read it this step (saves a
+                query); None reads it.
+        """
+        tx, ty, tz = map(float, self.tool_state()[0] if tool is None else tool)
+        gx, gy, gz = map(float, self.target)
+        dx, dy, dz = map(float, delta)
+        # Keep the command near the tool so a blocked arm does not wind up (on plain floats:
+        # numpy's per-call cost is most of the time for 3-vectors).
+        lead = _TARGET_LEAD_M
+        target = self._clamp_to_workspace(
+            tx + min(max(gx + dx - tx, -lead), lead),
+            ty + min(max(gy + dy - ty, -lead), lead),
+            tz + min(max(gz + dz - tz, -lead), lead),
+        )
+        self.target = np.array(target)
+        arm = self._solve_ik(target)
+        c = self.controller
+        self.sim.position_control(
+            self.body, self.arm_joints, arm, self._forces, c.position_gain, c.velocity_gain
+        )
+
+    def _clamp_to_workspace(self, x: float, y: float, z: float) -> Vec3:
+        bx, by, bz = self._base
+        rx, ry = x - bx, y - by
+        horizontal = math.hypot(rx, ry)
         reach, inner = self.info.reach_m, 0.25
         if horizontal > reach or horizontal < inner:
             scale = min(max(horizontal, inner), reach) / max(horizontal, 1e-9)
-            rel[0] *= scale
-            rel[1] *= scale
-        clamped = self.base_position + rel
-        clamped[2] = min(max(clamped[2], self.workspace_min_z), self.base_position[2] + 1.0)
-        return clamped
+            rx *= scale
+            ry *= scale
+        return bx + rx, by + ry, min(max(z, self.workspace_min_z), bz + 1.0)
 
-    def _solve_ik(self, target: np.ndarray) -> list[float]:
-        link_target = target - np.asarray(_rotate(TOOL_DOWN, self.info.tool_offset))
-        use_ns = self.info.use_null_space
+    def _solve_ik(self, target: Vec3) -> list[float]:
+        ox, oy, oz = self._link_offset
         solution = self.sim.inverse_kinematics(
             self.body,
             self.info.tool_link,
-            tuple(link_target),
+            (target[0] - ox, target[1] - oy, target[2] - oz),
             TOOL_DOWN,
             iterations=self.controller.ik_iterations,
             residual=self.controller.ik_residual_m,
-            rest_pose=self._rest_full if use_ns else None,
-            lower=self._lower if use_ns else None,
-            upper=self._upper if use_ns else None,
+            null_space=self._ik_options,
         )
         return [solution[slot] for slot in self._ik_slots]
 
     def _drive(self, arm_targets: list[float]) -> None:
+        """Set every motor: the arm's to ``arm_targets``, the gripper's to their held targets."""
         c = self.controller
         self.sim.position_control(
             self.body, self.arm_joints, arm_targets, self._forces, c.position_gain, c.velocity_gain
@@ -183,9 +213,13 @@ class CartesianArm:
             )
 
 
-def _rotate(quaternion: Quat, vector: Vec3) -> np.ndarray:
-    """Rotate a vector by a unit quaternion (x, y, z, w)."""
+def _rotate(quaternion: Quat, vector: Vec3) -> Vec3:
+    """Rotate a vector by a unit quaternion (x, y, z, w): v + w t + q x t with t = 2 q x v."""
     x, y, z, w = quaternion
-    q = np.array([x, y, z])
-    v = np.asarray(vector, dtype=np.float64)
-    return v + 2.0 * np.cross(q, np.cross(q, v) + w * v)
+    vx, vy, vz = vector
+    tx, ty, tz = 2.0 * (y * vz - z * vy), 2.0 * (z * vx - x * vz), 2.0 * (x * vy - y * vx)
+    return (
+        vx + w * tx + y * tz - z * ty,
+        vy + w * ty + z * tx - x * tz,
+        vz + w * tz + x * ty - y * tx,
+    )

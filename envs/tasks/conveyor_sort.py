@@ -83,17 +83,27 @@ class ConveyorSortTask:
                 events.append(f"arrive:{p.part.part_id}")
         return events
 
-    def update(self, held_body: int | None) -> list[str]:
-        """Refresh part poses and statuses after physics; returns events."""
-        events: list[str] = []
+    def observe(self) -> None:
+        """Read the pose and velocity of every part in the cell (once per step, after physics)."""
         sim = self.cell.sim
         for p in self.parts:
             if p.status == "waiting":
                 continue
             position, _ = sim.base_pose(p.body)
             velocity, _ = sim.base_velocity(p.body)
-            p.position = np.asarray(position, dtype=np.float64)
-            p.velocity = np.asarray(velocity, dtype=np.float64)
+            p.position = np.array(position, dtype=np.float64)
+            p.velocity = np.array(velocity, dtype=np.float64)
+
+    def positions(self) -> dict[int, np.ndarray]:
+        """Body -> position of the parts in the cell, as `observe` last read them."""
+        return {p.body: p.position for p in self.parts if p.status != "waiting"}
+
+    def update(self, held_body: int | None) -> list[str]:
+        """Update part statuses from the poses `observe` read; returns events."""
+        events: list[str] = []
+        for p in self.parts:
+            if p.status == "waiting":
+                continue
             if p.body == held_body:
                 if not p.grasped_once:
                     events.append(f"grasp:{p.part.part_id}")
