@@ -1,0 +1,383 @@
+"""Env overhead: a Gymnasium env step against the raw PyBullet calls that same step makes.
+
+How "raw" is defined: the env steps once with a proxy in place of its PyBullet client that
+records every call (function, arguments) made during the steps. Then the recorded calls are
+replayed straight from the list on the same client, from the same reset state: the same scene,
+substeps, control and state queries, and so the same physics, with no Gymnasium, no env logic
+and no Python objects of the env in between. The ratio ``env CPU time / raw CPU time`` is what
+the env's Python layer costs on top of the engine. The call counts per step show queries the
+env makes more often than it needs.
+
+The same is done for panda-gym's ``PandaPickAndPlace-v3`` (a peer built on the same engine),
+when panda-gym is installed (``pip install physical-ai-testbed[bench]``).
+
+Steps are timed in blocks of CPU time of this thread (see `figures.cpu_seconds`), env and raw
+alternating; the ratio reported is the median of the per-block ratios.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import envs  # noqa: F401  (registers the Testbed env ids)
+from testbed.bench.figures import (
+    BenchProfile,
+    Figure,
+    Progress,
+    alternate,
+    cpu_seconds,
+    median,
+)
+from testbed.policy import Policy, SessionInfo
+
+ENV_ID = "Testbed/ConveyorSort-v0"
+PANDA_ID = "PandaPickAndPlace-v3"
+GOAL_RATIO = 1.2
+SEED = 7
+
+Call = tuple[str, Callable[..., Any], tuple, dict, Any]  # name, function, args, kwargs, result
+# A replayed call: function, args, kwargs, slot its result goes to, slot of its first argument.
+Op = tuple[Callable[..., Any], tuple, dict, int, int]
+
+# Constraint ids keep counting up in a world that is not reset, so a replay maps the ids the
+# recorded run got to the ones the replay gets.
+_USES_CONSTRAINT = frozenset(
+    ("changeConstraint", "removeConstraint", "getConstraintInfo", "getConstraintState")
+)
+
+
+class CallLog:
+    """Stands in for a PyBullet client and records every call made through it.
+
+    Args:
+        client: The real client (a ``BulletClient`` or anything with the same functions).
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[Call] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        calls = self.calls
+
+        def record(*args: Any, **kwargs: Any) -> Any:
+            frozen_args, frozen_kwargs = _frozen(args), _frozen(kwargs)
+            result = attribute(*args, **kwargs)
+            calls.append((name, attribute, frozen_args, frozen_kwargs, result))
+            return result
+
+        return record
+
+
+def _frozen(value: Any) -> Any:
+    """A copy of call arguments that later in-place changes by the caller cannot alter."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, list | tuple):
+        return type(value)(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class ClientSlot:
+    """Where an env keeps its PyBullet client (an object and an attribute name)."""
+
+    owner: Any
+    attribute: str
+
+    def get(self) -> Any:
+        """The client in the slot."""
+        return getattr(self.owner, self.attribute)
+
+    def put(self, client: Any) -> None:
+        """Put ``client`` in the slot."""
+        setattr(self.owner, self.attribute, client)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A seed and the actions stepped after ``reset(seed=seed)``."""
+
+    seed: int
+    actions: Sequence[np.ndarray]
+
+
+@dataclass
+class Overhead:
+    """Timed blocks of env steps and of their raw calls.
+
+    Attributes:
+        steps: Env steps per block.
+        env_s: CPU seconds per block, env steps.
+        raw_s: CPU seconds per block, the recorded calls replayed.
+        calls: PyBullet calls per function name over one block.
+        same_physics: Whether the world ended in the same state after env steps and after
+            their raw calls (every body's base pose and joint positions, bit for bit).
+    """
+
+    steps: int
+    env_s: list[float]
+    raw_s: list[float]
+    calls: Counter[str]
+    same_physics: bool
+
+    @property
+    def ratio(self) -> float:
+        """Median over blocks of env time / raw time."""
+        return median([e / r for e, r in zip(self.env_s, self.raw_s, strict=True)])
+
+    def figure(self, name: str, goal: str = "", met: bool | None = None) -> Figure:
+        """The measurement as a figure (steps per CPU second, env vs raw)."""
+        env_rate = self.steps / median(self.env_s)
+        raw_rate = self.steps / median(self.raw_s)
+        per_step = {k: round(v / self.steps, 3) for k, v in self.calls.most_common()}
+        return Figure(
+            section="env",
+            name=name,
+            value=env_rate,
+            unit="steps/s",
+            reference=raw_rate,
+            reference_name="raw",
+            ratio=self.ratio,
+            ratio_name="cost vs raw",
+            goal=goal,
+            met=met,
+            details={
+                "steps_per_block": self.steps,
+                "blocks": len(self.env_s),
+                "env_cpu_s": self.env_s,
+                "raw_cpu_s": self.raw_s,
+                "python_overhead_us_per_step": 1e6 / env_rate - 1e6 / raw_rate,
+                "pybullet_calls_per_step": sum(self.calls.values()) / self.steps,
+                "raw_same_physics": self.same_physics,
+                "calls_per_step": per_step,
+            },
+        )
+
+
+def measure_overhead(
+    env: gym.Env, slot: ClientSlot, episodes: list[Episode], blocks: int
+) -> Overhead:
+    """Time ``env`` stepping ``episodes`` against replaying the PyBullet calls it makes.
+
+    Args:
+        env: The env (as ``gymnasium.make`` returns it: wrappers included).
+        slot: Where the env's PyBullet client lives.
+        episodes: What to step; each block steps all of them.
+        blocks: Timed blocks per side, alternating which side goes first.
+    """
+    logs = [_record(env, slot, episode) for episode in episodes]
+    calls: Counter[str] = Counter(name for log in logs for name, *_ in log)
+    programs = [RawProgram.from_log(log) for log in logs]
+
+    ends: dict[str, set[str]] = {"env": set(), "raw": set()}
+
+    def env_block() -> float:
+        seconds = sum(_time_env(env, episode) for episode in episodes)
+        ends["env"].add(_fingerprint(slot.get()))
+        return seconds
+
+    def raw_block() -> float:
+        seconds = sum(
+            _time_raw(env, slot, episode, program)
+            for episode, program in zip(episodes, programs, strict=True)
+        )
+        ends["raw"].add(_fingerprint(slot.get()))
+        return seconds
+
+    alternate(env_block, raw_block, 1)  # warm-up: caches, allocator, branch predictors
+    env_s, raw_s = alternate(env_block, raw_block, blocks)
+    steps = sum(len(e.actions) for e in episodes)
+    return Overhead(
+        steps, env_s, raw_s, calls, ends["env"] == ends["raw"] and len(ends["env"]) == 1
+    )
+
+
+def _fingerprint(client: Any) -> str:
+    """Every body's base pose and joint positions, exactly (float reprs round-trip)."""
+    state = []
+    for index in range(client.getNumBodies()):
+        body = client.getBodyUniqueId(index)
+        state.append(client.getBasePositionAndOrientation(body))
+        joints = client.getNumJoints(body)
+        if joints:
+            state.append(tuple(s[0] for s in client.getJointStates(body, range(joints))))
+    return repr(state)
+
+
+def _record(env: gym.Env, slot: ClientSlot, episode: Episode) -> list[Call]:
+    env.reset(seed=episode.seed)
+    client = slot.get()
+    log = CallLog(client)
+    slot.put(log)
+    try:
+        for action in episode.actions:
+            env.step(action)
+    finally:
+        slot.put(client)
+    return log.calls
+
+
+def _time_env(env: gym.Env, episode: Episode) -> float:
+    env.reset(seed=episode.seed)
+    step = env.step
+
+    def run() -> None:
+        for action in episode.actions:
+            step(action)
+
+    return cpu_seconds(run)
+
+
+@dataclass(frozen=True)
+class RawProgram:
+    """Recorded calls ready to replay: constraint ids mapped, leftovers known.
+
+    Attributes:
+        ops: The calls, in order.
+        slots: Constraints the calls create.
+        leftover: Slots of constraints the calls create and never remove.
+    """
+
+    ops: list[Op]
+    slots: int
+    leftover: tuple[int, ...]
+
+    @classmethod
+    def from_log(cls, log: list[Call]) -> RawProgram:
+        """Compile a `CallLog` record."""
+        made: dict[int, int] = {}
+        removed: set[int] = set()
+        ops: list[Op] = []
+        for name, function, args, kwargs, result in log:
+            out = uses = -1
+            if name == "createConstraint":
+                out = made[result] = len(made)
+            elif name in _USES_CONSTRAINT and args and args[0] in made:
+                uses, args = made[args[0]], args[1:]
+                if name == "removeConstraint":
+                    removed.add(uses)
+            ops.append((function, args, kwargs, out, uses))
+        leftover = tuple(slot for slot in made.values() if slot not in removed)
+        return cls(ops, len(made), leftover)
+
+    def run(self) -> list[Any]:
+        """Make the calls; returns the constraint ids they got."""
+        ids: list[Any] = [None] * self.slots
+        for function, args, kwargs, out, uses in self.ops:
+            result = (
+                function(ids[uses], *args, **kwargs) if uses >= 0 else function(*args, **kwargs)
+            )
+            if out >= 0:
+                ids[out] = result
+        return ids
+
+
+def _time_raw(env: gym.Env, slot: ClientSlot, episode: Episode, program: RawProgram) -> float:
+    env.reset(seed=episode.seed)
+    ids: list[Any] = []
+    seconds = cpu_seconds(lambda: ids.extend(program.run()))
+    for index in program.leftover:  # a weld the env would have dropped at its next reset
+        slot.get().removeConstraint(ids[index])
+    return seconds
+
+
+def scripted_actions(env: gym.Env, policy: Policy, site: str, steps: int) -> list[np.ndarray]:
+    """The actions ``policy`` takes in the first ``steps`` steps of the ``SEED`` episode."""
+    session = SessionInfo(f"bench-env-{site}", site=site, seed=SEED)
+    observation, _ = env.reset(seed=SEED)
+    policy.reset(session)
+    shape = env.action_space.shape
+    actions = []
+    for _ in range(steps):
+        action = np.asarray(policy.act(session, observation), dtype=np.float32)
+        action = action.reshape((-1, *shape))[0]
+        actions.append(action)
+        observation, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+    return actions
+
+
+def testbed_overhead(site: str, policy: Policy, profile: BenchProfile) -> tuple[str, Overhead]:
+    """Env overhead of ConveyorSort at ``site``, driven by ``policy``'s actions.
+
+    Returns:
+        The robot model and the measurement.
+    """
+    env = gym.make(ENV_ID, site=site)
+    try:
+        actions = scripted_actions(env, policy, site, profile.env_steps)
+        slot = ClientSlot(env.unwrapped.sim, "client")  # type: ignore[attr-defined]
+        overhead = measure_overhead(env, slot, [Episode(SEED, actions)], profile.env_blocks)
+        return env.unwrapped.site.site.robot.model, overhead  # type: ignore[attr-defined]
+    finally:
+        env.close()
+
+
+def panda_gym_overhead(profile: BenchProfile) -> Overhead | None:
+    """Env overhead of panda-gym's PandaPickAndPlace-v3 (seeded random actions); None if absent."""
+    if importlib.util.find_spec("panda_gym") is None:
+        return None
+    import panda_gym  # noqa: F401  (registers the Panda env ids)
+
+    env = gym.make(PANDA_ID)
+    try:
+        rng = np.random.default_rng(SEED)
+        length = env.spec.max_episode_steps or 50  # type: ignore[union-attr]
+        shape = env.action_space.shape
+        episodes = [
+            Episode(seed, [rng.uniform(-1.0, 1.0, shape).astype(np.float32) for _ in range(length)])
+            for seed in range(profile.panda_episodes)
+        ]
+        slot = ClientSlot(env.unwrapped.sim, "physics_client")  # type: ignore[attr-defined]
+        return measure_overhead(env, slot, episodes, profile.env_blocks)
+    finally:
+        env.close()
+
+
+def run(
+    profile: BenchProfile, policy_for_site: Callable[[str], Policy], progress: Progress
+) -> tuple[list[Figure], list[str]]:
+    """The env-overhead section: every profile site, then panda-gym.
+
+    Args:
+        profile: How long to measure.
+        policy_for_site: Builds the (in-process) policy whose actions drive a site's env.
+        progress: Receives a line per measurement.
+
+    Returns:
+        The figures and notes (a skipped panda-gym).
+    """
+    notes: list[str] = []
+    progress(f"env: {PANDA_ID} (panda-gym)")
+    panda = panda_gym_overhead(profile)
+    figures = []
+    for site in profile.env_sites:
+        progress(f"env: {ENV_ID} at {site}")
+        model, overhead = testbed_overhead(site, policy_for_site(site), profile)
+        ratio = overhead.ratio
+        met = ratio <= GOAL_RATIO and (panda is None or ratio < panda.ratio)
+        goal = f"<= {GOAL_RATIO}x" + (f", < panda-gym {panda.ratio:.2f}x" if panda else "")
+        figures.append(overhead.figure(f"ConveyorSort {site} ({model})", goal, met))
+    if panda is None:
+        notes.append(
+            "panda-gym is not installed: no peer row (pip install 'physical-ai-testbed[bench]')"
+        )
+    else:
+        version = importlib.metadata.version("panda-gym")
+        figures.append(panda.figure(f"panda-gym {version} {PANDA_ID}", "peer"))
+    return figures, notes

@@ -1,0 +1,85 @@
+"""`run_bench`: run the chosen benchmark sections in order and collect a `BenchReport`.
+
+The caller (``testbed bench``, the composition root) passes in what the testbed cannot build
+itself: the in-process policy for a site and a policy-server factory.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from testbed.bench.figures import SECTIONS, BenchProfile, Figure, Progress
+from testbed.bench.report import BenchReport, SectionResult, machine_info, now_utc
+
+if TYPE_CHECKING:
+    from testbed.bench.policy_link import ServerFactory
+    from testbed.policy import Policy
+
+Section = Callable[[], tuple[list[Figure], list[str]]]
+
+
+def run_bench(
+    profile: BenchProfile,
+    sections: Sequence[str],
+    policy_for_site: Callable[[str], Policy],
+    serve: ServerFactory,
+    progress: Progress,
+) -> BenchReport:
+    """Run ``sections`` (a subset of `SECTIONS`, run in that order) with ``profile``.
+
+    A section that fails is recorded with its error and the others still run.
+
+    Args:
+        profile: How long each benchmark measures.
+        sections: Which sections to run.
+        policy_for_site: Builds the in-process policy that drives a site's env.
+        serve: Serves a policy on 127.0.0.1 for the policy-link section.
+        progress: Receives a line per step of the run.
+
+    Raises:
+        ValueError: Naming the valid sections, if one is unknown.
+    """
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"unknown section(s) {unknown}: choose from {', '.join(SECTIONS)}")
+    runners = _runners(profile, policy_for_site, serve, progress)
+    report = BenchReport(profile.name, now_utc(), machine_info())
+    start = time.perf_counter()
+    for name in SECTIONS:
+        if name in sections:
+            report.sections.append(_run_section(name, runners[name]))
+    report.duration_s = time.perf_counter() - start
+    report.machine["load_average_end"] = machine_info()["load_average"]
+    return report
+
+
+def _runners(
+    profile: BenchProfile,
+    policy_for_site: Callable[[str], Policy],
+    serve: ServerFactory,
+    progress: Progress,
+) -> dict[str, Section]:
+    # Imported here: each section pulls in its own heavy dependencies (grpc, Hydra, video).
+    from testbed.bench import campaign, env_overhead, memory, policy_link, replay
+
+    return {
+        "env": lambda: env_overhead.run(profile, policy_for_site, progress),
+        "link": lambda: policy_link.run(profile, serve, progress),
+        "campaign": lambda: campaign.run(profile, progress),
+        "replay": lambda: replay.run(profile, policy_for_site, progress),
+        "memory": lambda: memory.run(profile, progress),
+    }
+
+
+def _run_section(name: str, runner: Section) -> SectionResult:
+    start = time.perf_counter()
+    result = SectionResult(name)
+    try:
+        result.figures, result.notes = runner()
+    except Exception as exc:  # one failed section must not hide the others' figures
+        result.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    result.seconds = time.perf_counter() - start
+    return result
