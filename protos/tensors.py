@@ -151,8 +151,22 @@ def from_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
 class FieldDecoder:
     """Decodes tensors expected to have one dtype and shape; fast when they do.
 
-    A tensor that matches exactly is decoded with one `np.frombuffer`; anything else goes
-    through `from_tensor`, whose errors name the field and the problem.
+    A well-formed tensor of the expected dtype and shape has exactly one wire form: a fixed
+    header (dtype, shape, the data tag and length) followed by the data bytes. A tensor whose
+    serialized bytes are that header plus that many bytes is decoded with one `np.frombuffer`
+    (its dtype, shape, byte count and RAW encoding are then all as expected; anything extra,
+    such as an encoding or an unknown field, changes the length). Anything else goes through
+    `from_tensor`, whose errors name the field and the problem.
+
+    Attributes:
+        field: Name used in error messages, e.g. ``observation.ee_pos``.
+        code: The expected wire `DType`.
+        dtype: The expected numpy dtype (little-endian).
+        shape: The expected shape.
+        header: Wire bytes a well-formed tensor starts with (empty if there is no fast path:
+            bool tensors, whose bytes must be checked, and empty tensors).
+        wire_size: Serialized size of a well-formed tensor (-1 if there is no fast path).
+        offset: Where the data starts in the serialized tensor.
     """
 
     def __init__(self, field: str, dtype: np.dtype | str, shape: Sequence[int]) -> None:
@@ -160,20 +174,23 @@ class FieldDecoder:
         self.code = dtype_to_proto(dtype, field)
         self.dtype = _TO_NUMPY[self.code]
         self.shape = check_shape(shape, field)
-        self._shape_list = list(self.shape)
-        self._nbytes = math.prod(self.shape) * self.dtype.itemsize
-        self._flat = len(self.shape) == 1 and self.dtype.kind != "b"
+        nbytes = math.prod(self.shape) * self.dtype.itemsize
+        self._flat = len(self.shape) == 1
+        if nbytes and self.dtype.kind != "b":
+            template = pb.Tensor(dtype=self.code, shape=self.shape, data=bytes(nbytes))
+            wire = template.SerializeToString()
+            self.offset = len(wire) - nbytes
+            self.header = wire[: self.offset]
+            self.wire_size = len(wire)
+        else:
+            self.offset, self.header, self.wire_size = 0, b"", -1
 
     def __call__(self, tensor: pb.Tensor) -> np.ndarray:
         """Decode ``tensor``; its dtype and shape may still differ from the expected ones."""
-        if (
-            self._flat
-            and tensor.dtype == self.code
-            and len(tensor.data) == self._nbytes
-            and tensor.shape == self._shape_list
-            and not tensor.HasField("encoding")
-        ):
-            return np.frombuffer(tensor.data, self.dtype)
+        raw = tensor.SerializeToString()
+        if len(raw) == self.wire_size and raw.startswith(self.header):
+            array = np.frombuffer(raw, self.dtype, -1, self.offset)
+            return array if self._flat else array.reshape(self.shape)
         return from_tensor(tensor, self.field)
 
 

@@ -12,7 +12,14 @@ from protos.specs import (
     spec_from_proto,
     spec_to_proto,
 )
-from protos.tensors import MAX_ELEMENTS, SUPPORTED_DTYPES, TensorError, from_tensor, to_tensor
+from protos.tensors import (
+    MAX_ELEMENTS,
+    SUPPORTED_DTYPES,
+    FieldDecoder,
+    TensorError,
+    from_tensor,
+    to_tensor,
+)
 from protos.v1 import policy_service_pb2 as pb
 
 
@@ -116,3 +123,34 @@ def test_policy_spec_round_trip() -> None:
     )
     decoded = spec_from_proto(pb.PolicySpec.FromString(spec_to_proto(spec).SerializeToString()))
     assert decoded == spec
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape"),
+    [("float32", (3,)), ("float64", (2, 3)), ("int64", ()), ("uint8", (4, 1, 2)), ("bool", (3,))],
+)
+def test_field_decoder_matches_from_tensor(dtype: str, shape: tuple[int, ...]) -> None:
+    decode = FieldDecoder("obs.x", dtype, shape)
+    array = (np.arange(max(1, int(np.prod(shape)))) % 2).astype(dtype).reshape(shape)
+    wire = pb.Tensor.FromString(to_tensor(array).SerializeToString())
+    decoded = decode(wire)
+    assert decoded.dtype == np.dtype(dtype) and decoded.shape == shape
+    assert np.array_equal(decoded, array) and not decoded.flags.writeable
+
+
+def test_field_decoder_sends_anything_unusual_through_the_full_checks() -> None:
+    decode = FieldDecoder("obs.x", "float32", (3,))
+    data = np.arange(3, dtype=np.float32).tobytes()
+    # An explicit RAW encoding, or a different shape or dtype, is still decoded correctly.
+    explicit = pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[3], data=data, encoding=pb.ENCODING_RAW)
+    assert np.array_equal(decode(explicit), [0, 1, 2])
+    assert decode(pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[1, 3], data=data)).shape == (1, 3)
+    assert decode(pb.Tensor(dtype=pb.DTYPE_INT32, shape=[3], data=data)).dtype == np.int32
+    with pytest.raises(TensorError, match=r"obs\.x\.data: expected 12 bytes"):
+        decode(pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[3], data=data[:11]))
+    with pytest.raises(TensorError, match=r"obs\.x\.dtype"):
+        decode(pb.Tensor(shape=[3], data=data))
+    # Unknown fields (a newer sender) make the wire form differ: decoded the slow way.
+    extra = pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[3], data=data).SerializeToString()
+    with_unknown = pb.Tensor.FromString(extra + b"\x78\x01")  # field 15, varint 1
+    assert np.array_equal(decode(with_unknown), [0, 1, 2])
