@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -32,30 +31,50 @@ def _abort(context: grpc.ServicerContext, failure: StepFailure) -> NoReturn:
 
 
 class _ObservationDecoder:
-    """Decodes exactly the observation fields the policy declared, checking each one."""
+    """Decodes exactly the observation fields the policy declared, checking each one.
+
+    A field in its one well-formed wire form (see `FieldDecoder`) costs a serialization, a
+    prefix check and an `np.frombuffer`; any other is decoded and checked in full, and a bad
+    one becomes INVALID_ARGUMENT naming the field.
+    """
 
     def __init__(self, spec: PolicySpec) -> None:
-        self._fields = [
-            (name, FieldDecoder(f"observation.{name}", f.dtype, f.shape), f.describe())
-            for name, f in spec.observation.items()
-        ]
+        self._fields = []
+        for name, f in spec.observation.items():
+            decode = FieldDecoder(f"observation.{name}", f.dtype, f.shape)
+            reshape = None if len(decode.shape) == 1 else decode.shape
+            self._fields.append(
+                (name, decode.wire_size, decode.header, decode.dtype, decode.offset, reshape,
+                 decode, f.describe())
+            )  # fmt: skip
 
     def __call__(self, observation: Any) -> dict[str, np.ndarray]:
         out = {}
         get = observation.get
-        for name, decode, expected in self._fields:
+        frombuffer = np.frombuffer
+        for name, size, header, dtype, offset, reshape, decode, expected in self._fields:
             tensor = get(name)
-            if tensor is None:
-                raise _field_failure(decode.field, expected, "missing")
-            try:
-                array = decode(tensor)
-            except TensorError as exc:
-                raise _field_failure(exc.field, "a well-formed tensor", exc.reason) from exc
-            if array.shape != decode.shape or array.dtype != decode.dtype:
-                got = f"{array.dtype.name}{list(array.shape)}"
-                raise _field_failure(decode.field, expected, got)
-            out[name] = array
+            if tensor is not None:
+                raw = tensor.SerializeToString()
+                if len(raw) == size and raw.startswith(header):
+                    array = frombuffer(raw, dtype, -1, offset)
+                    out[name] = array if reshape is None else array.reshape(reshape)
+                    continue
+            out[name] = _checked(tensor, decode, expected)
         return out
+
+
+def _checked(tensor: Any, decode: FieldDecoder, expected: str) -> np.ndarray:
+    """Decode a tensor off the fast path, or raise the INVALID_ARGUMENT failure naming it."""
+    if tensor is None:
+        raise _field_failure(decode.field, expected, "missing")
+    try:
+        array = decode(tensor)
+    except TensorError as exc:
+        raise _field_failure(exc.field, "a well-formed tensor", exc.reason) from exc
+    if array.shape != decode.shape or array.dtype != decode.dtype:
+        raise _field_failure(decode.field, expected, f"{array.dtype.name}{list(array.shape)}")
+    return array
 
 
 def _field_failure(field: str, expected: str, got: str) -> StepFailure:
@@ -255,42 +274,54 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         return response
 
     def _batch(self, items: Any) -> list[pb.ActResponse]:
-        replies: list[pb.ActResponse | None] = [None] * len(items)
-        sessions: dict[int, Session] = {}
+        requests = list(items)
+        replies: list[pb.ActResponse | None] = [None] * len(requests)
+        named: list[tuple[int, Session]] = []
         seen: set[str] = set()
-        for index, item in enumerate(items):
+        for index, item in enumerate(requests):
+            session_id = item.session_id
             try:
-                if item.session_id in seen:
+                if session_id in seen:
                     raise _field_failure("session_id", "each session once", "duplicate")
-                seen.add(item.session_id)
-                sessions[index] = self._sessions.get(item.session_id, "ActBatch")
+                seen.add(session_id)
+                named.append((index, self._sessions.get(session_id, "ActBatch")))
             except StepFailure as failure:
                 replies[index] = _failed(item, replace_message(failure, "ActBatch"))
-        with contextlib.ExitStack() as locks:
-            # A fixed lock order, so concurrent batches over the same sessions cannot deadlock.
-            for session in sorted(sessions.values(), key=lambda s: s.info.session_id):
-                locks.enter_context(session.lock)
-            ready = self._prepare_batch(items, sessions, replies)
+        # A fixed lock order, so concurrent batches over the same sessions cannot deadlock.
+        locks = [s.lock for _, s in sorted(named, key=lambda pair: pair[1].info.session_id)]
+        held = 0
+        try:
+            for lock in locks:
+                lock.acquire()
+                held += 1
+            ready = self._prepare_batch(requests, named, replies)
             for (index, session, _), action in zip(ready, self._act_many(ready), strict=True):
                 try:
                     if isinstance(action, StepFailure):
                         raise action
-                    replies[index] = self._record(session, items[index].step, action)
+                    replies[index] = self._record(session, requests[index].step, action)
                 except StepFailure as failure:
-                    replies[index] = _failed(items[index], replace_message(failure, "ActBatch"))
+                    replies[index] = _failed(requests[index], replace_message(failure, "ActBatch"))
+        finally:
+            for lock in locks[:held]:
+                lock.release()
         return [r for r in replies if r is not None]
 
     def _prepare_batch(
-        self, items: Any, sessions: dict[int, Session], replies: list[pb.ActResponse | None]
+        self,
+        requests: list[pb.ActRequest],
+        named: list[tuple[int, Session]],
+        replies: list[pb.ActResponse | None],
     ) -> list[tuple[int, Session, dict[str, np.ndarray]]]:
         ready = []
-        for index, session in sessions.items():
+        for index, session in named:
+            request = requests[index]
             try:
-                replies[index] = session.cached_or_check(items[index].step)
-                if replies[index] is None:
-                    ready.append((index, session, self._decode(items[index].observation)))
+                replies[index] = cached = session.cached_or_check(request.step)
+                if cached is None:
+                    ready.append((index, session, self._decode(request.observation)))
             except StepFailure as failure:
-                replies[index] = _failed(items[index], replace_message(failure, "ActBatch"))
+                replies[index] = _failed(request, replace_message(failure, "ActBatch"))
         return ready
 
     def _act_many(self, ready: list[tuple[int, Session, dict[str, np.ndarray]]]) -> list[Any]:
