@@ -9,6 +9,8 @@ simulator.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,6 +20,7 @@ from protos.specs import BoxLike, Capabilities, FieldSpec, PolicySpec, SessionIn
 from testbed.errors import InvalidActionError
 
 __all__ = [
+    "ActionValidator",
     "Capabilities",
     "FieldSpec",
     "Policy",
@@ -108,6 +111,61 @@ def validate_action(
         raise InvalidActionError("non-finite", f"element {bad} is {array[bad]}")
     _check_bounds(array, space.low, space.high)
     return array
+
+
+_FAST_MAX_ELEMENTS = 64  # up to here a loop over Python floats beats numpy's per-call overhead
+
+
+class ActionValidator:
+    """`validate_action` for one action space, with the per-space work done once.
+
+    A float action of exactly the space's dtype and shape with at most 64 elements is checked
+    in one pass over its values against bounds clipped to the finite float range, so the one
+    comparison per element rejects NaN, +-inf and out-of-bounds values alike. Anything else,
+    and any action that fails that pass, goes through `validate_action`, which names the
+    problem. The result is the same as ``validate_action(action, space, allow_chunk=...)``.
+
+    Args:
+        space: The env's action space (a Box) or a `FieldSpec`.
+        allow_chunk: Accept a leading chunk dimension, shape ``(k, *space.shape)``.
+    """
+
+    def __init__(self, space: BoxLike | FieldSpec, *, allow_chunk: bool = True) -> None:
+        self.space = space
+        self.allow_chunk = allow_chunk
+        self._dtype = np.dtype(space.dtype)
+        self._shape = tuple(int(d) for d in space.shape)
+        size = math.prod(self._shape)
+        self._fast = self._dtype.kind == "f" and 0 < size <= _FAST_MAX_ELEMENTS
+        self._flat = len(self._shape) == 1
+        self._bounds: list[tuple[float, float]] = []
+        if self._fast:
+            top = sys.float_info.max  # every finite float64 (so every float32) is within
+            low = _bound_list(space.low, self._shape, -math.inf)
+            high = _bound_list(space.high, self._shape, math.inf)
+            self._bounds = [(max(lo, -top), min(hi, top)) for lo, hi in zip(low, high, strict=True)]
+
+    def __call__(self, action: Any) -> np.ndarray:
+        """Check ``action``; see `validate_action` for what is returned and raised."""
+        if (
+            self._fast
+            and type(action) is np.ndarray
+            and action.shape == self._shape
+            and action.dtype == self._dtype
+        ):
+            values = action.tolist() if self._flat else action.ravel().tolist()
+            for value, (low, high) in zip(values, self._bounds, strict=True):
+                if not low <= value <= high:  # False for NaN too
+                    break
+            else:
+                return action
+        return validate_action(action, self.space, allow_chunk=self.allow_chunk)
+
+
+def _bound_list(bound: Any, shape: tuple[int, ...], default: float) -> list[float]:
+    if bound is None:
+        return [default] * math.prod(shape)
+    return [float(v) for v in np.broadcast_to(np.asarray(bound, np.float64), shape).ravel()]
 
 
 def _check_bounds(array: np.ndarray, low: Any, high: Any) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from protos.specs import FieldSpec
 from testbed.errors import InvalidActionError
-from testbed.policy import validate_action
+from testbed.policy import ActionValidator, validate_action
 
 BOX = gymnasium.spaces.Box(-1.0, 1.0, (4,), np.float32)
 
@@ -47,3 +47,45 @@ def test_bad_actions_are_named(action: np.ndarray, reason: str, text: str) -> No
 def test_chunks_can_be_refused() -> None:
     with pytest.raises(InvalidActionError, match=r"expected \(4,\), got \(2, 4\)"):
         validate_action(np.zeros((2, 4)), BOX, allow_chunk=False)
+
+
+SPACES = [
+    BOX,
+    FieldSpec((4,), "float32", -1, 1),
+    FieldSpec((2, 2), "float64", [[-1, 0], [0, -np.inf]], [[1, 2], [np.inf, 5]]),
+    FieldSpec((3,), "float32"),  # unbounded: still finite
+    FieldSpec((3,), "int64", 0, 10),  # not float: always the general path
+]
+ACTIONS = [
+    np.zeros(4, np.float32),
+    np.array([1, -1, 1, -1], np.float32),
+    np.array([1, -1, 1, 1.0000001], np.float32),
+    np.array([0, np.nan, 0, 0], np.float32),
+    np.array([0, 0, -np.inf, 0], np.float32),
+    np.array([[0.5, 1.5], [1e300, 4.0]]),
+    np.array([[0.5, 1.5], [np.inf, 4.0]]),
+    np.array([[-2.0, 1.5], [3.0, 4.0]]),
+    np.array([1e38, -1e38, 0], np.float32),
+    np.array([np.inf, 0, 0], np.float32),
+    np.array([0, 5, 11], np.int64),
+    np.array([0, 5, 10], np.int64),
+    np.zeros((2, 4), np.float32),
+    [0.1, 0.2, 0.3, 0.4],
+]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+@pytest.mark.parametrize("space", SPACES, ids=range(len(SPACES)))
+@pytest.mark.parametrize("allow_chunk", [True, False])
+def test_action_validator_agrees_with_validate_action(space: object, allow_chunk: bool) -> None:
+    validator = ActionValidator(space, allow_chunk=allow_chunk)  # type: ignore[arg-type]
+    for action in ACTIONS:
+        try:
+            expected = validate_action(action, space, allow_chunk=allow_chunk)  # type: ignore[arg-type]
+        except InvalidActionError as exc:
+            with pytest.raises(InvalidActionError) as info:
+                validator(action)
+            assert (info.value.reason, str(info.value)) == (exc.reason, str(exc))
+        else:
+            got = validator(action)
+            assert got.dtype == expected.dtype and np.array_equal(got, expected)
