@@ -41,7 +41,7 @@ from testbed.errors import (
     PolicyProtocolError,
     PolicyUnavailableError,
 )
-from testbed.policy import spaces_to_specs, validate_action
+from testbed.policy import ActionValidator, spaces_to_specs
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ def _read(value: bytes | str | Path | None) -> bytes | None:
     return Path(value).read_bytes()
 
 
+_Slots = list[tuple[str, pb.Tensor, np.dtype, tuple[int, ...]]]
+"""Observation tensors of a reused request: (name, tensor in the request, dtype, shape)."""
+
+
 @dataclass
 class _RemoteSession:
     """Client-side state of one open server session, with a request reused every step."""
@@ -68,7 +72,16 @@ class _RemoteSession:
     server_id: str
     step: int
     request: pb.ActRequest
-    tensors: list[tuple[str, pb.Tensor, np.dtype, tuple[int, ...]]]
+    tensors: _Slots
+
+
+@dataclass
+class _BatchRequest:
+    """An ActBatch request reused while the same sessions are batched in the same order."""
+
+    server_ids: tuple[str, ...]
+    message: pb.ActBatchRequest
+    items: list[tuple[pb.ActRequest, _Slots]]
 
 
 class RemotePolicy:
@@ -127,10 +140,12 @@ class RemotePolicy:
         self._connected = False
         self._spec: PolicySpec | None = None
         self._sessions: dict[str, _RemoteSession] = {}
+        self._batch: _BatchRequest | None = None
         self._stream: ActStream | None = None
         self._observation: dict[str, FieldSpec] | None = None
         self._action: FieldSpec | None = None
         self._decode_action: FieldDecoder | None = None
+        self._validate_action: ActionValidator | None = None
         self.warnings: list[str] = []
         if observation_space is not None and action_space is not None:
             self.bind(observation_space, action_space)
@@ -162,6 +177,7 @@ class RemotePolicy:
         """Set the env's spaces offered at the handshake (Dict of Box, and Box)."""
         self._observation, self._action = spaces_to_specs(observation_space, action_space)
         self._decode_action = FieldDecoder("action", self._action.dtype, self._action.shape)
+        self._validate_action = ActionValidator(self._action, allow_chunk=self._accept_chunks)
 
     # --- connection and control calls -------------------------------------------------------
 
@@ -288,17 +304,21 @@ class RemotePolicy:
         return self._new_remote(reply.session_id)
 
     def _new_remote(self, server_id: str) -> _RemoteSession:
-        assert self._observation is not None
         request = pb.ActRequest(session_id=server_id)
         if self.mode == "stream":
             request.budget_ms = max(1, math.ceil(self.deadline_s * 1000))
-        tensors = []
+        return _RemoteSession(server_id, 0, request, self._slots(request))
+
+    def _slots(self, request: pb.ActRequest) -> _Slots:
+        """Set the observation tensors' dtype and shape once; each step fills only the data."""
+        assert self._observation is not None
+        slots = []
         for name, spec in self._observation.items():
             tensor = request.observation[name]
             tensor.dtype = dtype_to_proto(spec.dtype, f"observation.{name}")
             tensor.shape.extend(spec.shape)
-            tensors.append((name, tensor, np.dtype(spec.dtype), spec.shape))
-        return _RemoteSession(server_id, 0, request, tensors)
+            slots.append((name, tensor, np.dtype(spec.dtype), spec.shape))
+        return slots
 
     def close_session(self, session: SessionInfo) -> None:
         """Close one session on the server (best effort, bounded by the control deadline)."""
@@ -333,10 +353,8 @@ class RemotePolicy:
             raise PolicyProtocolError(f"act: session {session.session_id!r} was never reset")
         return known
 
-    def _fill(self, remote: _RemoteSession, observation: Mapping[str, Any]) -> pb.ActRequest:
-        request = remote.request
-        request.step = remote.step
-        for name, tensor, dtype, shape in remote.tensors:
+    def _fill(self, slots: _Slots, observation: Mapping[str, Any]) -> None:
+        for name, tensor, dtype, shape in slots:
             value = observation[name]
             if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
                 value = np.asarray(value, dtype=dtype)
@@ -345,7 +363,6 @@ class RemotePolicy:
                         f"observation.{name}: expected shape {shape}, got {value.shape}"
                     )
             tensor.data = value.tobytes()
-        return request
 
     def act(self, session: SessionInfo, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """One step: send the observation, return the validated action.
@@ -358,7 +375,9 @@ class RemotePolicy:
             PolicyError: Any other failure reported by the server.
         """
         remote = self._remote(session)
-        request = self._fill(remote, observation)
+        request = remote.request
+        self._fill(remote.tensors, observation)
+        request.step = remote.step
         remote.step += 1  # a step is used up even if it fails: the next one moves on
         start = time.monotonic()
         if self.mode == "stream":
@@ -398,12 +417,12 @@ class RemotePolicy:
             raise
 
     def _action_of(self, reply: pb.ActResponse, rpc: str) -> np.ndarray:
-        assert self._action is not None and self._decode_action is not None
+        assert self._decode_action is not None and self._validate_action is not None
         try:
             action = self._decode_action(reply.action)
         except TensorError as exc:
             raise PolicyProtocolError(f"{rpc}: malformed action: {exc}") from exc
-        return validate_action(action, self._action, allow_chunk=self._accept_chunks)
+        return self._validate_action(action)
 
     def act_batch(
         self, sessions: Sequence[SessionInfo], observations: Sequence[Mapping[str, np.ndarray]]
@@ -420,18 +439,32 @@ class RemotePolicy:
                 f"act_batch: got {len(sessions)} sessions but {len(observations)} observations"
             )
         remotes = [self._remote(s) for s in sessions]
-        batch = pb.ActBatchRequest()
-        for remote, observation in zip(remotes, observations, strict=True):
-            batch.items.append(self._fill(remote, observation))
+        batch = self._batch_request(remotes)
+        pairs = zip(batch.items, remotes, observations, strict=True)
+        for (item, slots), remote, observation in pairs:
+            self._fill(slots, observation)
+            item.step = remote.step
             remote.step += 1
         start = time.monotonic()
-        reply = self._call("ActBatch", batch, self.deadline_s, retry=True)
+        reply = self._call("ActBatch", batch.message, self.deadline_s, retry=True)
         self._check_late("ActBatch", start)
         if len(reply.items) != len(remotes):
             raise PolicyProtocolError(
                 f"ActBatch: expected {len(remotes)} items, got {len(reply.items)}"
             )
         return self._batch_actions(reply)
+
+    def _batch_request(self, remotes: list[_RemoteSession]) -> _BatchRequest:
+        """The reused ActBatch request for these sessions (built anew when they change)."""
+        server_ids = tuple(remote.server_id for remote in remotes)
+        if self._batch is None or self._batch.server_ids != server_ids:
+            message = pb.ActBatchRequest()
+            items = []
+            for server_id in server_ids:
+                item = message.items.add(session_id=server_id)
+                items.append((item, self._slots(item)))
+            self._batch = _BatchRequest(server_ids, message, items)
+        return self._batch
 
     def _batch_actions(self, reply: pb.ActBatchResponse) -> list[np.ndarray]:
         actions: list[Any] = []

@@ -107,6 +107,24 @@ def test_act_batch_over_parallel_sessions(running: Any, clients: Any) -> None:
     assert policy.batch_calls == 3
 
 
+def test_act_batch_as_sessions_come_go_and_reorder(running: Any, clients: Any) -> None:
+    remote = clients(running(BatchingPolicy()).address, mode="batch")
+    a, b, c = (SessionInfo(name) for name in "abc")
+    for session in (a, b, c):
+        remote.reset(session)
+    rng = np.random.default_rng(2)
+    for group in ([a, b, c], [a, b, c], [c, a], [b], [a, b, c]):
+        observations = [sample_observation(rng) for _ in group]
+        actions = remote.act_batch(group, observations)
+        for action, observation in zip(actions, observations, strict=True):
+            np.testing.assert_array_equal(action, _expected(observation))
+    remote.close_session(b)
+    remote.reset(b)  # a new server session for b: the batch request is rebuilt
+    observations = [sample_observation(rng) for _ in range(2)]
+    actions = remote.act_batch([b, a], observations)
+    np.testing.assert_array_equal(actions[0], _expected(observations[0]))
+
+
 def test_handshake_mismatch_lists_fields(running: Any, clients: Any) -> None:
     spaces = dict(observation_space().spaces)
     del spaces["time"]
