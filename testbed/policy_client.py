@@ -383,11 +383,11 @@ class RemotePolicy:
         if self.mode == "stream":
             reply = self._stream_exchange(request)
             self._check_late("ActStream", start)
-            if reply.status.code:
+            if reply.HasField("status") and reply.status.code:
                 raise status_error("ActStream", reply.status.code, reply.status.message)
         else:
             reply = self._call("Act", request, self.deadline_s, retry=True)
-        self._check_late("Act", start)
+            self._check_late("Act", start)
         return self._action_of(reply, "Act")
 
     def _check_late(self, rpc: str, start: float) -> None:
@@ -467,13 +467,19 @@ class RemotePolicy:
         return self._batch
 
     def _batch_actions(self, reply: pb.ActBatchResponse) -> list[np.ndarray]:
+        assert self._decode_action is not None and self._validate_action is not None
+        decode, validate = self._decode_action, self._validate_action
         actions: list[Any] = []
         errors: dict[int, PolicyError] = {}
         for index, item in enumerate(reply.items):
             try:
-                if item.status.code:
+                if item.HasField("status") and item.status.code:
                     raise status_error("ActBatch", item.status.code, item.status.message)
-                actions.append(self._action_of(item, "ActBatch"))
+                try:
+                    action = decode(item.action)
+                except TensorError as exc:
+                    raise PolicyProtocolError(f"ActBatch: malformed action: {exc}") from exc
+                actions.append(validate(action))
             except PolicyError as exc:
                 errors[index] = exc
                 actions.append(None)
