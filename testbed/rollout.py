@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from testbed.errors import InvalidActionError, PolicyDeadlineError, PolicyError
-from testbed.policy import Policy, SessionInfo, validate_action
+from testbed.policy import ActionValidator, Policy, SessionInfo
 
 
 @dataclass
@@ -86,9 +86,10 @@ def run_episode(
     limit = max_steps if max_steps is not None else 10**9
     fault_limit = max_consecutive_faults if max_consecutive_faults is not None else 10**9
     consecutive = 0
+    validate = ActionValidator(env.action_space)
     while result.steps < limit:
         if not pending:
-            chunk = _ask(policy, session, observation, env.action_space, result)
+            chunk = _ask(policy, session, observation, validate, result)
             if chunk is None and result.ended_by == "fault":
                 break
             consecutive = consecutive + 1 if chunk is None else 0
@@ -120,14 +121,14 @@ def _ask(
     policy: Policy,
     session: SessionInfo,
     observation: dict[str, np.ndarray],
-    space: gym.spaces.Box,
+    validate: ActionValidator,
     result: EpisodeResult,
 ) -> np.ndarray | None:
     """One policy call; returns the validated action chunk, or None after a recorded fault."""
     start = time.perf_counter()
     try:
         raw = policy.act(session, observation)
-        action = validate_action(raw, space)
+        action = validate(raw)
     except InvalidActionError as exc:
         result.faults.append((result.steps, f"invalid_action:{exc.reason}", str(exc)))
         return None
@@ -140,7 +141,7 @@ def _ask(
         return None
     finally:
         result.latencies_ms.append((time.perf_counter() - start) * 1000.0)
-    return action.reshape((-1, *space.shape))
+    return action.reshape((-1, *validate.space.shape))
 
 
 def _holding(action: np.ndarray) -> np.ndarray:
