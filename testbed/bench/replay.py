@@ -71,6 +71,9 @@ def replay_speed(
         def replay() -> float:
             return cpu_seconds(lambda: replay_episode(record, verify=True, env=replay_env))
 
+        # The original's env is warm (it recorded the episode); the replay env's first reset
+        # builds the cell (URDF loads), later ones restore it: warm it up the same way.
+        replay_episode(record, verify=False, env=replay_env)
         originals, replays = alternate(original, replay, profile.replay_repeats)
     finally:
         recorder.close()
