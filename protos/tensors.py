@@ -1,8 +1,9 @@
 """numpy <-> `Tensor` codec, shared by the policy server SDK and the testbed client.
 
 Decoding never trusts the sender: the dtype must be known, the shape small and non-negative, and
-the byte count must equal ``prod(shape) * itemsize`` before anything is allocated. RAW tensors
-decode zero-copy (a read-only view of the message bytes).
+the byte count must equal ``prod(shape) * itemsize`` before anything the declared shape asks for
+is allocated (a message's own bytes are bounded by the transport's message size limit). RAW
+tensors decode to read-only views of bytes taken from the message, without a further copy.
 """
 
 from __future__ import annotations
