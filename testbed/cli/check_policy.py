@@ -1,152 +1,19 @@
-"""``testbed check-policy HOST:PORT``: conformance check of a running policy server."""
+"""``testbed check-policy HOST:PORT``: conformance check of a running policy server.
+
+The checks are in `testbed.policy_check` (imported when the command runs, so other commands
+start without grpc).
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from testbed.cli import app
-from testbed.errors import PolicyDeadlineError, PolicyError
-from testbed.policy import SessionInfo
-from testbed.policy_client import RemotePolicy
-
-ENV_ID = "Testbed/ConveyorSort-v0"
-
-
-@dataclass
-class _Check:
-    """Settings and state shared by the checks of one run."""
-
-    address: str
-    site: str
-    token: str | None
-    tls_ca: Path | None
-    steps: int
-    deadline_s: float
-    env: Any = None
-    rows: list[tuple[str, bool | None, str]] = field(default_factory=list)
-
-    def client(self, mode: str = "unary", deadline_s: float | None = None) -> RemotePolicy:
-        return RemotePolicy(
-            self.address,
-            observation_space=self.env.observation_space,
-            action_space=self.env.action_space,
-            mode=mode,  # type: ignore[arg-type]
-            tls_ca=self.tls_ca,
-            token=self.token,
-            deadline_s=deadline_s or self.deadline_s,
-            connect_timeout_s=5.0,
-        )
-
-    def run(self, name: str, check: Callable[[], str | None]) -> bool:
-        """Run one check; a PolicyError fails it, a None result skips it."""
-        try:
-            detail = check()
-        except (PolicyError, OSError, ValueError) as exc:
-            self.rows.append((name, False, f"{type(exc).__name__}: {exc}"))
-            return False
-        self.rows.append((name, None if detail is None else True, detail or "not advertised"))
-        return True
-
-
-def _episode(check: _Check, mode: str, sessions: int = 1) -> str:
-    """Run a short bounded episode (``sessions`` in lockstep) and report the latency."""
-    with check.client(mode) as policy:
-        infos = [
-            SessionInfo(f"check-{mode}-{i}", check.site, "check-policy", 0, i)
-            for i in range(sessions)
-        ]
-        for info in infos:
-            policy.reset(info)
-        observation = check.env.reset(seed=0)[0]
-        latencies = []
-        for _ in range(check.steps):
-            start = time.perf_counter()
-            if mode == "batch":
-                actions = policy.act_batch(infos, [observation] * sessions)
-            else:
-                actions = [policy.act(infos[0], observation)]
-            latencies.append(time.perf_counter() - start)
-            # One env drives every session: their observations only need to be valid.
-            action = (
-                actions[0] if actions[0].shape == check.env.action_space.shape else actions[0][0]
-            )
-            observation, _, terminated, truncated, _ = check.env.step(action)
-            if terminated or truncated:
-                observation = check.env.reset(seed=0)[0]
-    p50, p99 = np.percentile(np.asarray(latencies) * 1000, [50, 99])
-    return (
-        f"{check.steps} steps x {sessions} session(s), all actions valid, "
-        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
-    )
-
-
-def _deadline(check: _Check) -> str:
-    """Check that a call given an impossible deadline fails fast with PolicyDeadlineError."""
-    with check.client("unary", deadline_s=1e-6) as probe:
-        info = SessionInfo("check-deadline", check.site, "check-policy", 0, 0)
-        probe.reset(info)
-        start = time.monotonic()
-        try:
-            probe.act(info, check.env.reset(seed=0)[0])
-        except PolicyDeadlineError:
-            elapsed = (time.monotonic() - start) * 1000
-            return f"1 us deadline -> PolicyDeadlineError after {elapsed:.1f} ms"
-    raise PolicyError("an act with a 1 us deadline succeeded: deadlines are not enforced")
-
-
-def _run_checks(check: _Check) -> None:
-    import gymnasium
-
-    import envs  # noqa: F401  # registers the env ids
-
-    check.env = gymnasium.make(ENV_ID, site=check.site)
-    with check.client() as policy:
-        if not check.run("health", lambda: _expect_serving(policy)):
-            return
-        check.run("GetSpec", lambda: _describe(policy))
-        info = SessionInfo("check-handshake", check.site, "check-policy", 0, 0)
-        if not check.run(
-            "handshake", lambda: policy.reset(info) or "; ".join(policy.warnings) or "accepted"
-        ):
-            return
-        caps = policy.spec().capabilities
-    check.run("episode (unary Act)", lambda: _episode(check, "unary"))
-    check.run("deadline", lambda: _deadline(check))
-    check.run("episode (ActStream)", lambda: _episode(check, "stream") if caps.streaming else None)
-    batch = min(4, caps.max_batch)
-    check.run(
-        "ActBatch", lambda: _episode(check, "batch", batch) if caps.batching and batch else None
-    )
-    check.env.close()
-
-
-def _expect_serving(policy: RemotePolicy) -> str:
-    status = "UNKNOWN"
-    for _ in range(20):  # bounded: a warming server gets about 5 s
-        status = policy.health()
-        if status == "SERVING":
-            return status
-        time.sleep(0.25)
-    raise PolicyError(f"health is {status}, expected SERVING")
-
-
-def _describe(policy: RemotePolicy) -> str:
-    spec = policy.spec()
-    caps = spec.capabilities
-    return (
-        f"{spec.policy_id} v{spec.version}: {len(spec.observation)} obs fields, action "
-        f"{spec.action.describe()}; streaming={caps.streaming} batching={caps.batching} "
-        f"(max {caps.max_batch}) chunking={caps.action_chunking}"
-    )
 
 
 @app.command("check-policy")
@@ -159,15 +26,18 @@ def check_policy_command(
     deadline_ms: Annotated[float, typer.Option(help="Deadline of each step")] = 1000.0,
 ) -> None:
     """Check that the server at ADDRESS honours the policy contract; exit 1 on any failure."""
+    from testbed.policy_check import check_policy_server
+
     token = token_file.read_text().strip() if token_file else None
-    check = _Check(address, site, token, tls_ca, steps, deadline_ms / 1000.0)
-    _run_checks(check)
+    rows = check_policy_server(
+        address, site, token=token, tls_ca=tls_ca, steps=steps, deadline_s=deadline_ms / 1000.0
+    )
     table = Table(title=f"check-policy {address} (site {site})")
     for column in ("check", "result", "detail"):
         table.add_column(column)
-    for name, ok, detail in check.rows:
+    for name, ok, detail in rows:
         result = "[green]PASS" if ok else "[yellow]SKIP" if ok is None else "[red]FAIL"
         table.add_row(name, result, detail)
     Console(soft_wrap=True).print(table)
-    if any(ok is False for _, ok, _ in check.rows):
+    if any(ok is False for _, ok, _ in rows):
         raise typer.Exit(1)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from testbed.cli import app
-from testbed.episodes import EpisodeEntry, EpisodeFilter, find_episodes, select_episodes
+
+if TYPE_CHECKING:
+    from testbed.episodes import EpisodeEntry
 
 
 def _console() -> Console:
@@ -34,6 +36,8 @@ def episodes_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List recorded episodes (site, policy, seed, outcome, faults, violations, replay command)."""
+    from testbed.episodes import EpisodeFilter, find_episodes, select_episodes
+
     console = _console()
     try:
         entries, problems = find_episodes(campaign_dir)

@@ -9,9 +9,6 @@ import typer
 from rich.console import Console
 
 from testbed.cli import app
-from testbed.episodes import EpisodeFilter
-from testbed.errors import ExportError
-from testbed.minari_export import export_minari
 
 export_app = typer.Typer(
     help="Export recorded episodes to other tools' formats (guide: docs/replay.md).",
@@ -40,6 +37,10 @@ def minari_command(
     failed: Annotated[bool, typer.Option(help="Only episodes that did not succeed.")] = False,
 ) -> None:
     """Write the campaign's episodes as a Minari dataset (minari.load_dataset reads it)."""
+    from testbed.episodes import EpisodeFilter
+    from testbed.errors import ExportError
+    from testbed.minari_export import export_minari
+
     console = Console(highlight=False, soft_wrap=True)
     where = EpisodeFilter(failed=failed, site=site, policy=policy)
     try:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from envs.errors import EnvsError, FactoryDataError
-from envs.factory.arrivals import arrive_events
-from envs.factory.loader import load_bundle
-from envs.factory.schema import SiteSpec
-from envs.sites import list_sites, load_site, resolve_site
 from testbed.cli import app
+
+if TYPE_CHECKING:  # the commands import envs themselves: `testbed --help` and serve stay fast
+    from envs.factory.schema import SiteSpec
 
 sites_app = typer.Typer(
     help="Factory sites: list the packaged sites, validate a factory bundle "
@@ -32,6 +30,9 @@ def _console() -> Console:
 @sites_app.command("list")
 def list_command() -> None:
     """List the packaged sites with their robot, conveyor, parts and control rate."""
+    from envs.errors import EnvsError
+    from envs.sites import list_sites, load_site
+
     table = Table(title="Packaged sites", box=None, pad_edge=False, header_style="bold underline")
     for column in ("site", "robot", "gripper", "belt m/s", "parts", "bins", "ctrl Hz", "source"):
         table.add_column(column, no_wrap=True)
@@ -71,6 +72,10 @@ def check_command(
     path: Annotated[str, typer.Argument(help="Bundle folder to validate (or a packaged site id).")],
 ) -> None:
     """Validate a factory bundle and print a summary, or every issue found (exit code 1)."""
+    from envs.errors import FactoryDataError
+    from envs.factory.loader import load_bundle
+    from envs.sites import list_sites, resolve_site
+
     console = _console()
     try:
         folder = resolve_site(path) if path in list_sites() else Path(path)
@@ -87,6 +92,8 @@ def check_command(
 
 
 def _print_summary(console: Console, spec: SiteSpec) -> None:
+    from envs.factory.arrivals import arrive_events
+
     site = spec.site
     process = spec.arrival_process
     shares = ", ".join(f"{part_id} {share:.0%}" for part_id, share in process.part_shares.items())

@@ -16,14 +16,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import hydra
 import typer
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
 
 from testbed.cli import app
-from testbed.train_config import TrainConfig, register_train_configs
+
+if TYPE_CHECKING:  # Hydra is imported when the command runs: other commands start faster
+    from omegaconf import DictConfig
 
 CONFIG_DIR_ENV = "TESTBED_CONFIG_DIR"
 
@@ -49,6 +49,10 @@ def config_dir() -> Path:
 
 def _run(cfg: DictConfig) -> None:
     """Below the Hydra entry point: convert once to dataclasses, then train."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from testbed.train_config import TrainConfig
     from testbed.training import train
 
     train_cfg = OmegaConf.to_object(cfg.train)
@@ -71,6 +75,10 @@ def _run(cfg: DictConfig) -> None:
 )
 def train_command(ctx: typer.Context) -> None:
     """Train an SB3 policy; arguments are Hydra overrides (``--help`` shows Hydra's help)."""
+    import hydra
+
+    from testbed.train_config import register_train_configs
+
     register_train_configs()
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_run)
     # Hydra parses sys.argv: hand it the overrides as if `train` were the program.
