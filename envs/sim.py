@@ -5,16 +5,19 @@ plain tuples and numpy arrays. The settings chosen in `Sim.__init__` (explicit g
 time step, deterministic overlapping pairs, no sleeping) make the same seed and actions give
 bit-identical trajectories across processes and after `reset_world`.
 
-Calls go through a `_BoundClient`: pybullet's functions bound to this client once, because
-``BulletClient`` builds a new ``functools.partial`` (after an ``inspect`` check) on every
-attribute access, which cost a few percent of an env step. Rendering lives in `envs.render`,
-which gets the client from here.
+Calls go through a `_BoundClient`: pybullet's functions bound to this client's id once each
+(pybullet_utils' ``BulletClient`` builds a new ``functools.partial`` after an ``inspect`` check
+on every attribute access, a few percent of an env step, and its ``connect(options="")`` prints
+``argv[0]=`` into every log). Rendering lives in `envs.render`, which gets the client from here.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import tempfile
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +25,6 @@ from typing import Any
 import numpy as np
 import pybullet
 import pybullet_data
-from pybullet_utils import bullet_client
 
 from envs import render as _render
 from envs.errors import SimulationError
@@ -53,19 +55,39 @@ class Attachment:
 
 
 class _BoundClient:
-    """A ``BulletClient`` whose functions are looked up (and bound to the client id) once.
+    """pybullet's module functions bound to one physics client id, each looked up once.
 
-    Attributes are cached on first use, so a call costs an attribute read and the call.
+    Attributes are cached on first use, so a call costs an attribute read and the call. Like
+    ``BulletClient``, the client is disconnected when this object is garbage-collected in the
+    process that connected it (an env that was never closed does not leak its physics server).
     """
 
-    def __init__(self, client: bullet_client.BulletClient) -> None:
-        self._bullet = client
+    def __init__(self, client_id: int) -> None:
+        self.client_id = client_id
+        self._finalizer = weakref.finalize(self, _disconnect, client_id, os.getpid())
+
+    def disconnect(self) -> None:
+        """Disconnect the client, once.
+
+        pybullet reuses client ids: a second call must not close the client that got this id.
+        """
+        self._finalizer()
 
     def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._bullet, name)
-        if name != "disconnect":  # BulletClient marks itself disconnected on this lookup
-            setattr(self, name, attribute)
+        attribute = getattr(pybullet, name)
+        if inspect.isbuiltin(attribute):
+            attribute = functools.partial(attribute, physicsClientId=self.client_id)
+        setattr(self, name, attribute)
         return attribute
+
+
+def _disconnect(client_id: int, pid: int) -> None:
+    if os.getpid() != pid:  # a forked child must not close its parent's client
+        return
+    try:
+        pybullet.disconnect(physicsClientId=client_id)
+    except pybullet.error:  # already disconnected (Sim.close)
+        pass
 
 
 class Sim:
@@ -86,12 +108,15 @@ class Sim:
         gui: bool = False,
     ) -> None:
         mode = pybullet.GUI if gui else pybullet.DIRECT
+        kind = "the GUI" if gui else "a DIRECT physics server"
         try:
-            self._client: Any = _BoundClient(bullet_client.BulletClient(connection_mode=mode))
-            self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
+            client_id = pybullet.connect(mode)
         except pybullet.error as exc:  # e.g. a second GUI in one process, or no display
-            kind = "the GUI" if gui else "a DIRECT physics server"
             raise SimulationError(f"cannot connect to {kind}: {exc}") from exc
+        if client_id < 0:
+            raise SimulationError(f"cannot connect to {kind}: pybullet.connect returned -1")
+        self._client: Any = _BoundClient(client_id)
+        self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.time_step_s = time_step_s
         self._gravity = gravity
         self._solver_iterations = solver_iterations
@@ -132,11 +157,8 @@ class Sim:
         self.configure()
 
     def close(self) -> None:
-        """Disconnect the client; the Sim is unusable afterwards."""
-        try:
-            self._client.disconnect()
-        except pybullet.error:  # already disconnected
-            pass
+        """Disconnect the client (once; closing again does nothing); the Sim is unusable after."""
+        self._client.disconnect()
 
     def step(self) -> None:
         """Advance physics by one time step."""
