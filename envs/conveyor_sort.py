@@ -39,61 +39,22 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs import observation as obs
 from envs import snapshot
-from envs.cells.cell import Cell
+from envs.cells.cell import Cell, station_camera
 from envs.cells.suction import SuctionGripper
 from envs.factory.schema import SiteSpec
 from envs.metrics import EpisodeMetrics
 from envs.sensing import ActionLink, PartSensor
-from envs.sim import Camera, Sim
+from envs.sim import Sim
 from envs.sites import load_site
 from envs.tasks.conveyor_sort import ConveyorSortTask, PartInstance, sample_schedule
 
-MAX_BINS = 4
-_FIELDS: dict[str, tuple[int, float, float]] = {
-    "ee_pos": (3, -3.0, 3.0),
-    "ee_vel": (3, -5.0, 5.0),
-    "gripper": (1, 0.0, 1.0),
-    "holding": (1, 0.0, 1.0),
-    "part_pos": (3, -3.0, 3.0),
-    "part_vel": (3, -5.0, 5.0),
-    "part_size": (3, 0.0, 2.0),
-    "part_type": (MAX_BINS, 0.0, 1.0),
-    "bin_pos": (3, -3.0, 3.0),
-    "time": (1, 0.0, 1.0),
-}
+__all__ = ["ConveyorSortEnv", "observation_space"]
+observation_space = obs.observation_space  # the shared observation (envs.observation)
+
 REWARD_SORTED, REWARD_WRONG_BIN, REWARD_LOST, REWARD_VIOLATION = 5.0, -3.0, -3.0, -0.1
 _REWARDS = {"sorted": REWARD_SORTED, "wrong_bin": REWARD_WRONG_BIN, "lost": REWARD_LOST}
-
-
-def _layout() -> dict[str, slice]:
-    """Where each field sits in the observation vector.
-
-    The env builds the observation as one float32 vector, clips it once and hands the fields
-    out as views of it.
-    """
-    slices, start = {}, 0
-    for name, (size, _, _) in _FIELDS.items():
-        slices[name] = slice(start, start + size)
-        start += size
-    return slices
-
-
-_SLICES = _layout()
-_OBS_SIZE = _SLICES["time"].stop
-_LOW = np.concatenate([np.full(size, low, np.float32) for size, low, _ in _FIELDS.values()])
-_HIGH = np.concatenate([np.full(size, high, np.float32) for size, _, high in _FIELDS.values()])
-_NO_PART = (0.0,) * (_SLICES["bin_pos"].stop - _SLICES["part_pos"].start)  # part_pos..bin_pos
-
-
-def observation_space() -> spaces.Dict:
-    """The observation space, the same for every site."""
-    return spaces.Dict(
-        {
-            name: spaces.Box(low, high, shape=(size,), dtype=np.float32)
-            for name, (size, low, high) in _FIELDS.items()
-        }
-    )
 
 
 class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -121,8 +82,8 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ) -> None:
         self.site = site if isinstance(site, SiteSpec) else load_site(site)
         spec = self.site.site
-        if len(self.site.bins) > MAX_BINS:
-            raise ValueError(f"site {self.site.site_id!r} has more than {MAX_BINS} bins")
+        if len(self.site.bins) > obs.MAX_BINS:
+            raise ValueError(f"site {self.site.site_id!r} has more than {obs.MAX_BINS} bins")
         if renderer not in ("tiny", "egl"):
             raise ValueError(f"renderer: expected 'tiny' or 'egl', got {renderer!r}")
         self.render_mode = render_mode
@@ -133,7 +94,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.control_dt = spec.physics.time_step_s * self.substeps
         self.max_steps = int(round(spec.task.time_limit_s / self.control_dt))
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.control_dt))}
-        self.observation_space = observation_space()
+        self.observation_space = obs.observation_space()
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self.sim = Sim(
             spec.physics.time_step_s,
@@ -148,7 +109,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._step_scale = spec.robot.controller.max_ee_speed_mps * self.control_dt
         self.cell: Cell | None = None
         self._world_restored = False
-        self._last_vector = np.zeros(_OBS_SIZE, dtype=np.float32)
+        self._last_vector = np.zeros(obs.SIZE, dtype=np.float32)
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -168,7 +129,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.sim_time_s = 0.0
         self._potential_part: int | None = None
         self._potential = 0.0
-        self._base_frame = _BaseFrame(self.cell.arm.base_position, self.cell.robot_yaw)
+        self._base_frame = obs.BaseFrame(self.cell.arm.base_position, self.cell.robot_yaw)
         self._refresh()
         return self._observe(self.task.current()), {
             "site": self.site.site_id,
@@ -250,7 +211,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         # saved cell would keep: the next reset builds the world afresh.
         self._world_restored = True
         self._last_vector = np.concatenate(
-            [np.asarray(observation[name], dtype=np.float32) for name in _FIELDS]
+            [np.asarray(observation[name], dtype=np.float32) for name in obs.FIELDS]
         )
         return observation
 
@@ -266,10 +227,9 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         The cell (floor, conveyor, bins, robot: loading the robot took ~50 ms a reset) is built
         once and saved. Every episode, the first included, then removes the previous parts
         (the last made first, so body ids and the engine's object order return to the built
-        cell's) and restores the save; restore, one step, restore again drops contact caches
-        made since the save (as `envs.touch_part` does). An episode thus depends only on its
-        seed: the same trajectory bit for bit as in a freshly built env. After `load_snapshot`
-        the world is built afresh instead.
+        cell's) and restores the save with `Sim.restore_clean`. An episode thus depends only
+        on its seed: the same trajectory bit for bit as in a freshly built env. After
+        `load_snapshot` the world is built afresh instead.
         """
         if self.cell is None or self._world_restored:
             self.sim.reset_world()
@@ -280,9 +240,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self.gripper.command(False)  # remove the weld of a part still held
             for part in reversed(self.task.parts):
                 self.sim.remove_body(part.body)
-        self.sim.restore_state(self._cell_state)
-        self.sim.step()
-        self.sim.restore_state(self._cell_state)
+        self.sim.restore_clean(self._cell_state)
         self.cell.arm.reset()
 
     def _simulate(self) -> None:
@@ -349,15 +307,15 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         vector = self._observation(current)
         # Kept for snapshots: the sensor cannot be read again without drawing from np_random.
         self._last_vector = vector.copy()
-        return {name: vector[part] for name, part in _SLICES.items()}
+        return obs.fields(vector)
 
     @property
     def _last_observation(self) -> dict[str, np.ndarray]:
         """The observation the env last returned (views of the env's own copy)."""
-        return {name: self._last_vector[part] for name, part in _SLICES.items()}
+        return obs.fields(self._last_vector)
 
     def _observation(self, current: PartInstance | None) -> np.ndarray:
-        """The observation as one clipped float32 vector, fields in `_FIELDS` order."""
+        """The observation as one clipped float32 vector, fields in `obs.FIELDS` order."""
         cell = self.cell
         assert cell is not None
         to_base = self._base_frame
@@ -368,53 +326,13 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             float(self.gripper.held is not None),
         ]
         if current is None:
-            values.extend(_NO_PART)
+            values.extend(obs.NO_PART)
         else:
             pos, vel = self.sensor.read(current.position, current.velocity, self.np_random)
-            part_type = [0.0] * MAX_BINS
-            part_type[current.bin_index] = 1.0
             values.extend(to_base.point(pos))
             values.extend(to_base.vector(vel))
             values.extend(current.part.size)
-            values.extend(part_type)
+            values.extend(obs.part_type(current.bin_index))
             values.extend(to_base.point(cell.drop_point(current.bin_index)))
         values.append(min(self.steps / self.max_steps, 1.0))
-        vector = np.array(values, dtype=np.float32)
-        return np.minimum(np.maximum(vector, _LOW, out=vector), _HIGH, out=vector)
-
-
-def station_camera(site: SiteSpec, station_id: str) -> Camera:
-    """A camera at a camera station, looking along the station's x axis (roll-pitch-yaw).
-
-    Raises:
-        ValueError: Naming the site's camera stations, if ``station_id`` is not one of them.
-    """
-    cameras = [s.station_id for s in site.stations_of("camera")]
-    if station_id not in cameras:
-        raise ValueError(
-            f"camera: {station_id!r} is not a camera station of site {site.site_id!r} "
-            f"(stations.csv has {cameras or 'none'})"
-        )
-    eye, (_, pitch, yaw) = site.world_pose(station_id)
-    forward = (np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), -np.sin(pitch))
-    target = tuple(float(e + f) for e, f in zip(eye, forward, strict=True))
-    return Camera(eye=tuple(float(e) for e in eye), target=target)  # type: ignore[arg-type]
-
-
-class _BaseFrame:
-    """World -> robot base frame (translation and yaw).
-
-    On plain floats: for 3-vectors that is cheaper than numpy's per-call overhead.
-    """
-
-    def __init__(self, origin: np.ndarray, yaw: float) -> None:
-        self.origin = tuple(float(v) for v in origin)
-        self.cos, self.sin = math.cos(-yaw), math.sin(-yaw)
-
-    def point(self, p: Any) -> tuple[float, float, float]:
-        ox, oy, oz = self.origin
-        return self.vector((p[0] - ox, p[1] - oy, p[2] - oz))
-
-    def vector(self, v: Any) -> tuple[float, float, float]:
-        x, y, z = float(v[0]), float(v[1]), float(v[2])
-        return (self.cos * x - self.sin * y, self.sin * x + self.cos * y, z)
+        return obs.pack(values)

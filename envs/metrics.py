@@ -36,10 +36,6 @@ class EpisodeMetrics:
     wrong_bin: int = 0
     lost: int = 0
 
-    def add_energy(self, torques: np.ndarray, velocities: np.ndarray, dt: float) -> None:
-        """Add mechanical work sum |tau * qdot| * dt over joints for one physics step."""
-        self.energy_j += float(np.abs(torques * velocities).sum()) * dt
-
     def add_work(self, joules: float) -> None:
         """Add mechanical work already summed over joints and physics steps (`Sim.advance`)."""
         self.energy_j += joules

@@ -115,8 +115,10 @@ class Sim:
             raise SimulationError(f"cannot connect to {kind}: {exc}") from exc
         if client_id < 0:
             raise SimulationError(f"cannot connect to {kind}: pybullet.connect returned -1")
-        self._client: Any = _BoundClient(client_id)
-        self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
+        #: The client every call goes through. Benchmarks swap in a proxy that records the
+        #: calls (``testbed bench``); anything else uses the helpers.
+        self.client: Any = _BoundClient(client_id)
+        self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.time_step_s = time_step_s
         self._gravity = gravity
         self._solver_iterations = solver_iterations
@@ -124,24 +126,11 @@ class Sim:
         self._egl_plugin: int | None = None
         self.configure()
 
-    @property
-    def client(self) -> Any:
-        """The PyBullet client every call of this Sim goes through.
-
-        Benchmarks swap in a proxy that records the calls (``testbed bench``); anything else
-        should use the helpers.
-        """
-        return self._client
-
-    @client.setter
-    def client(self, client: Any) -> None:
-        self._client = client
-
     # ------------------------------------------------------------------ world lifecycle
 
     def configure(self) -> None:
         """Apply the deterministic engine settings (also after `reset_world`)."""
-        c = self._client
+        c = self.client
         c.setPhysicsEngineParameter(
             fixedTimeStep=self.time_step_s,
             numSolverIterations=self._solver_iterations,
@@ -152,17 +141,17 @@ class Sim:
 
     def reset_world(self) -> None:
         """Remove every body and constraint, then re-apply the engine settings."""
-        self._client.resetSimulation()
+        self.client.resetSimulation()
         self._attachments.clear()
         self.configure()
 
     def close(self) -> None:
         """Disconnect the client (once; closing again does nothing); the Sim is unusable after."""
-        self._client.disconnect()
+        self.client.disconnect()
 
     def step(self) -> None:
         """Advance physics by one time step."""
-        self._client.stepSimulation()
+        self.client.stepSimulation()
 
     def advance(
         self,
@@ -181,7 +170,7 @@ class Sim:
         Returns:
             Sum over steps and joints of ``|applied torque x joint velocity| x time step`` (J).
         """
-        c = self._client
+        c = self.client
         step, set_velocity, joint_states = c.stepSimulation, c.resetBaseVelocity, c.getJointStates
         power = 0.0
         for _ in range(substeps):
@@ -192,13 +181,25 @@ class Sim:
                 power += abs(state[3] * state[1])
         return power * self.time_step_s
 
+    def restore_clean(self, state_id: int) -> None:
+        """Restore a `save_state` snapshot with no trace of what ran since it was taken.
+
+        A plain restore keeps contact pairs made since the save (a part that lay on the belt),
+        whose warm-started impulses would leak into the next episode; restore, one step with
+        the world as saved, restore again drops them. Envs start every episode this way, so an
+        episode depends on its seed only.
+        """
+        self.restore_state(state_id)
+        self.step()
+        self.restore_state(state_id)
+
     def save_state(self) -> int:
         """Snapshot the world in memory; returns the state id."""
-        return self._client.saveState()
+        return self.client.saveState()
 
     def restore_state(self, state_id: int) -> None:
         """Restore a snapshot taken with `save_state`."""
-        self._client.restoreState(stateId=state_id)
+        self.client.restoreState(stateId=state_id)
 
     def state_bytes(self) -> bytes:
         """The world state as the bytes of a ``.bullet`` file.
@@ -208,7 +209,7 @@ class Sim:
         """
         with tempfile.TemporaryDirectory(prefix="testbed-sim-") as folder:
             path = os.path.join(folder, "state.bullet")
-            self._client.saveBullet(path)
+            self.client.saveBullet(path)
             with open(path, "rb") as handle:
                 return handle.read()
 
@@ -226,7 +227,7 @@ class Sim:
             with open(path, "wb") as handle:
                 handle.write(blob)
             try:
-                self._client.restoreState(fileName=path)
+                self.client.restoreState(fileName=path)
             except pybullet.error as exc:
                 raise SimulationError(
                     f"cannot restore the simulator state ({len(blob)} bytes of .bullet data): {exc}"
@@ -237,7 +238,7 @@ class Sim:
     def load_urdf(self, path: str, position: Vec3, orientation: Quat, fixed: bool = True) -> int:
         """Load a URDF from pybullet_data or an absolute path."""
         try:
-            return self._client.loadURDF(
+            return self.client.loadURDF(
                 path,
                 basePosition=position,
                 baseOrientation=orientation,
@@ -251,20 +252,20 @@ class Sim:
     def load_sdf(self, path: str) -> tuple[int, ...]:
         """Load an SDF world file; returns every body it created."""
         try:
-            return tuple(self._client.loadSDF(path))
+            return tuple(self.client.loadSDF(path))
         except pybullet.error as exc:
             raise SimulationError(f"cannot load SDF {path!r}: {exc}") from exc
 
     def box_shape(self, half_extents: Vec3, color: Color = _GREY) -> Shapes:
         """Collision and visual shapes of a box, for `create_body` (shareable by many bodies)."""
-        c = self._client
+        c = self.client
         shape = c.createCollisionShape(pybullet.GEOM_BOX, halfExtents=half_extents)
         visual = c.createVisualShape(pybullet.GEOM_BOX, halfExtents=half_extents, rgbaColor=color)
         return shape, visual
 
     def cylinder_shape(self, radius: float, height: float, color: Color = _GREY) -> Shapes:
         """Collision and visual shapes of an upright cylinder, for `create_body`."""
-        c = self._client
+        c = self.client
         shape = c.createCollisionShape(pybullet.GEOM_CYLINDER, radius=radius, height=height)
         visual = c.createVisualShape(
             pybullet.GEOM_CYLINDER, radius=radius, length=height, rgbaColor=color
@@ -277,7 +278,7 @@ class Sim:
         Raises:
             SimulationError: If the mesh cannot be loaded.
         """
-        c = self._client
+        c = self.client
         try:
             shape = c.createCollisionShape(pybullet.GEOM_MESH, fileName=path, meshScale=scale)
             visual = c.createVisualShape(
@@ -300,7 +301,7 @@ class Sim:
 
     def remove_body(self, body: int) -> None:
         """Remove a body from the world (its shapes stay, for the next body that uses them)."""
-        self._client.removeBody(body)
+        self.client.removeBody(body)
 
     def create_box(
         self,
@@ -339,7 +340,7 @@ class Sim:
             (0.0, -sy + wall / 2.0, 0.0),
             (0.0, sy - wall / 2.0, 0.0),
         ]
-        c = self._client
+        c = self.client
         n = len(half)
         shape = c.createCollisionShapeArray(
             [pybullet.GEOM_BOX] * n, halfExtents=half, collisionFramePositions=frames
@@ -361,47 +362,37 @@ class Sim:
         orientation: Quat,
         friction: float | None,
     ) -> int:
-        body = self._client.createMultiBody(
+        body = self.client.createMultiBody(
             baseMass=mass,
             baseCollisionShapeIndex=shape,
             baseVisualShapeIndex=visual,
             basePosition=position,
             baseOrientation=orientation,
         )
-        self._client.changeDynamics(
+        self.client.changeDynamics(
             body, -1, activationState=pybullet.ACTIVATION_STATE_DISABLE_SLEEPING
         )
         if friction is not None:
-            self._client.changeDynamics(body, -1, lateralFriction=friction)
+            self.client.changeDynamics(body, -1, lateralFriction=friction)
         return body
 
     # ------------------------------------------------------------------ bodies and joints
 
     def set_dynamics(self, body: int, link: int = -1, **kwargs: float) -> None:
         """Forward keyword dynamics settings (friction, damping ...) to PyBullet."""
-        self._client.changeDynamics(body, link, **kwargs)
+        self.client.changeDynamics(body, link, **kwargs)
 
     def num_joints(self, body: int) -> int:
         """Number of joints of a body."""
-        return self._client.getNumJoints(body)
+        return self.client.getNumJoints(body)
 
     def joint_info(self, body: int, joint: int) -> tuple:
         """PyBullet's joint info tuple."""
-        return self._client.getJointInfo(body, joint)
+        return self.client.getJointInfo(body, joint)
 
     def reset_joint(self, body: int, joint: int, angle: float) -> None:
         """Teleport one joint to an angle with zero velocity."""
-        self._client.resetJointState(body, joint, angle, 0.0)
-
-    def joint_states(
-        self, body: int, joints: Sequence[int]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Positions, velocities and applied motor torques of the given joints."""
-        states = self._client.getJointStates(body, joints)
-        q = np.fromiter((s[0] for s in states), dtype=np.float64, count=len(states))
-        qd = np.fromiter((s[1] for s in states), dtype=np.float64, count=len(states))
-        tau = np.fromiter((s[3] for s in states), dtype=np.float64, count=len(states))
-        return q, qd, tau
+        self.client.resetJointState(body, joint, angle, 0.0)
 
     def position_control(
         self,
@@ -414,7 +405,7 @@ class Sim:
     ) -> None:
         """Drive joints to target positions with PD motors limited by `forces`."""
         n = len(joints)
-        self._client.setJointMotorControlArray(
+        self.client.setJointMotorControlArray(
             body,
             joints,
             pybullet.POSITION_CONTROL,
@@ -426,7 +417,7 @@ class Sim:
 
     def link_pose_velocity(self, body: int, link: int) -> tuple[Vec3, Quat, Vec3]:
         """World position, orientation and linear velocity of a link's URDF frame."""
-        state = self._client.getLinkState(
+        state = self.client.getLinkState(
             body, link, computeLinkVelocity=1, computeForwardKinematics=1
         )
         return state[4], state[5], state[6]
@@ -439,19 +430,14 @@ class Sim:
         orientation: Quat,
         iterations: int,
         residual: float,
-        rest_pose: Sequence[float] | None = None,
-        lower: Sequence[float] | None = None,
-        upper: Sequence[float] | None = None,
         null_space: Mapping[str, Any] | None = None,
     ) -> tuple[float, ...]:
         """Joint positions (one per movable joint) that put `link` at the target pose.
 
-        Null-space IK takes ``rest_pose``, ``lower`` and ``upper``, or the same prepared once
-        with `null_space_options` (``null_space``: what a controller calling every step uses).
+        ``null_space``: null-space settings prepared once with `null_space_options` (a
+        controller calls this every step); None solves without.
         """
-        if null_space is None and rest_pose is not None and lower is not None and upper is not None:
-            null_space = self.null_space_options(rest_pose, lower, upper)
-        return self._client.calculateInverseKinematics(
+        return self.client.calculateInverseKinematics(
             body,
             link,
             position,
@@ -475,32 +461,32 @@ class Sim:
 
     def base_pose(self, body: int) -> tuple[Vec3, Quat]:
         """World position and orientation of a body's base."""
-        return self._client.getBasePositionAndOrientation(body)
+        return self.client.getBasePositionAndOrientation(body)
 
     def base_velocity(self, body: int) -> tuple[Vec3, Vec3]:
         """Linear and angular velocity of a body's base."""
-        return self._client.getBaseVelocity(body)
+        return self.client.getBaseVelocity(body)
 
     def reset_base(
         self, body: int, position: Vec3, orientation: Quat = (0.0, 0.0, 0.0, 1.0)
     ) -> None:
         """Teleport a body's base and zero its velocity."""
-        self._client.resetBasePositionAndOrientation(body, position, orientation)
-        self._client.resetBaseVelocity(body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+        self.client.resetBasePositionAndOrientation(body, position, orientation)
+        self.client.resetBaseVelocity(body, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
 
     def set_color(
         self, body: int, color: tuple[float, float, float, float], link: int = -1
     ) -> None:
         """Recolour one link of a body."""
-        self._client.changeVisualShape(body, link, rgbaColor=color)
+        self.client.changeVisualShape(body, link, rgbaColor=color)
 
     # ------------------------------------------------------------------ contacts and grasp
 
     def contacts(self, body_a: int, body_b: int | None = None) -> list[tuple]:
         """Contact points of `body_a` (with `body_b` only, if given)."""
         if body_b is None:
-            return list(self._client.getContactPoints(bodyA=body_a))
-        return list(self._client.getContactPoints(bodyA=body_a, bodyB=body_b))
+            return list(self.client.getContactPoints(bodyA=body_a))
+        return list(self.client.getContactPoints(bodyA=body_a, bodyB=body_b))
 
     def total_normal_force(self, body_a: int, body_b: int | None = None) -> float:
         """Sum of contact normal forces on `body_a` (N)."""
@@ -512,7 +498,7 @@ class Sim:
         `createConstraint` frames are relative to the link's centre of mass, so the child's pose
         is expressed in the parent link's inertial frame.
         """
-        c = self._client
+        c = self.client
         link_state = c.getLinkState(parent, parent_link, computeForwardKinematics=1)
         com_pos, com_orn = link_state[0], link_state[1]
         child_pos, child_orn = c.getBasePositionAndOrientation(child)
@@ -524,7 +510,7 @@ class Sim:
 
     def attach_exact(self, attachment: Attachment) -> int:
         """Make a weld with exactly the frames in ``attachment`` (a restored world re-makes one)."""
-        c = self._client
+        c = self.client
         constraint = c.createConstraint(
             attachment.parent,
             attachment.parent_link,
@@ -546,7 +532,7 @@ class Sim:
 
     def detach(self, constraint: int) -> None:
         """Remove a constraint created by `attach`."""
-        self._client.removeConstraint(constraint)
+        self.client.removeConstraint(constraint)
         self._attachments.pop(constraint, None)
 
     # ------------------------------------------------------------------ rendering
@@ -568,7 +554,7 @@ class Sim:
         _render.check_renderer(renderer)
         if renderer == "egl":
             self.enable_egl()
-        return _render.frame(self._client, camera, width, height, renderer)
+        return _render.frame(self.client, camera, width, height, renderer)
 
     def enable_egl(self) -> None:
         """Load PyBullet's EGL renderer plugin (headless OpenGL; GPU or Mesa's llvmpipe).
@@ -577,7 +563,7 @@ class Sim:
             SimulationError: If the plugin is missing or EGL cannot create a context.
         """
         if self._egl_plugin is None:
-            self._egl_plugin = _render.load_egl_plugin(self._client)
+            self._egl_plugin = _render.load_egl_plugin(self.client)
 
     @staticmethod
     def quat_from_euler(rpy: Vec3) -> Quat:

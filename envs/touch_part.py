@@ -28,9 +28,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.cells.cell import Cell
+from envs import observation as obs
+from envs.cells.cell import Cell, station_camera
 from envs.cells.suction import SuctionGripper
-from envs.conveyor_sort import observation_space, station_camera
 from envs.factory.schema import Part, SiteSpec
 from envs.metrics import EpisodeMetrics
 from envs.sensing import ActionLink, PartSensor
@@ -90,8 +90,7 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.control_dt = spec.physics.time_step_s * self.substeps
         self.max_steps = max(1, int(round(time_limit_s / self.control_dt)))
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.control_dt))}
-        self._fields: spaces.Dict = observation_space()
-        self.observation_space = self._fields
+        self.observation_space = obs.observation_space()
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self.sim = Sim(
             spec.physics.time_step_s,
@@ -126,12 +125,8 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         assert self.cell is not None
         self.gripper.command(False)  # drop a part held at the end of the last episode
         # Every episode starts from the same snapshot (the first one included), so an episode
-        # depends on its seed only, not on what ran before it in this process. Restoring keeps
-        # contact pairs made since the snapshot (part on belt), whose warm-started impulses
-        # would leak into the next episode; one step with the parts parked drops them.
-        self.sim.restore_state(self._snapshot)
-        self.sim.step()
-        self.sim.restore_state(self._snapshot)
+        # depends on its seed only, not on what ran before it in this process.
+        self.sim.restore_clean(self._snapshot)
         self.cell.arm.reset()
         self.gripper = SuctionGripper(self.sim, self.cell.arm, self.site.site.robot.gripper)
         self.part_id = self._part_ids[
@@ -210,9 +205,7 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             for slot, part_id in enumerate(self._part_ids)
         }
         self.gripper = SuctionGripper(self.sim, self.cell.arm, self.site.site.robot.gripper)
-        self._origin = self.cell.arm.base_position
-        cos, sin = math.cos(-self.cell.robot_yaw), math.sin(-self.cell.robot_yaw)
-        self._rotation = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
+        self._base_frame = obs.BaseFrame(self.cell.arm.base_position, self.cell.robot_yaw)
         self._snapshot = self.sim.save_state()
 
     def _place_part(self) -> None:
@@ -229,11 +222,9 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def _simulate(self) -> None:
         assert self.cell is not None
-        dt = self.sim.time_step_s
-        for _ in range(self.substeps):
-            self.sim.step()
-            _, qd, tau = self.cell.arm.joint_states()
-            self.metrics.add_energy(tau, qd, dt)
+        arm = self.cell.arm
+        work = self.sim.advance(self.substeps, (), (0.0, 0.0, 0.0), arm.body, arm.arm_joints)
+        self.metrics.add_work(work)
         self.sim_time_s += self.control_dt
         self._refresh()
 
@@ -268,27 +259,22 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return summary
 
     def _observation(self) -> dict[str, np.ndarray]:
+        """The observation, built as `Testbed/ConveyorSort-v0` builds it (`envs.observation`)."""
         cell = self.cell
         assert cell is not None
-        obs = {
-            name: np.zeros(box.shape, dtype=np.float32) for name, box in self._fields.spaces.items()
-        }
-        obs["ee_pos"][:] = self._to_base(self._tool)
-        obs["ee_vel"][:] = self._rotation @ self._tool_vel
-        obs["gripper"][0] = float(self.gripper.on)
-        obs["holding"][0] = float(self.gripper.held is not None)
+        to_base = self._base_frame
         pos, vel = self.sensor.read(self._part_pos, self._part_vel, self.np_random)
-        obs["part_pos"][:] = self._to_base(pos)
-        obs["part_vel"][:] = self._rotation @ vel
-        obs["part_size"][:] = self.part.size
         bin_index = self.site.bin_index_for(self.part_id)
-        obs["part_type"][bin_index] = 1.0
-        obs["bin_pos"][:] = self._to_base(cell.drop_point(bin_index))
-        obs["time"][0] = min(self.steps / self.max_steps, 1.0)
-        for name, box in self._fields.spaces.items():
-            np.clip(obs[name], box.low, box.high, out=obs[name])
-        return obs
-
-    def _to_base(self, point: np.ndarray) -> np.ndarray:
-        """World -> robot base frame (translation and yaw), as in `Testbed/ConveyorSort-v0`."""
-        return self._rotation @ (np.asarray(point) - self._origin)
+        values = [
+            *to_base.point(self._tool),
+            *to_base.vector(self._tool_vel),
+            float(self.gripper.on),
+            float(self.gripper.held is not None),
+            *to_base.point(pos),
+            *to_base.vector(vel),
+            *self.part.size,
+            *obs.part_type(bin_index),
+            *to_base.point(cell.drop_point(bin_index)),
+            min(self.steps / self.max_steps, 1.0),
+        ]
+        return obs.fields(obs.pack(values))

@@ -175,3 +175,21 @@ class Cell:
         """A point just above a bin's opening, where a held part should be released."""
         geometry = self.bins[bin_index]
         return np.array([geometry.center[0], geometry.center[1], geometry.top_z + 0.06])
+
+
+def station_camera(site: SiteSpec, station_id: str) -> Camera:
+    """A camera at a camera station, looking along the station's x axis (roll-pitch-yaw).
+
+    Raises:
+        ValueError: Naming the site's camera stations, if ``station_id`` is not one of them.
+    """
+    cameras = [s.station_id for s in site.stations_of("camera")]
+    if station_id not in cameras:
+        raise ValueError(
+            f"camera: {station_id!r} is not a camera station of site {site.site_id!r} "
+            f"(stations.csv has {cameras or 'none'})"
+        )
+    eye, (_, pitch, yaw) = site.world_pose(station_id)
+    forward = (np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), -np.sin(pitch))
+    target = tuple(float(e + f) for e, f in zip(eye, forward, strict=True))
+    return Camera(eye=tuple(float(e) for e in eye), target=target)  # type: ignore[arg-type]

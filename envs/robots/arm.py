@@ -145,10 +145,6 @@ class CartesianArm:
             position = (position[0] + ox, position[1] + oy, position[2] + oz)
         return np.array(position, dtype=np.float64), np.array(velocity, dtype=np.float64)
 
-    def joint_states(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Arm joint positions, velocities and applied torques."""
-        return self.sim.joint_states(self.body, self.arm_joints)
-
     # ------------------------------------------------------------------ control
 
     def command(self, delta: np.ndarray, tool: np.ndarray | None = None) -> None:
