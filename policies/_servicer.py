@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -33,48 +34,32 @@ def _abort(context: grpc.ServicerContext, failure: StepFailure) -> NoReturn:
 class _ObservationDecoder:
     """Decodes exactly the observation fields the policy declared, checking each one.
 
-    A field in its one well-formed wire form (see `FieldDecoder`) costs a serialization, a
-    prefix check and an `np.frombuffer`; any other is decoded and checked in full, and a bad
-    one becomes INVALID_ARGUMENT naming the field.
+    A field in its one well-formed wire form takes `FieldDecoder`'s fast path; any other is
+    decoded and checked in full, and a bad one becomes INVALID_ARGUMENT naming the field.
     """
 
     def __init__(self, spec: PolicySpec) -> None:
-        self._fields = []
-        for name, f in spec.observation.items():
-            decode = FieldDecoder(f"observation.{name}", f.dtype, f.shape)
-            reshape = None if len(decode.shape) == 1 else decode.shape
-            self._fields.append(
-                (name, decode.wire_size, decode.header, decode.dtype, decode.offset, reshape,
-                 decode, f.describe())
-            )  # fmt: skip
+        self._fields = [
+            (name, FieldDecoder(f"observation.{name}", f.dtype, f.shape), f.describe())
+            for name, f in spec.observation.items()
+        ]
 
     def __call__(self, observation: Any) -> dict[str, np.ndarray]:
         out = {}
         get = observation.get
-        frombuffer = np.frombuffer
-        for name, size, header, dtype, offset, reshape, decode, expected in self._fields:
+        for name, decode, expected in self._fields:
             tensor = get(name)
-            if tensor is not None:
-                raw = tensor.SerializeToString()
-                if len(raw) == size and raw.startswith(header):
-                    array = frombuffer(raw, dtype, -1, offset)
-                    out[name] = array if reshape is None else array.reshape(reshape)
-                    continue
-            out[name] = _checked(tensor, decode, expected)
+            if tensor is None:
+                raise _field_failure(decode.field, expected, "missing")
+            try:
+                array = decode(tensor)
+            except TensorError as exc:
+                raise _field_failure(exc.field, "a well-formed tensor", exc.reason) from exc
+            if array.shape != decode.shape or array.dtype != decode.dtype:
+                got = f"{array.dtype.name}{list(array.shape)}"
+                raise _field_failure(decode.field, expected, got)
+            out[name] = array
         return out
-
-
-def _checked(tensor: Any, decode: FieldDecoder, expected: str) -> np.ndarray:
-    """Decode a tensor off the fast path, or raise the INVALID_ARGUMENT failure naming it."""
-    if tensor is None:
-        raise _field_failure(decode.field, expected, "missing")
-    try:
-        array = decode(tensor)
-    except TensorError as exc:
-        raise _field_failure(exc.field, "a well-formed tensor", exc.reason) from exc
-    if array.shape != decode.shape or array.dtype != decode.dtype:
-        raise _field_failure(decode.field, expected, f"{array.dtype.name}{list(array.shape)}")
-    return array
 
 
 def _field_failure(field: str, expected: str, got: str) -> StepFailure:
@@ -287,13 +272,10 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                 named.append((index, self._sessions.get(session_id, "ActBatch")))
             except StepFailure as failure:
                 replies[index] = _failed(item, replace_message(failure, "ActBatch"))
-        # A fixed lock order, so concurrent batches over the same sessions cannot deadlock.
-        locks = [s.lock for _, s in sorted(named, key=lambda pair: pair[1].info.session_id)]
-        held = 0
-        try:
-            for lock in locks:
-                lock.acquire()
-                held += 1
+        with contextlib.ExitStack() as locks:
+            # A fixed lock order, so concurrent batches over the same sessions cannot deadlock.
+            for _, session in sorted(named, key=lambda pair: pair[1].info.session_id):
+                locks.enter_context(session.lock)
             ready = self._prepare_batch(requests, named, replies)
             for (index, session, _), action in zip(ready, self._act_many(ready), strict=True):
                 try:
@@ -302,9 +284,6 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                     replies[index] = self._record(session, requests[index].step, action)
                 except StepFailure as failure:
                     replies[index] = _failed(requests[index], replace_message(failure, "ActBatch"))
-        finally:
-            for lock in locks[:held]:
-                lock.release()
         return [r for r in replies if r is not None]
 
     def _prepare_batch(

@@ -467,19 +467,13 @@ class RemotePolicy:
         return self._batch
 
     def _batch_actions(self, reply: pb.ActBatchResponse) -> list[np.ndarray]:
-        assert self._decode_action is not None and self._validate_action is not None
-        decode, validate = self._decode_action, self._validate_action
         actions: list[Any] = []
         errors: dict[int, PolicyError] = {}
         for index, item in enumerate(reply.items):
             try:
                 if item.HasField("status") and item.status.code:
                     raise status_error("ActBatch", item.status.code, item.status.message)
-                try:
-                    action = decode(item.action)
-                except TensorError as exc:
-                    raise PolicyProtocolError(f"ActBatch: malformed action: {exc}") from exc
-                actions.append(validate(action))
+                actions.append(self._action_of(item, "ActBatch"))
             except PolicyError as exc:
                 errors[index] = exc
                 actions.append(None)
