@@ -29,6 +29,8 @@ import numpy as np
 
 import envs  # noqa: F401  (registers the Testbed env ids)
 from testbed.bench.figures import (
+    ENV_ID,
+    SEED,
     BenchProfile,
     Figure,
     Progress,
@@ -38,10 +40,8 @@ from testbed.bench.figures import (
 )
 from testbed.policy import Policy, SessionInfo
 
-ENV_ID = "Testbed/ConveyorSort-v0"
 PANDA_ID = "PandaPickAndPlace-v3"
 GOAL_RATIO = 1.2
-SEED = 7
 
 Call = tuple[str, Callable[..., Any], tuple, dict, Any]  # name, function, args, kwargs, result
 # A replayed call: function, args, kwargs, slot its result goes to, slot of its first argument.

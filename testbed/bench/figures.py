@@ -14,6 +14,10 @@ from typing import Any
 #: Sections in the order they run and print; ``testbed bench --only`` picks among them.
 SECTIONS = ("env", "link", "campaign", "replay", "memory")
 
+#: The env the benchmarks step, and the episode seed they use.
+ENV_ID = "Testbed/ConveyorSort-v0"
+SEED = 7
+
 #: Receives one line of progress ("env: kr-changwon, recording calls").
 Progress = Callable[[str], None]
 

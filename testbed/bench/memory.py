@@ -21,12 +21,11 @@ from pathlib import Path
 import gymnasium as gym
 
 import envs  # noqa: F401  (registers the Testbed env ids)
-from testbed.bench.figures import BenchProfile, Figure, Progress
+from testbed.bench.figures import ENV_ID, BenchProfile, Figure, Progress
 from testbed.policy import SessionInfo
 from testbed.policy_client import RemotePolicy
 from testbed.rollout import run_episode
 
-ENV_ID = "Testbed/ConveyorSort-v0"
 SITE = "kr-changwon"
 _SERVING = re.compile(r"^serving (\S+) ")
 _STARTUP_S = 120.0

@@ -19,6 +19,8 @@ import gymnasium as gym
 
 import envs  # noqa: F401  (registers the Testbed env ids)
 from testbed.bench.figures import (
+    ENV_ID,
+    SEED,
     BenchProfile,
     Figure,
     Progress,
@@ -33,8 +35,6 @@ from testbed.replay import open_env, replay_episode
 from testbed.rollout import run_episode
 from testbed.video import VideoSettings, render_video
 
-ENV_ID = "Testbed/ConveyorSort-v0"
-SEED = 7
 GOAL_FPS = 20.0
 BARE_FRAMES = 20
 
