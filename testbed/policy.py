@@ -78,6 +78,10 @@ def validate_action(
 ) -> np.ndarray:
     """Check an action against the action space and return it in the space's dtype.
 
+    A numpy array (or scalar) must have exactly the space's dtype: a float64, integer or bool
+    array for a float32 space is refused (reason ``dtype``), never cast. A list of Python
+    numbers has no dtype of its own and is converted.
+
     Args:
         action: What the policy returned.
         space: The env's action space (a Box) or a `FieldSpec`.
@@ -89,17 +93,15 @@ def validate_action(
     Raises:
         InvalidActionError: Naming what was wrong: shape, dtype, non-finite or out of bounds.
     """
-    try:
-        array = action if type(action) is np.ndarray else np.asarray(action)
-    except (TypeError, ValueError) as exc:
-        raise InvalidActionError("dtype", f"not convertible to an array: {exc}") from exc
-    target = space.dtype
-    if array.dtype != target:
-        if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, target, "same_kind"):
-            raise InvalidActionError(
-                "dtype", f"expected a dtype castable to {np.dtype(target)}, got {array.dtype}"
-            )
-        array = np.ascontiguousarray(array, dtype=target)
+    target = np.dtype(space.dtype)
+    if isinstance(action, np.ndarray | np.generic):
+        # A typed array says what it is: executing a float64, int or bool action as the
+        # space's float32 would hide a policy bug (an int 1 is full-scale motion).
+        array = np.asarray(action)
+        if array.dtype != target:
+            raise InvalidActionError("dtype", f"expected {target}, got {array.dtype}")
+    else:
+        array = _untyped_action(action, target)
     shape = tuple(space.shape)
     if array.shape != shape:
         chunked = allow_chunk and array.ndim == len(shape) + 1 and array.shape[1:] == shape
@@ -111,6 +113,20 @@ def validate_action(
         raise InvalidActionError("non-finite", f"element {bad} is {array[bad]}")
     _check_bounds(array, space.low, space.high)
     return array
+
+
+def _untyped_action(action: Any, target: np.dtype) -> np.ndarray:
+    """Convert an action without a dtype of its own (nested lists of Python numbers)."""
+    try:
+        array = np.asarray(action)
+    except (TypeError, ValueError) as exc:
+        raise InvalidActionError("dtype", f"not convertible to an array: {exc}") from exc
+    kinds = "iu" if target.kind in "iu" else "iuf"  # never bools, strings or objects
+    if array.dtype.kind not in kinds or not np.can_cast(array.dtype, target, "same_kind"):
+        raise InvalidActionError(
+            "dtype", f"expected numbers convertible to {target}, got {array.dtype}"
+        )
+    return np.ascontiguousarray(array, dtype=target)
 
 
 _FAST_MAX_ELEMENTS = 64  # up to here a loop over Python floats beats numpy's per-call overhead

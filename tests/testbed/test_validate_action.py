@@ -11,27 +11,45 @@ from testbed.policy import ActionValidator, validate_action
 BOX = gymnasium.spaces.Box(-1.0, 1.0, (4,), np.float32)
 
 
-def test_valid_actions_and_chunks_pass_and_are_cast() -> None:
+def test_valid_actions_and_chunks_pass_and_lists_are_converted() -> None:
     out = validate_action([0.5, -1.0, 1.0, 0], BOX)
     assert out.dtype == np.float32 and out.shape == (4,)
-    chunk = validate_action(np.zeros((3, 4), np.float64), BOX)
+    chunk = validate_action(np.zeros((3, 4), np.float32), BOX)
     assert chunk.shape == (3, 4) and chunk.dtype == np.float32
-    assert validate_action(np.zeros(4, np.int64), FieldSpec((4,), "float32", -1, 1)).shape == (4,)
+    assert validate_action([[0.0] * 4] * 2, BOX).shape == (2, 4)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "int32", "int64", "uint8", "bool"])
+@pytest.mark.parametrize("validator", [validate_action, None], ids=["function", "prepared"])
+def test_an_array_of_another_dtype_is_refused_never_cast(dtype: str, validator: object) -> None:
+    # A uint8 or bool 1 cast to float32 would be full-scale motion with suction on.
+    action = np.ones(4, dtype)
+    check = ActionValidator(BOX) if validator is None else (lambda a: validate_action(a, BOX))
+    with pytest.raises(InvalidActionError) as info:
+        check(action)
+    assert info.value.reason == "dtype"
+    assert f"expected float32, got {dtype}" in str(info.value)
+
+
+def test_a_list_of_bools_or_strings_is_refused() -> None:
+    for action in ([True, False, True, True], ["a", "b", "c", "d"]):
+        with pytest.raises(InvalidActionError, match="expected numbers convertible to float32"):
+            validate_action(action, BOX)
 
 
 @pytest.mark.parametrize(
     ("action", "reason", "text"),
     [
-        (np.zeros(3), "shape", "expected (4,) or (k, *(4,)), got (3,)"),
-        (np.zeros((0, 4)), "shape", "got (0, 4)"),
-        (np.zeros((2, 2, 4)), "shape", "got (2, 2, 4)"),
-        (np.array(["a", "b", "c", "d"]), "dtype", "castable to float32"),
+        (np.zeros(3, np.float32), "shape", "expected (4,) or (k, *(4,)), got (3,)"),
+        (np.zeros((0, 4), np.float32), "shape", "got (0, 4)"),
+        (np.zeros((2, 2, 4), np.float32), "shape", "got (2, 2, 4)"),
+        (np.array(["a", "b", "c", "d"]), "dtype", "expected float32, got <U1"),
         (np.zeros(4, np.complex64), "dtype", "complex64"),
-        (np.array([0, np.inf, 0, 0]), "non-finite", "element (1,) is inf"),
-        (np.array([0, 0, np.nan, 0]), "non-finite", "element (2,) is nan"),
-        (np.array([0, 0, 0, 1.01]), "out-of-bounds", "element (3,) = 1.01"),
+        (np.array([0, np.inf, 0, 0], np.float32), "non-finite", "element (1,) is inf"),
+        (np.array([0, 0, np.nan, 0], np.float32), "non-finite", "element (2,) is nan"),
+        (np.array([0, 0, 0, 1.01], np.float32), "out-of-bounds", "element (3,) = 1.01"),
         (
-            np.array([[0, 0, 0, 0], [-2, 0, 0, 0]]),
+            np.array([[0, 0, 0, 0], [-2, 0, 0, 0]], np.float32),
             "out-of-bounds",
             "element (1, 0) = -2 outside [-1, 1]",
         ),
@@ -46,7 +64,7 @@ def test_bad_actions_are_named(action: np.ndarray, reason: str, text: str) -> No
 
 def test_chunks_can_be_refused() -> None:
     with pytest.raises(InvalidActionError, match=r"expected \(4,\), got \(2, 4\)"):
-        validate_action(np.zeros((2, 4)), BOX, allow_chunk=False)
+        validate_action(np.zeros((2, 4), np.float32), BOX, allow_chunk=False)
 
 
 SPACES = [
