@@ -24,11 +24,14 @@ class SiteConfig:
     """Where a trial runs.
 
     Attributes:
-        id: Site id (a packaged site such as ``kr-changwon``, or your own name).
-        path: Folder of a factory bundle; None uses the packaged site ``id``.
+        id: Site id: the ``site_id`` of the bundle's ``site.yaml``. Derived from ``path`` by
+            default (``${site_id:${.path}}``); the packaged site options fall back to their
+            own id when no path is given. An id that disagrees with the bundle is an error.
+        path: A factory bundle folder, or the id of a packaged site; None uses the packaged
+            site ``id``.
     """
 
-    id: str = MISSING
+    id: str = "${site_id:${.path}}"
     path: str | None = None
 
     @property
@@ -156,6 +159,7 @@ def validate(config: TestbedConfig) -> None:
     Raises:
         ValueError: Naming the config key and what was expected.
     """
+    _validate_site(config.site)
     policy = config.policy
     if policy.kind not in POLICY_KINDS:
         raise ValueError(f"policy.kind: expected one of {POLICY_KINDS}, got {policy.kind!r}")
@@ -174,14 +178,63 @@ def validate(config: TestbedConfig) -> None:
         raise ValueError(f"seed: expected >= 0, got {config.seed}")
 
 
+def _validate_site(site: SiteConfig) -> None:
+    if site.path is None:
+        return
+    bundle_id = bundle_site_id(site.path)
+    if site.id != bundle_id:
+        raise ValueError(
+            f"site.id is {site.id!r} but site.path {site.path} is the bundle of site "
+            f"{bundle_id!r} (site_id in its site.yaml): leave site.id out (it comes from the "
+            "bundle) or make the two agree"
+        )
+
+
+def bundle_site_id(path: str) -> str:
+    """The ``site_id`` in the ``site.yaml`` of a bundle folder (or of a packaged site id).
+
+    Only that one key is read; the bundle as a whole is validated when its env is built.
+
+    Raises:
+        ValueError: If ``path`` is no bundle folder, or its ``site.yaml`` has no ``site_id``.
+    """
+    import yaml
+
+    from envs.errors import EnvsError
+    from envs.sites import resolve_site
+
+    try:
+        site_yaml = resolve_site(path) / "site.yaml"
+        data = yaml.safe_load(site_yaml.read_text(encoding="utf-8"))
+    except (EnvsError, OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"site.path: cannot read the site_id of bundle {path!r}: {exc}") from None
+    site_id = data.get("site_id") if isinstance(data, dict) else None
+    if not isinstance(site_id, str) or not site_id:
+        raise ValueError(f"site.path: {site_yaml} has no site_id (a string naming the site)")
+    return site_id
+
+
+def _site_id(path: str | None, packaged: str | None = None) -> str:
+    """The ``${site_id:path[,packaged]}`` resolver: the bundle's id, else the packaged site."""
+    if path:
+        return bundle_site_id(path)
+    if packaged:
+        return packaged
+    raise ValueError("site: choose a site option (site=kr-changwon) or a bundle (site.path=DIR)")
+
+
 def register_configs() -> None:
     """Store the schemas so YAML files can extend them (``defaults: [base_site, _self_]``).
 
-    Also registers the ``${testbed_root:}`` resolver (the repository folder), so configs can
-    name shipped files such as ``models/`` wherever the campaign is launched from.
+    Also registers two resolvers: ``${testbed_root:}`` (the repository folder), so configs can
+    name shipped files such as ``models/`` wherever the campaign is launched from, and
+    ``${site_id:path[,packaged]}`` (the ``site_id`` of the bundle at ``path``, or ``packaged``
+    when no path is given), so a site's identity always comes from its bundle.
     """
     if not OmegaConf.has_resolver("testbed_root"):
         OmegaConf.register_new_resolver("testbed_root", lambda: str(CONFIG_DIR.parent))
+    if not OmegaConf.has_resolver("site_id"):
+        OmegaConf.register_new_resolver("site_id", _site_id)
     store = ConfigStore.instance()
     store.store(name="base_config", node=TestbedConfig)
     store.store(group="site", name="base_site", node=SiteConfig)

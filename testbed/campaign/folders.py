@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from envs.sites import resolve_site
+from envs.sites import list_sites, resolve_site
 from testbed.config import TestbedConfig
 from testbed.errors import CampaignError
 from testbed.records import (
@@ -48,7 +48,10 @@ def config_hashes(config: TestbedConfig) -> tuple[str, str]:
     assert isinstance(data, dict)
     campaign = {k: v for k, v in data["campaign"].items() if k not in _PRESENTATION}
     policy = {k: v for k, v in data["policy"].items() if k not in _REACH}
-    trial = {**data, "campaign": campaign, "policy": policy}
+    site = data["site"]
+    if site["path"] == site["id"] and site["id"] in list_sites():
+        site = {**site, "path": None}  # site.path=kr-changwon is site=kr-changwon: one trial
+    trial = {**data, "campaign": campaign, "policy": policy, "site": site}
     episode = {**trial, "campaign": {k: v for k, v in campaign.items() if k != "episodes"}}
     return _digest(trial), _digest(episode)
 
