@@ -72,13 +72,71 @@ def _planned(composed: Any, overrides: list[str]) -> PlannedTrial:
     assert isinstance(config, TestbedConfig)
     validate(config)
     folder = Path(config.campaign.dir) / config.trial_name
-    trial_hash, _ = config_hashes(config)
-    recorded = sum(1 for _ in folder.glob(RECORD_GLOB))
-    trial = TrialFolder(folder)
-    if trial.done_hash() == trial_hash:
-        status = "done"
-    elif (folder / "FAILED").is_file():
-        status = "failed"
-    else:
-        status = "partial" if recorded else "new"
+    status, recorded = trial_status(config, folder)
     return PlannedTrial(config.trial_name, folder, tuple(overrides), config, status, recorded)
+
+
+def trial_status(config: TestbedConfig, folder: Path) -> tuple[str, int]:
+    """(``new`` | ``partial`` | ``done`` | ``failed``, episodes recorded) of a trial's folder."""
+    recorded = sum(1 for _ in folder.glob(RECORD_GLOB))
+    if TrialFolder(folder).done_hash() == config_hashes(config)[0]:
+        return "done", recorded
+    if (folder / "FAILED").is_file():
+        return "failed", recorded
+    return ("partial" if recorded else "new"), recorded
+
+
+def collisions(trials: list[PlannedTrial]) -> list[str]:
+    """Why some trials of a sweep would share a folder (each would spoil the other's records).
+
+    A trial's folder is ``<campaign.dir>/<policy.name>__<site.id>__s<seed>``, so trials that
+    differ only in another option (``policy.mode``, ``task.max_steps``, ...) collide, and so do
+    trials listed twice. Returns one message per colliding pair, naming what differs.
+    """
+    first: dict[Path, int] = {}
+    problems = []
+    for number, trial in enumerate(trials):
+        earlier = first.setdefault(trial.folder, number)
+        if earlier != number:
+            problems.append(_collision(trials[earlier], earlier, trial, number))
+    return problems
+
+
+def _collision(a: PlannedTrial, a_number: int, b: PlannedTrial, b_number: int) -> str:
+    where = f"trials #{a_number + 1} and #{b_number + 1} would both write {a.folder}"
+    differing = _differences(_flat(a.config), _flat(b.config))
+    what = ", ".join(f"{k} ({x!r} vs {y!r})" for k, (x, y) in differing.items())
+    if config_hashes(a.config) == config_hashes(b.config):
+        same = f"; they differ only in {what}, which changes no result" if differing else ""
+        return f"{where}: the sweep lists the same trial twice ({_args(a)} / {_args(b)}){same}"
+    key = next(k for k in differing if not k.startswith("campaign."))
+    if "site.path" in differing:
+        hint = "two bundles with the same site_id: give each bundle its own site_id"
+    else:
+        name = a.config.policy.name
+        hint = (f"the folder is named after policy.name, site.id and seed only: give each its "
+                f"own policy.name, e.g. 'policy.name={name}_${{{key}}}'")  # fmt: skip
+    return f"{where} but differ in {what}; {hint}"
+
+
+def _args(trial: PlannedTrial) -> str:
+    return " ".join(trial.overrides) or "no overrides"
+
+
+def _flat(config: TestbedConfig) -> dict[str, Any]:
+    """The resolved config as ``{dotted.key: value}``."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix.rstrip(".")] = node
+
+    walk(OmegaConf.to_container(OmegaConf.structured(config)), "")
+    return flat
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -41,7 +42,11 @@ def run_command(ctx: typer.Context) -> None:
         _dry_run(arguments)
         return
     if all(a in _SWEEP_FLAGS or not a.startswith("-") for a in arguments):
-        _plan(arguments)  # every trial composes and validates before any starts
+        from testbed.campaign.plan import collisions
+
+        trials = _plan(arguments)  # every trial composes and validates before any starts
+        if problems := collisions(trials):
+            raise typer.BadParameter("\n".join(problems), param_hint="overrides")
     from testbed.campaign.entry import run_job
 
     sys.argv = ["testbed run", *arguments]
@@ -67,11 +72,25 @@ def _plan(arguments: list[str]) -> list:
 
 
 def _dry_run(arguments: list[str]) -> None:
+    from testbed.campaign.plan import collisions
+
     trials = _plan(arguments)
     folders = sorted({str(t.folder.parent) for t in trials})
     title = f"{len(trials)} trials in {', '.join(folders)} (dry run: nothing ran)"
-    table = Table("trial", "home site", "episodes", "status", title=title)
-    for t in trials:
+    table = Table("#", title=title)
+    table.add_column("trial", overflow="fold")  # whole names: they are the folders' names
+    for column in ("home site", "episodes", "status"):
+        table.add_column(column)
+    first: dict[Path, int] = {}
+    for number, t in enumerate(trials, start=1):
         status = f"{t.status} ({t.recorded} recorded)" if t.status == "partial" else t.status
-        table.add_row(t.name, t.config.policy.home_site, str(t.config.campaign.episodes), status)
-    Console().print(table)
+        if (earlier := first.setdefault(t.folder, number)) != number:
+            status = f"[red]same folder as #{earlier}[/]"
+        table.add_row(str(number), t.name, t.config.policy.home_site,
+                      str(t.config.campaign.episodes), status)  # fmt: skip
+    console = Console()
+    console.print(table)
+    if problems := collisions(trials):
+        for problem in problems:
+            console.print(f"error: {problem}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(code=2)
