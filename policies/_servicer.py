@@ -54,7 +54,7 @@ class _ObservationDecoder:
             try:
                 array = decode(tensor)
             except TensorError as exc:
-                raise _field_failure(exc.field, "a well-formed tensor", exc.reason) from exc
+                raise _field_failure(exc.field, exc.expected, exc.got) from exc
             if array.shape != decode.shape or array.dtype != decode.dtype:
                 got = f"{array.dtype.name}{list(array.shape)}"
                 raise _field_failure(decode.field, expected, got)

@@ -161,10 +161,7 @@ def field_from_proto(message: pb.TensorSpec, where: str) -> FieldSpec:
     for name in ("low", "high"):
         values = list(getattr(message, name))
         if len(values) not in (0, 1, math.prod(shape)):
-            raise TensorError(
-                f"{where}.{name}",
-                f"expected 0, 1 or {math.prod(shape)} values, got {len(values)}",
-            )
+            raise TensorError(f"{where}.{name}", f"0, 1 or {math.prod(shape)} values", len(values))
         bound = np.asarray(values).reshape(shape if len(values) > 1 else ()) if values else None
         bounds.append(bound)
     return FieldSpec(shape, dtype.name, bounds[0], bounds[1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,18 +37,28 @@ _FROM_DTYPE: dict[np.dtype, int] = {dt: code for code, dt in _TO_NUMPY.items()}
 SUPPORTED_DTYPES: tuple[str, ...] = tuple(_FROM_NAME)
 """numpy dtype names that have a wire `DType`."""
 
+_OBJECT_REPR = re.compile(r" ?<[^<>]* at 0x[0-9a-fA-F]+>")
+
 
 class TensorError(ValueError):
     """A tensor or dtype that cannot be encoded or decoded.
 
+    The message is always ``<field>: expected <expected>, got <got>``, so a server can put the
+    three parts into a `FieldError` and the text stays the same on both sides.
+
     Attributes:
-        field: The field that was wrong, e.g. ``observation.ee_pos``.
+        field: The field that was wrong, e.g. ``observation.ee_pos.data``.
+        expected: What the field should have been, e.g. ``12 bytes for float32[3]``.
+        got: What it was, e.g. ``11``.
+        reason: ``expected <expected>, got <got>``.
     """
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, expected: str, got: object) -> None:
         self.field = field
-        self.reason = message
+        self.expected = expected
+        self.got = str(got)
+        self.reason = f"expected {expected}, got {self.got}"
+        super().__init__(f"{field}: {self.reason}")
 
 
 def dtype_to_proto(dtype: np.dtype | str | type, field: str = "dtype") -> int:
@@ -59,10 +70,10 @@ def dtype_to_proto(dtype: np.dtype | str | type, field: str = "dtype") -> int:
     try:
         name = np.dtype(dtype).name
     except TypeError as exc:
-        raise TensorError(field, f"expected one of {SUPPORTED_DTYPES}, got {dtype!r}") from exc
+        raise TensorError(field, f"one of {SUPPORTED_DTYPES}", repr(dtype)) from exc
     code = _FROM_NAME.get(name)
     if code is None:
-        raise TensorError(field, f"expected one of {SUPPORTED_DTYPES}, got {name!r}")
+        raise TensorError(field, f"one of {SUPPORTED_DTYPES}", repr(name))
     return code
 
 
@@ -74,7 +85,8 @@ def dtype_from_proto(code: int, field: str = "dtype") -> np.dtype:
     """
     dtype = _TO_NUMPY.get(code)
     if dtype is None:
-        raise TensorError(field, f"expected a known DType, got {code}")
+        got = f"{code} (DTYPE_UNSPECIFIED)" if code == pb.DTYPE_UNSPECIFIED else code
+        raise TensorError(field, "a known DType", got)
     return dtype
 
 
@@ -85,13 +97,13 @@ def check_shape(shape: Sequence[int], field: str = "shape") -> tuple[int, ...]:
         TensorError: On too many dimensions, negative dimensions or too many elements.
     """
     if len(shape) > MAX_RANK:
-        raise TensorError(field, f"expected at most {MAX_RANK} dimensions, got {len(shape)}")
+        raise TensorError(field, f"at most {MAX_RANK} dimensions", len(shape))
     dims = tuple(int(d) for d in shape)
     if any(d < 0 for d in dims):
-        raise TensorError(field, f"expected non-negative dimensions, got {list(dims)}")
+        raise TensorError(field, "non-negative dimensions", list(dims))
     # Python ints do not overflow, so a hostile shape cannot wrap around to a small product.
     if math.prod(dims) > MAX_ELEMENTS:
-        raise TensorError(field, f"expected at most {MAX_ELEMENTS} elements, got {list(dims)}")
+        raise TensorError(field, f"at most {MAX_ELEMENTS} elements", list(dims))
     return dims
 
 
@@ -140,12 +152,12 @@ def from_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
     expected = math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise TensorError(
-            f"{field}.data",
-            f"expected {expected} bytes for {dtype.name}{list(shape)}, got {len(data)}",
+            f"{field}.data", f"{expected} bytes for {dtype.name}{list(shape)}", len(data)
         )
     array = np.frombuffer(data, dtype=dtype)
     if dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
-        raise TensorError(f"{field}.data", "expected bool bytes of 0 or 1")
+        top = int(array.view(np.uint8).max())
+        raise TensorError(f"{field}.data", "bool bytes of 0 or 1", f"a byte of {top}")
     return array.reshape(shape)
 
 
@@ -197,12 +209,13 @@ class FieldDecoder:
 
 def _encode_image(arr: np.ndarray, encoding: int) -> bytes:
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] > 4):
-        raise TensorError("tensor", f"image encoding needs uint8 (H, W[, C<=4]), got {arr.shape}")
+        got = f"{arr.dtype.name}{list(arr.shape)}"
+        raise TensorError("tensor", "uint8 (H, W[, C<=4]) for an image encoding", got)
     from PIL import Image  # optional dependency, only for image-encoded tensors
 
     fmt = {pb.ENCODING_PNG: "PNG", pb.ENCODING_JPEG: "JPEG"}.get(encoding)
     if fmt is None:
-        raise TensorError("tensor.encoding", f"expected RAW, PNG or JPEG, got {encoding}")
+        raise TensorError("tensor.encoding", "RAW, PNG or JPEG", encoding)
     image = Image.fromarray(arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
@@ -213,23 +226,28 @@ def _decode_image(
     tensor: pb.Tensor, dtype: np.dtype, shape: tuple[int, ...], field: str
 ) -> np.ndarray:
     if tensor.encoding not in (pb.ENCODING_PNG, pb.ENCODING_JPEG):
-        raise TensorError(f"{field}.encoding", f"expected RAW, PNG or JPEG, got {tensor.encoding}")
+        raise TensorError(f"{field}.encoding", "RAW, PNG or JPEG", tensor.encoding)
     if dtype != np.uint8 or len(shape) not in (2, 3):
-        raise TensorError(field, f"image needs uint8 (H, W[, C]), got {dtype.name}{list(shape)}")
+        got = f"{dtype.name}{list(shape)}"
+        raise TensorError(field, "uint8 (H, W[, C]) for an image encoding", got)
     from PIL import Image
 
     try:
         image = Image.open(io.BytesIO(tensor.data))  # reads the header only
         # Compare the header's size to the declared shape before decoding any pixels.
         if (image.height, image.width) != shape[:2]:
-            raise TensorError(field, f"image is {image.height}x{image.width}, shape says {shape}")
+            expected = f"an image of {shape[0]}x{shape[1]} (the declared shape)"
+            raise TensorError(field, expected, f"an image of {image.height}x{image.width}")
         pixels = np.asarray(image)
     except (OSError, ValueError) as exc:
         if isinstance(exc, TensorError):
             raise
-        raise TensorError(f"{field}.data", f"cannot decode image: {exc}") from exc
+        reason = _OBJECT_REPR.sub("", str(exc))  # Pillow names the buffer by its address
+        raise TensorError(
+            f"{field}.data", "a PNG or JPEG image", f"bytes that cannot be decoded ({reason})"
+        ) from exc
     if pixels.ndim == 2 and len(shape) == 3 and shape[2] == 1:
         pixels = pixels[:, :, None]
     if pixels.shape != shape:
-        raise TensorError(field, f"decoded image has shape {pixels.shape}, declared {shape}")
+        raise TensorError(field, f"shape {list(shape)}", f"a decoded image of {list(pixels.shape)}")
     return pixels

@@ -71,7 +71,7 @@ BAD_TENSORS = [
      ["observation.ee_pos.encoding", "expected RAW, PNG or JPEG, got 7"]),
     ("image-garbage", with_ee_pos(dtype=pb.DTYPE_UINT8, shape=[2, 2], data=b"not a png",
                                   encoding=pb.ENCODING_PNG), INVALID,
-     ["observation.ee_pos", "cannot decode image"]),
+     ["observation.ee_pos.data", "got bytes that cannot be decoded"]),
     ("missing-field", {k: v for k, v in good_observation().items() if k != "ee_pos"}, INVALID,
      ["observation.ee_pos", "missing"]),
 ]  # fmt: skip
