@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from protos.specs import PROTOCOL_VERSION, FieldSpec, PolicySpec, field_from_proto
@@ -20,13 +22,21 @@ def _bound_text(bound: np.ndarray | None) -> str:
     return str(flat[0]) if np.all(flat == flat[0]) else np.array2string(flat, precision=4)
 
 
+# MAJOR, MAJOR.MINOR or MAJOR.MINOR.PATCH in ASCII digits; a missing minor is 0, a patch ignored.
+_VERSION = re.compile(r"(\d+)(?:\.(\d+)(?:\.\d+)?)?", re.ASCII)
+
+
 def check_version(offered: str) -> tuple[list[pb.FieldError], list[str]]:
-    """Semver check: a major mismatch is an error, a minor mismatch a warning."""
-    try:
-        major, minor = (int(p) for p in offered.split(".")[:2])
-    except ValueError:
-        expected = f"'{PROTOCOL_VERSION}' (major.minor)"
+    """Semver check: a major mismatch is an error, a minor mismatch a warning.
+
+    ``"1"`` reads as ``"1.0"``; a third (patch) component is ignored; anything else that is not
+    ``MAJOR[.MINOR[.PATCH]]`` in ASCII digits (an empty string included) is an error.
+    """
+    match = _VERSION.fullmatch(offered)
+    if match is None:
+        expected = f"'{PROTOCOL_VERSION}' (MAJOR.MINOR, or MAJOR for MAJOR.0)"
         return [_error("protocol_version", expected, repr(offered))], []
+    major, minor = int(match[1]), int(match[2] or 0)
     ours_major, ours_minor = (int(p) for p in PROTOCOL_VERSION.split("."))
     if major != ours_major:
         return [_error("protocol_version", f"major {ours_major}", offered)], []
@@ -64,7 +74,7 @@ def _decode_offer(
     try:
         return field_from_proto(message, where)
     except TensorError as exc:
-        errors.append(_error(exc.field, "a valid TensorSpec", exc.reason))
+        errors.append(_error(exc.field, exc.expected, exc.got))
         return None
 
 
@@ -77,19 +87,19 @@ def check_open(
         Every field error found (empty if the session is accepted) and any warnings.
     """
     errors, warnings = check_version(request.protocol_version)
-    offered: dict[str, FieldSpec] = {}
+    # name -> decoded spec; None for a spec already reported as malformed (not also "missing")
+    offered: dict[str, FieldSpec | None] = {}
     for message in request.observation:
         where = f"observation.{message.name}"
         if message.name in offered:
             errors.append(_error(where, "each name once", "duplicate"))
         decoded = _decode_offer(message, where, errors)
-        if decoded is not None:
+        if offered.get(message.name) is None:
             offered[message.name] = decoded
     for name, want in spec.observation.items():
-        got = offered.get(name)
-        if got is None:
+        if name not in offered:
             errors.append(_error(f"observation.{name}", want.describe(), "missing"))
-        else:
+        elif (got := offered[name]) is not None:
             errors.extend(_check_field(f"observation.{name}", want, got))
     if not request.HasField("action"):
         errors.append(_error("action", spec.action.describe(), "missing"))
@@ -98,8 +108,16 @@ def check_open(
         if action is not None:
             field_errors = _check_field("action", spec.action, action)
             errors.extend(field_errors or _check_action_bounds(spec.action, action))
+    if not request.HasField("capabilities"):
+        warnings.append(_NO_CAPABILITIES)
     errors.extend(_check_capabilities(spec, request.capabilities))
     return errors, warnings
+
+
+_NO_CAPABILITIES = (
+    "capabilities not sent: read as streaming = false, batching = false, "
+    "action_chunking = false, max_batch = 0 (send them to have a mismatch reported here)"
+)
 
 
 def _check_capabilities(spec: PolicySpec, wanted: pb.Capabilities) -> list[pb.FieldError]:
@@ -109,6 +127,9 @@ def _check_capabilities(spec: PolicySpec, wanted: pb.Capabilities) -> list[pb.Fi
         errors.append(_error("capabilities.streaming", "false (server has no ActStream)", "true"))
     if wanted.batching and not caps.batching:
         errors.append(_error("capabilities.batching", "false (server has no ActBatch)", "true"))
+    elif wanted.batching and wanted.max_batch > caps.max_batch:
+        expected = f"<= {caps.max_batch} (the server's max_batch)"
+        errors.append(_error("capabilities.max_batch", expected, wanted.max_batch))
     if caps.action_chunking and not wanted.action_chunking:
         errors.append(
             _error("capabilities.action_chunking", "true (policy returns action chunks)", "false")

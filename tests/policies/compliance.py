@@ -39,6 +39,7 @@ def open_request(spec: PolicySpec, **overrides: Any) -> pb.OpenSessionRequest:
         episode=0,
         seed=7,
         protocol_version=PROTOCOL_VERSION,
+        capabilities=pb.Capabilities(action_chunking=spec.capabilities.action_chunking),
     )
     for key, value in overrides.items():
         setattr(request, key, value)
@@ -147,6 +148,54 @@ class PolicyServerCompliance:
         reply = stub.OpenSession(open_request(spec, protocol_version="1.9"), timeout=TIMEOUT)
         assert reply.accepted and reply.session_id
         assert any("minor" in w for w in reply.warnings)
+
+    def test_protocol_version_is_major_minor_and_major_alone_reads_as_minor_0(
+        self, stub: Any, spec: PolicySpec
+    ) -> None:
+        for version in ("1", "1.0", "1.0.7"):
+            reply = stub.OpenSession(open_request(spec, protocol_version=version), timeout=TIMEOUT)
+            assert reply.accepted and not reply.warnings, (version, reply.errors, reply.warnings)
+        for version in ("2", "0.9", "", "v1", "1.x", "1.0.0.0", " 1.0", "\u0661.0"):
+            reply = stub.OpenSession(open_request(spec, protocol_version=version), timeout=TIMEOUT)
+            assert not reply.accepted, version
+            assert [e.field for e in reply.errors] == ["protocol_version"], version
+
+    def test_a_malformed_offered_spec_is_one_error(self, stub: Any, spec: PolicySpec) -> None:
+        name = next(iter(spec.observation))
+        request = open_request(spec)
+        request.observation[0].dtype = pb.DTYPE_UNSPECIFIED
+        request.action.dtype = pb.DTYPE_UNSPECIFIED
+        reply = stub.OpenSession(request, timeout=TIMEOUT)
+        assert not reply.accepted
+        assert [(e.field, e.expected, e.got) for e in reply.errors] == [
+            (f"observation.{name}.dtype", "a known DType", "0 (DTYPE_UNSPECIFIED)"),
+            ("action.dtype", "a known DType", "0 (DTYPE_UNSPECIFIED)"),
+        ]
+
+    def test_omitted_capabilities_warn_and_max_batch_is_checked(
+        self, stub: Any, spec: PolicySpec
+    ) -> None:
+        request = open_request(spec)
+        request.ClearField("capabilities")
+        reply = stub.OpenSession(request, timeout=TIMEOUT)
+        assert reply.accepted == (not spec.capabilities.action_chunking), reply.errors
+        assert any(w.startswith("capabilities not sent") for w in reply.warnings)
+        caps = spec.capabilities
+        if not caps.batching:
+            return
+        replies = {}
+        for wanted in (0, caps.max_batch, caps.max_batch + 1):  # 0: not stated
+            request = open_request(spec)
+            request.capabilities.batching = True
+            request.capabilities.max_batch = wanted
+            replies[wanted] = stub.OpenSession(request, timeout=TIMEOUT)
+        assert replies[0].accepted and replies[caps.max_batch].accepted
+        over = replies[caps.max_batch + 1]
+        assert not over.accepted
+        assert [(e.field, e.expected, e.got) for e in over.errors] == [
+            ("capabilities.max_batch", f"<= {caps.max_batch} (the server's max_batch)",
+             str(caps.max_batch + 1)),
+        ]  # fmt: skip
 
     # --- acting -------------------------------------------------------------------------------
 
