@@ -2,7 +2,8 @@
 
 Tokens are compared by their SHA-256 digest (a dictionary lookup, so the time taken says nothing
 about the token), and only team names are ever logged or echoed: an offered token may be another
-team's. Health checks are exempt, so load balancers can probe without a token.
+team's. Health checks are exempt, so load balancers can probe without a token. The scheme is
+matched without regard to case, as HTTP does (RFC 9110 11.1): ``Bearer``, ``bearer``, ``BEARER``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class TeamTokens:
         for team, token in by_team.items():
             if not team.strip() or not token.strip():
                 raise ValueError(f"tokens: team {team!r} needs a non-empty name and token")
-            digest = _digest(f"Bearer {token}")
+            digest = _digest(token)
             if digest in self._teams:
                 raise ValueError(
                     f"tokens: teams {self._teams[digest]!r} and {team!r} share a token"
@@ -62,10 +63,18 @@ class TeamTokens:
         return sorted(self._teams.values())
 
     def team_of(self, metadata: Iterable[tuple[str, Any]] | None) -> str | None:
-        """The team whose token the ``authorization`` metadata carries, or None."""
+        """The team whose token the ``authorization`` metadata carries, or None.
+
+        The value is ``<scheme> <token>``: the scheme ``Bearer`` in any case, one or more spaces,
+        then the token exactly.
+        """
         for key, value in metadata or ():
             if key == "authorization":
-                return self._teams.get(_digest(value))
+                text = value if isinstance(value, str) else bytes(value).decode("latin-1")
+                scheme, _, token = text.partition(" ")
+                if scheme.lower() != "bearer" or not token.strip(" "):
+                    return None
+                return self._teams.get(_digest(token.lstrip(" ")))
         return None
 
 

@@ -135,3 +135,19 @@ def test_tokens_files_name_the_bad_line_never_the_token(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="share a token") as info:
         serve(LinearPolicy(), "127.0.0.1:0", token={"a": "same-token", "b": "same-token"})
     assert "same-token" not in str(info.value)
+
+
+def test_the_bearer_scheme_is_matched_in_any_case(running: Callable[..., PolicyServer]) -> None:
+    server = running(token=TOKENS)
+    token = TOKENS["team-a"]
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.PolicyServiceStub(channel)
+        for value in (f"Bearer {token}", f"bearer {token}", f"BEARER {token}", f"bEaReR  {token}"):
+            metadata = (("authorization", value),)
+            assert stub.GetSpec(pb.GetSpecRequest(), timeout=5, metadata=metadata).policy_id
+        refused = (f"Basic {token}", f"Bearer{token}", token, "Bearer", "Bearer  ",
+                   f"Bearer {token}x", f"Bearer {TOKENS['team-b']}x")  # fmt: skip
+        for value in refused:
+            with pytest.raises(grpc.RpcError) as info:
+                stub.GetSpec(pb.GetSpecRequest(), timeout=5, metadata=(("authorization", value),))
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, value
