@@ -1,11 +1,11 @@
 """`serve()`: put any `Policy` behind the gRPC `PolicyService`.
 
 The server speaks ``grpc.health.v1`` (NOT_SERVING until the policy is warmed, SERVING after,
-NOT_SERVING on shutdown), offers reflection (switchable), TLS (optionally mutual; with TLS no
-plaintext port is opened), a bearer token per team checked by an interceptor (health checks are
-exempt; only team names are logged), and limits: message size, open sessions, a session idle
-timeout and requests per second per team. Each RPC runs on a worker of a bounded thread pool, so
-a slow step of one session does not stall others.
+NOT_SERVING on shutdown), offers reflection v1 and v1alpha (switchable), TLS (optionally mutual;
+with TLS no plaintext port is opened), a bearer token per team checked by an interceptor (health
+checks are exempt; only team names are logged), and limits: message size, open sessions, a
+session idle timeout and requests per second per team. Each RPC runs on a worker of a bounded
+thread pool, so a slow step of one session does not stall others.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from types import FrameType, TracebackType
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from policies._auth import TeamTokens, TokenInterceptor, Tokens, read_team_tokens
 from policies._limits import CallGuard, RateLimiter, SessionReaper
+from policies._reflection import enable_reflection
 from policies._servicer import PolicyServicer
 from policies.protocol import Policy
 from protos.v1 import policy_service_pb2 as pb
@@ -108,8 +108,7 @@ class PolicyServer:
         pb_grpc.add_PolicyServiceServicer_to_server(self._servicer, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         if reflection_enabled:
-            names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-            reflection.enable_server_reflection(names, self._server)
+            enable_reflection((SERVICE_NAME, health.SERVICE_NAME), self._server)
         self._port = self._bind(address, tls)
         self._host = address.rsplit(":", 1)[0]
         if tokens and tls is None and not _loopback(self._host):
@@ -248,7 +247,7 @@ def serve(
             never the token.
         max_workers: Threads serving RPCs (each open ActStream holds one while it lasts).
         max_message_bytes: Largest message sent or received.
-        reflection: Offer gRPC server reflection.
+        reflection: Offer gRPC server reflection (``grpc.reflection.v1`` and ``v1alpha``).
         max_sessions: Largest number of open sessions (OpenSession beyond: RESOURCE_EXHAUSTED).
         session_idle_s: Close sessions without a request for this long; None = never.
         rps_per_token: Requests per second each team may make (each ActStream message counts;

@@ -119,7 +119,8 @@ class CampaignConfig:
         max_unavailable_episodes: Episodes in a row the policy may be unreachable before the
             trial stops (its remaining episodes run on the next attempt).
         progress: Show progress bars.
-        report: Write the campaign report at the end of a multirun.
+        report: Write the campaign report at the end of every run (the summary is printed
+            either way).
     """
 
     name: str = "default"

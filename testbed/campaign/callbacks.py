@@ -1,8 +1,10 @@
-"""`CampaignCallback`: what the launching process does around a multirun.
+"""`CampaignCallback`: what the launching process does around every run, with or without ``-m``.
 
-Before the trials: write ``campaign.json`` (name, overrides, config) and start the campaign-wide
-progress view. After them (whatever the launcher: joblib, Ray, SLURM): summarise the trials and
-their failures from the campaign folder, and write the report.
+Before the trials: write ``campaign.json`` (name, overrides, config) and, for a multirun, start
+the campaign-wide progress view. After them (whatever the launcher: basic, joblib, Ray, SLURM):
+summarise the trials and their failures from the campaign folder, print the success matrix and
+the largest transfer gaps, and write the report. A single run's campaign folder is the parent
+of its trial folder (``campaign.dir``), a multirun's is ``hydra.sweep.dir`` (the same by default).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from testbed.campaign.plan import expand_jobs, sweep_overrides
 from testbed.campaign.progress import QUIET_ENV, CampaignMonitor
-from testbed.campaign.summary import print_summary, summarise
+from testbed.campaign.summary import finish_campaign
 from testbed.records import atomic_write_text
 
 #: The running progress view. Module state, not an attribute: launchers pickle the callbacks
@@ -29,30 +31,22 @@ _monitor: CampaignMonitor | None = None
 class CampaignCallback(Callback):
     """Hydra callback registered in ``configs/config.yaml`` (``hydra.callbacks.campaign``)."""
 
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Record the campaign of a single run (one trial)."""
+        _record_campaign(config, _run_dir(config), trials=1, multirun=False)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Summarise the campaign folder and write the report, as after a multirun."""
+        finish_campaign(_run_dir(config), write=bool(config.campaign.report))
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Record the campaign and start the progress view."""
         campaign_dir = Path(config.hydra.sweep.dir)
-        arguments = list(config.hydra.overrides.task)
         raw = config.hydra.sweeper.params
         params = OmegaConf.to_container(raw) if raw is not None else {}
+        arguments = list(config.hydra.overrides.task)
         jobs = expand_jobs(sweep_overrides(params, arguments))  # type: ignore[arg-type]
-        body = {k: v for k, v in config.items() if k != "hydra"}
-        atomic_write_text(
-            campaign_dir / "campaign.json",
-            json.dumps(
-                {
-                    "name": config.campaign.name,
-                    "overrides": arguments,
-                    "sweep": params,
-                    "trials": len(jobs),
-                    "launcher": str(config.hydra.runtime.choices.get("hydra/launcher", "")),
-                    "config": OmegaConf.to_container(DictConfig(body), resolve=True),
-                    "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                },
-                indent=2,
-                default=str,
-            ),
-        )
+        _record_campaign(config, campaign_dir, trials=len(jobs), multirun=True)
         if config.campaign.progress:
             global _monitor
             os.environ[QUIET_ENV] = "1"  # trial processes inherit it: one view, not N bars
@@ -66,11 +60,32 @@ class CampaignCallback(Callback):
             _monitor.stop()
             _monitor = None
         os.environ.pop(QUIET_ENV, None)
-        campaign_dir = Path(config.hydra.sweep.dir)
-        summary = summarise(campaign_dir)
-        report = None
-        if config.campaign.report and summary.episodes:
-            from testbed.report import write_report
+        finish_campaign(Path(config.hydra.sweep.dir), write=bool(config.campaign.report))
 
-            report = write_report(campaign_dir).html
-        print_summary(summary, report)
+
+def _run_dir(config: DictConfig) -> Path:
+    """The campaign folder of a single run: the parent of its trial folder."""
+    return Path(config.hydra.run.dir).parent
+
+
+def _record_campaign(config: DictConfig, campaign_dir: Path, trials: int, multirun: bool) -> None:
+    """Write ``campaign.json``: name, overrides, sweep, planned trials, launcher, config."""
+    raw = config.hydra.sweeper.params
+    body = {k: v for k, v in config.items() if k != "hydra"}
+    launcher = config.hydra.runtime.choices.get("hydra/launcher", "") if multirun else "none"
+    atomic_write_text(
+        campaign_dir / "campaign.json",
+        json.dumps(
+            {
+                "name": config.campaign.name,
+                "overrides": list(config.hydra.overrides.task),
+                "sweep": OmegaConf.to_container(raw) if multirun and raw is not None else None,
+                "trials": trials,
+                "launcher": str(launcher),
+                "config": OmegaConf.to_container(DictConfig(body), resolve=True),
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+            indent=2,
+            default=str,
+        ),
+    )

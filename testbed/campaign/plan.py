@@ -6,6 +6,7 @@ and by the campaign-wide progress view (how many trials to expect).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,14 +110,22 @@ def _collision(a: PlannedTrial, a_number: int, b: PlannedTrial, b_number: int) -
     if config_hashes(a.config) == config_hashes(b.config):
         same = f"; they differ only in {what}, which changes no result" if differing else ""
         return f"{where}: the sweep lists the same trial twice ({_args(a)} / {_args(b)}){same}"
-    key = next(k for k in differing if not k.startswith("campaign."))
     if "site.path" in differing:
         hint = "two bundles with the same site_id: give each bundle its own site_id"
     else:
-        name = a.config.policy.name
-        hint = (f"the folder is named after policy.name, site.id and seed only: give each its "
-                f"own policy.name, e.g. 'policy.name={name}_${{{key}}}'")  # fmt: skip
+        hint = ("the folder is named after policy.name, site.id and seed only: give each its "
+                "own policy.name")  # fmt: skip
+        key = next((k for k, v in differing.items() if _nameable(*v)), None)
+        hint += f", e.g. 'policy.name={a.config.policy.name}_${{{key}}}'" if key else ""
     return f"{where} but differ in {what}; {hint}"
+
+
+def _nameable(*values: Any) -> bool:
+    """True if every value reads well inside a folder name (``stream``, ``120``)."""
+    return all(
+        isinstance(v, str | int | float) and re.fullmatch(r"[\w.-]{1,24}", str(v)) is not None
+        for v in values
+    )
 
 
 def _args(trial: PlannedTrial) -> str:

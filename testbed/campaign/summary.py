@@ -1,16 +1,27 @@
-"""End-of-run summary of a campaign folder: trial statuses and failures, in one place."""
+"""End-of-run summary of a campaign folder: trials, failures, success matrix, transfer gaps.
+
+Every `testbed run`, with or without ``-m``, ends with `finish_campaign`: the same summary,
+then the report (unless ``campaign.report=false``).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from testbed.records import RECORD_GLOB, read_meta
 from testbed.trial_status import TrialStatus, read_json, trial_statuses
+
+if TYPE_CHECKING:  # the evaluator pulls in scipy and pandas: only when a run ends
+    from testbed.evaluator import TransferReport
+
+#: Transfer gaps listed at the end of a run (the report lists the same number).
+GAPS_LISTED = 5
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,10 @@ def summarise(campaign_dir: Path) -> CampaignSummary:
     faults: Counter[str] = Counter()
     examples: dict[str, str] = {}
     for path in sorted(root.glob(f"*/{RECORD_GLOB}")):
-        meta = read_meta(path)
+        try:
+            meta = read_meta(path)
+        except Exception:  # noqa: BLE001  # a damaged record: the report lists it
+            continue
         for fault in meta.faults:
             faults[fault.kind] += 1
             examples.setdefault(fault.kind, f"{meta.trial} ep {meta.episode}: {fault.message}")
@@ -47,9 +61,47 @@ def summarise(campaign_dir: Path) -> CampaignSummary:
     return CampaignSummary(root, trials, faults, examples)
 
 
-def print_summary(summary: CampaignSummary, report: Path | None = None) -> None:
-    """Print trials, failures and fault kinds; then where the report is."""
-    console = Console()
+def finish_campaign(campaign_dir: Path, write: bool = True) -> CampaignSummary:
+    """Summarise the folder, write its report (if ``write``) and print both.
+
+    The success matrix and transfer gaps are evaluated even without a report. A report that
+    cannot be written is printed as an error, never raised: the summary still appears.
+    """
+    summary = summarise(campaign_dir)
+    matrix, report, problem = None, None, ""
+    if summary.episodes:
+        try:
+            matrix, report = _evaluate(Path(campaign_dir), write)
+        except Exception as exc:  # noqa: BLE001  # shown in the summary instead of lost
+            problem = f"{type(exc).__name__}: {exc}"
+    print_summary(summary, matrix, report, problem, write)
+    return summary
+
+
+def _evaluate(campaign_dir: Path, write: bool) -> tuple[TransferReport, Path | None]:
+    if write:
+        from testbed.report import write_report  # imports matplotlib: only when a run ends
+
+        written = write_report(campaign_dir)
+        return written.matrix, written.html
+    from testbed.evaluator import load_episodes, transfer_matrix
+
+    return transfer_matrix(load_episodes(campaign_dir)), None
+
+
+def print_summary(
+    summary: CampaignSummary,
+    matrix: TransferReport | None = None,
+    report: Path | None = None,
+    problem: str = "",
+    write: bool = True,
+) -> None:
+    """Print the end-of-run summary of a campaign folder.
+
+    Trials and why some did not finish, policy faults, the success matrix, the largest transfer
+    gaps, the command that lists failed episodes, and where the report is (or why it is not).
+    """
+    console = Console(highlight=False)
     done = sum(t.status == "done" for t in summary.trials)
     console.print(
         f"[bold]{summary.campaign_dir}[/]: {done}/{len(summary.trials)} trials done, "
@@ -57,15 +109,88 @@ def print_summary(summary: CampaignSummary, report: Path | None = None) -> None:
         soft_wrap=True,
     )
     if summary.failed:
-        table = Table("trial", "status", "episodes", "reason", title="Trials that did not finish")
-        for t in summary.failed:
-            reason = t.reason or "interrupted: rerun the campaign to resume"
-            table.add_row(t.name, f"[red]{t.status}[/]", str(t.recorded), reason)
-        console.print(table)
+        console.print(_failed_trials(summary.failed))
     if summary.faults:
         table = Table("fault", "count", "example", title="Policy faults recorded on episodes")
         for kind, count in summary.faults.most_common():
             table.add_row(kind, str(count), summary.examples[kind][:120])
         console.print(table)
+    if matrix is None:
+        why = problem or "no episode recorded"
+        console.print(f"success matrix, transfer gaps: none ({why})", markup=False, soft_wrap=True)
+    else:
+        console.print(success_table(matrix))
+        console.print("Largest transfer gaps:", style="bold")
+        for line in transfer_gaps(matrix):
+            console.print(f"  {line}", markup=False, soft_wrap=True)
+        console.print(_failed_episodes(matrix, summary.campaign_dir), markup=False, soft_wrap=True)
     if report is not None:
         console.print(f"report: [bold]{report}[/]", soft_wrap=True)
+    elif problem:
+        console.print(f"report: not written ({problem})", style="red", markup=False, soft_wrap=True)
+    elif write and not summary.episodes:
+        console.print("report: not written (no episode records)", soft_wrap=True)
+
+
+def _failed_trials(failed: list[TrialStatus]) -> Table:
+    table = Table("trial", "status", "episodes", "reason", title="Trials that did not finish")
+    table.columns[0].overflow = "fold"  # whole names: they are the folders' names
+    for t in failed:
+        reason = t.reason or "interrupted: rerun the campaign to resume"
+        table.add_row(t.name, f"[red]{t.status}[/]", str(t.recorded), reason)
+    return table
+
+
+def success_table(matrix: TransferReport) -> Table:
+    """Success rate per (policy, target site), Wilson interval, episodes; ``*`` at home."""
+    table = Table(
+        title=f"Success rate [Wilson {matrix.confidence:.0%}], rows: policies by home site, "
+        "*: home site",
+        header_style="bold",
+    )
+    table.add_column("policy", overflow="fold")
+    table.add_column("home site")
+    for site in matrix.sites:
+        table.add_column(site, justify="center")
+    for policy in matrix.policies:
+        row = [policy, matrix.home_sites[policy]]
+        for site in matrix.sites:
+            cell = matrix.cell(policy, site)
+            if cell is None:
+                row.append("-")
+                continue
+            s, mark = cell.success, " *" if cell.is_home else ""
+            row.append(f"{s.value:.0%} [{s.low:.0%}, {s.high:.0%}] n={cell.episodes}{mark}")
+        table.add_row(*row)
+    return table
+
+
+def transfer_gaps(matrix: TransferReport, limit: int = GAPS_LISTED) -> list[str]:
+    """The cells whose success fell the most below their policy's success at home."""
+    gaps = []
+    for cell in matrix.cells.values():
+        home = matrix.cell(cell.policy, matrix.home_sites[cell.policy])
+        if home is not None and not cell.is_home:
+            gaps.append((home.success.value - cell.success.value, cell.policy, home, cell))
+    gaps.sort(key=lambda gap: (-gap[0], gap[1], gap[3].site))
+    lines = [
+        f"{policy} (home {home.site}) at {cell.site}: {home.success.value:.0%} -> "
+        f"{cell.success.value:.0%} ({-100 * drop:+.0f} pp)"
+        for drop, policy, home, cell in gaps[:limit]
+        if drop > 0
+    ]
+    if lines:
+        return lines
+    if not gaps:
+        homes = any(c.is_home for c in matrix.cells.values())
+        return [f"n/a: no policy ran {'away from' if homes else 'at'} its home site"]
+    return ["none: no policy did worse away from home than at home"]
+
+
+def _failed_episodes(matrix: TransferReport, campaign_dir: Path) -> str:
+    total = sum(c.episodes for c in matrix.cells.values())
+    failed = total - sum(c.successes for c in matrix.cells.values())
+    return (
+        f"Episodes that did not succeed: {failed} of {total}; list them with: "
+        f"testbed episodes {campaign_dir} --failed"
+    )

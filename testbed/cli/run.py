@@ -24,7 +24,12 @@ Examples:
   testbed run --dry-run +campaign=transfer_3site  (list trials and their status)
 
 Everything after `run` goes to Hydra (`testbed run --help` shows its config groups). Rerunning
-a campaign skips finished trials and resumes interrupted ones.
+a campaign skips finished trials and resumes interrupted ones. Every run ends with the same
+summary (trials, failures, success matrix, transfer gaps) and the report's path.
+
+Exit codes: 0 every trial of the run is done; 1 a trial failed or was left unfinished (rerun
+to resume it), or Hydra stopped; 2 a usage error (bad override or value, trials that would
+share a folder), found before any trial starts.
 """
 
 
@@ -41,6 +46,7 @@ def run_command(ctx: typer.Context) -> None:
         arguments.remove("--dry-run")
         _dry_run(arguments)
         return
+    trials = None  # Hydra's own flags (--cfg, --info, ...) go to Hydra unplanned
     if all(a in _SWEEP_FLAGS or not a.startswith("-") for a in arguments):
         from testbed.campaign.plan import collisions
 
@@ -51,9 +57,26 @@ def run_command(ctx: typer.Context) -> None:
 
     sys.argv = ["testbed run", *arguments]
     run_job()
+    if trials is not None:
+        _exit_status(trials)
 
 
 _SWEEP_FLAGS = ("-m", "--multirun")
+
+
+def _exit_status(trials: list) -> None:
+    """Exit 1 when a trial of this run is not done (failed, interrupted, never started)."""
+    from testbed.campaign.plan import trial_status
+
+    unfinished = [t.name for t in trials if trial_status(t.config, t.folder)[0] != "done"]
+    if unfinished:
+        Console(stderr=True, highlight=False).print(
+            f"{len(unfinished)} of {len(trials)} trials of this run did not finish "
+            f"({', '.join(unfinished)}): exit code 1",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1)
 
 
 def _plan(arguments: list[str]) -> list:

@@ -8,10 +8,12 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -125,12 +127,108 @@ def _reflected_services(address: str) -> list[str]:
         return [s.name for s in reply.list_services_response.service]
 
 
+# grpc.reflection.v1 as upstream gRPC defines it (grpc-proto, grpc/reflection/v1), without the
+# comments: a client of the v1 protocol written without grpcio-reflection.
+REFLECTION_V1_PROTO = """
+syntax = "proto3";
+package grpc.reflection.v1;
+service ServerReflection {
+  rpc ServerReflectionInfo(stream ServerReflectionRequest)
+      returns (stream ServerReflectionResponse);
+}
+message ServerReflectionRequest {
+  string host = 1;
+  oneof message_request {
+    string file_by_filename = 3;
+    string file_containing_symbol = 4;
+    ExtensionRequest file_containing_extension = 5;
+    string all_extension_numbers_of_type = 6;
+    string list_services = 7;
+  }
+}
+message ExtensionRequest { string containing_type = 1; int32 extension_number = 2; }
+message ServerReflectionResponse {
+  string valid_host = 1;
+  ServerReflectionRequest original_request = 2;
+  oneof message_response {
+    FileDescriptorResponse file_descriptor_response = 4;
+    ExtensionNumberResponse all_extension_numbers_response = 5;
+    ListServiceResponse list_services_response = 6;
+    ErrorResponse error_response = 7;
+  }
+}
+message FileDescriptorResponse { repeated bytes file_descriptor_proto = 1; }
+message ExtensionNumberResponse { string base_type_name = 1; repeated int32 extension_number = 2; }
+message ListServiceResponse { repeated ServiceResponse service = 1; }
+message ServiceResponse { string name = 1; }
+message ErrorResponse { int32 error_code = 1; string error_message = 2; }
+"""
+
+
+def _v1_reflection(address: str, tmp_path: Path, *requests: dict[str, str]) -> list[Any]:
+    """Ask the v1 service with message classes compiled from the upstream v1 schema."""
+    from grpc_tools import protoc
+
+    source, out = tmp_path / "reflection.proto", tmp_path / "reflection.pb"
+    source.write_text(REFLECTION_V1_PROTO)
+    assert protoc.main(["protoc", f"-I{tmp_path}", f"--descriptor_set_out={out}", str(source)]) == 0
+    (file,) = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file
+    pool = descriptor_pool.DescriptorPool()  # apart from the process's default pool
+    pool.AddSerializedFile(file.SerializeToString())
+    request_class, response_class = (
+        message_factory.GetMessageClass(pool.FindMessageTypeByName(f"grpc.reflection.v1.{name}"))
+        for name in ("ServerReflectionRequest", "ServerReflectionResponse")
+    )
+    with grpc.insecure_channel(address) as channel:
+        call = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=request_class.SerializeToString,
+            response_deserializer=response_class.FromString,
+        )
+        return list(call(iter([request_class(**r) for r in requests]), timeout=TIMEOUT))
+
+
 def test_reflection_is_switchable(running: object) -> None:
     on = running(LinearPolicy())  # type: ignore[operator]
     assert "testbed.policy.v1.PolicyService" in _reflected_services(on.address)
     off = running(LinearPolicy(), reflection=False)  # type: ignore[operator]
     with pytest.raises(grpc.RpcError) as info:
         _reflected_services(off.address)
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_reflection_v1_is_served_beside_v1alpha(running: object, tmp_path: Path) -> None:
+    server = running(LinearPolicy())  # type: ignore[operator]
+    listed, policy_file, v1_file = _v1_reflection(
+        server.address,
+        tmp_path,
+        {"list_services": ""},
+        {"file_containing_symbol": "testbed.policy.v1.PolicyService"},
+        {"file_containing_symbol": "grpc.reflection.v1.ServerReflection"},
+    )
+    names = sorted(s.name for s in listed.list_services_response.service)
+    assert names == [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "testbed.policy.v1.PolicyService",
+    ]
+    assert _reflected_services(server.address) == names  # v1alpha lists the same
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(raw)
+        for raw in policy_file.file_descriptor_response.file_descriptor_proto
+    ]
+    ours = next(f for f in files if f.package == "testbed.policy.v1")
+    assert [m.name for m in ours.service[0].method][:2] == ["GetSpec", "OpenSession"]
+    assert {f.name for f in files} >= {ours.name, "google/protobuf/timestamp.proto"}
+    (raw,) = v1_file.file_descriptor_response.file_descriptor_proto
+    v1 = descriptor_pb2.FileDescriptorProto.FromString(raw)
+    assert (v1.name, v1.package) == ("grpc/reflection/v1/reflection.proto", "grpc.reflection.v1")
+    method = v1.service[0].method[0]
+    assert method.input_type == ".grpc.reflection.v1.ServerReflectionRequest"
+    off = running(LinearPolicy(), reflection=False)  # type: ignore[operator]
+    with pytest.raises(grpc.RpcError) as info:
+        _v1_reflection(off.address, tmp_path, {"list_services": ""})
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
