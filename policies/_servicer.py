@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import grpc
 import numpy as np
 
+from policies._actions import ActionCheck, BadAction
 from policies._handshake import check_open
 from policies._limits import CallGuard
 from policies._sessions import Session, SessionTable, StepFailure
@@ -87,6 +88,9 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self._spec = policy.spec()
         self._spec_proto = spec_to_proto(self._spec)
         self._decode = _ObservationDecoder(self._spec)
+        self._check_action = ActionCheck(
+            self._spec.action, chunking=self._spec.capabilities.action_chunking
+        )
         self._sessions = SessionTable(max_sessions)
         self._max_batch = self._spec.capabilities.max_batch
         self._guard = guard
@@ -227,14 +231,17 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         session = self._sessions.get(request.session_id, rpc)
         with session.lock:
             cached = session.cached_or_check(request.step)
-            if cached is not None:
-                return cached
             observation = self._decode(request.observation)
-            if deadline is not None and time.monotonic() > deadline:
+            if cached is not None:
+                session.check_retry(request.step, observation)
+                return cached
+            # A deadline reached is passed: budget_ms = 0 never runs the policy.
+            if deadline is not None and time.monotonic() >= deadline:
                 raise StepFailure(grpc.StatusCode.DEADLINE_EXCEEDED, "respond_by passed on arrival")
             action = self._act(session, observation)
-            response = self._record(session, request.step, action)
-        if deadline is not None and time.monotonic() > deadline:
+            response = self._record(session, request.step, observation, action)
+        if deadline is not None and time.monotonic() >= deadline:
+            # The step is answered (a retry gets the action); this reply only says it is late.
             raise StepFailure(grpc.StatusCode.DEADLINE_EXCEEDED, "respond_by passed during act")
         return response
 
@@ -245,17 +252,22 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             logger.exception("act: policy raised")
             raise StepFailure(grpc.StatusCode.INTERNAL, f"policy.act raised {exc!r}") from exc
 
-    def _record(self, session: Session, step: int, action: Any) -> pb.ActResponse:
+    def _record(
+        self, session: Session, step: int, observation: dict[str, np.ndarray], action: Any
+    ) -> pb.ActResponse:
+        """Check the policy's action against its own spec; answer and remember the step."""
         try:
-            tensor = to_tensor(action)
-        except TensorError as exc:
-            raise StepFailure(
-                grpc.StatusCode.INTERNAL, f"policy returned a bad action: {exc}"
-            ) from exc
-        # status left unset: it reads as code 0 (OK) and costs nothing to send.
+            tensor = to_tensor(self._check_action(action))
+        except (BadAction, TensorError) as exc:
+            text = f"policy {self._spec.policy_id!r} returned a bad action: {exc}"
+            logger.warning("session %s step %d: %s", session.info.session_id, step, text)
+            errors = [exc.error] if isinstance(exc, BadAction) else []
+            raise StepFailure(grpc.StatusCode.INTERNAL, text, errors) from exc
         response = pb.ActResponse(session_id=session.info.session_id, step=step, action=tensor)
+        response.status.SetInParent()  # OK explicitly: a generated client sees code 0, not null
         session.last_step = step
         session.last_response = response
+        session.last_observation = observation
         return response
 
     def _batch(self, items: Any) -> list[pb.ActResponse]:
@@ -277,11 +289,11 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             for _, session in sorted(named, key=lambda pair: pair[1].info.session_id):
                 locks.enter_context(session.lock)
             ready = self._prepare_batch(requests, named, replies)
-            for (index, session, _), action in zip(ready, self._act_many(ready), strict=True):
+            for (index, session, obs), action in zip(ready, self._act_many(ready), strict=True):
                 try:
                     if isinstance(action, StepFailure):
                         raise action
-                    replies[index] = self._record(session, requests[index].step, action)
+                    replies[index] = self._record(session, requests[index].step, obs, action)
                 except StepFailure as failure:
                     replies[index] = _failed(requests[index], replace_message(failure, "ActBatch"))
         return [r for r in replies if r is not None]
@@ -296,9 +308,13 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         for index, session in named:
             request = requests[index]
             try:
-                replies[index] = cached = session.cached_or_check(request.step)
+                cached = session.cached_or_check(request.step)
+                observation = self._decode(request.observation)
                 if cached is None:
-                    ready.append((index, session, self._decode(request.observation)))
+                    ready.append((index, session, observation))
+                else:
+                    session.check_retry(request.step, observation)
+                    replies[index] = cached
             except StepFailure as failure:
                 replies[index] = _failed(request, replace_message(failure, "ActBatch"))
         return ready

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import grpc
+import numpy as np
 
 from protos.specs import SessionInfo
 from protos.v1 import policy_service_pb2 as pb
@@ -44,6 +45,7 @@ class Session:
         lock: Serialises steps of this session.
         last_step: The last step answered (-1 before step 0).
         last_response: The reply to `last_step`, replayed when that step is re-sent.
+        last_observation: The decoded observation `last_step` was answered for.
         last_used: `time.monotonic` of the last request that named the session.
     """
 
@@ -51,6 +53,7 @@ class Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_step: int = -1
     last_response: pb.ActResponse | None = None
+    last_observation: dict[str, np.ndarray] | None = None
     last_used: float = field(default_factory=time.monotonic)
 
     def restart(self, info: SessionInfo) -> None:
@@ -58,6 +61,7 @@ class Session:
         self.info = info
         self.last_step = -1
         self.last_response = None
+        self.last_observation = None
 
     def cached_or_check(self, step: int) -> pb.ActResponse | None:
         """Return the cached reply if ``step`` repeats the last one; raise if out of order.
@@ -73,6 +77,32 @@ class Session:
                 [pb.FieldError(field="step", expected=f"> {self.last_step}", got=str(step))],
             )
         return None
+
+    def check_retry(self, step: int, observation: dict[str, np.ndarray]) -> None:
+        """Pass if a re-sent ``step`` carries the observation it was answered for.
+
+        Raises:
+            StepFailure: FAILED_PRECONDITION naming the session, the step and the first field
+                whose values differ (bit for bit).
+        """
+        last = self.last_observation or {}
+        for name, array in observation.items():
+            before = last.get(name)
+            if before is None or before.tobytes() != array.tobytes():
+                where = f"observation.{name}"
+                raise StepFailure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"session {self.info.session_id!r} step {step} was already answered for "
+                    f"another observation ({where} differs): re-send the same observation to "
+                    f"get the same reply, or send a step > {step}",
+                    [
+                        pb.FieldError(
+                            field=where,
+                            expected=f"the values step {step} was answered for",
+                            got="other values",
+                        )
+                    ],
+                )
 
 
 _REAPED_MEMORY = 4096  # ids of reaped sessions remembered, to say why a session is gone

@@ -47,5 +47,10 @@ class Policy(Protocol):
         ...
 
     def act(self, session: SessionInfo, observation: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Return the action (or an action chunk with a leading dimension) for one step."""
+        """Return the action (or an action chunk with a leading dimension) for one step.
+
+        A numpy array of exactly the spec's action dtype (a list of Python numbers is
+        converted), finite and within the spec's bounds: `serve()` checks it and answers
+        INTERNAL, naming the policy and the field, for one that is not.
+        """
         ...

@@ -6,6 +6,7 @@ the wire contract itself, not the testbed client.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -245,8 +246,67 @@ class PolicyServerCompliance:
     def test_resending_a_step_replays_the_cached_action(self, stub: Any, spec: PolicySpec) -> None:
         session_id = self.open(stub, spec)
         first = stub.Act(self.act_request(spec, session_id, 0, seed=1), timeout=TIMEOUT)
-        again = stub.Act(self.act_request(spec, session_id, 0, seed=2), timeout=TIMEOUT)
+        again = stub.Act(self.act_request(spec, session_id, 0, seed=1), timeout=TIMEOUT)
         assert again.SerializeToString() == first.SerializeToString()
+        streamed = next(stub.ActStream(iter([self.act_request(spec, session_id, 0, seed=1)])))
+        assert streamed.SerializeToString() == first.SerializeToString()
+
+    def test_a_retry_with_another_observation_is_failed_precondition(
+        self, stub: Any, spec: PolicySpec
+    ) -> None:
+        session_id = self.open(stub, spec)
+        stub.Act(self.act_request(spec, session_id, 0, seed=1), timeout=TIMEOUT)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Act(self.act_request(spec, session_id, 0, seed=2), timeout=TIMEOUT)
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert f"Act: session '{session_id}' step 0 was already answered for another" in (
+            info.value.details()
+        )
+        reply = next(stub.ActStream(iter([self.act_request(spec, session_id, 0, seed=2)])))
+        assert reply.status.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+        assert not reply.HasField("action")
+        assert reply.status.errors[0].field.startswith("observation.")
+        self.assert_valid_action(  # the next step is served as usual
+            spec, stub.Act(self.act_request(spec, session_id, 1, seed=2), timeout=TIMEOUT)
+        )
+
+    def test_ok_is_explicit_and_a_failed_step_has_no_action_and_is_not_used_up(
+        self, stub: Any, spec: PolicySpec
+    ) -> None:
+        session_id = self.open(stub, spec)
+        reply = stub.Act(self.act_request(spec, session_id, 0), timeout=TIMEOUT)
+        assert reply.HasField("status") and reply.status == pb.StepStatus()  # code 0, no text
+        bad = self.act_request(spec, session_id, 1)
+        next(iter(bad.observation.values())).data += b"\x00"
+        replies = list(
+            stub.ActStream(iter([bad, self.act_request(spec, session_id, 1)]), timeout=TIMEOUT)
+        )
+        assert [r.HasField("status") for r in replies] == [True, True]
+        assert replies[0].status.code != 0 and not replies[0].HasField("action")
+        self.assert_valid_action(spec, replies[1])  # step 1 again: it was not used up
+        if spec.capabilities.batching:
+            item = self.act_request(spec, session_id, 2)
+            batch = stub.ActBatch(pb.ActBatchRequest(items=[item]), timeout=TIMEOUT)
+            assert batch.items[0].HasField("status") and batch.items[0].status.code == 0
+
+    def test_a_malformed_tensor_is_reported_in_the_documented_words(
+        self, stub: Any, spec: PolicySpec
+    ) -> None:
+        session_id = self.open(stub, spec)
+        name, field = next(iter(spec.observation.items()))
+        request = self.act_request(spec, session_id, 0)
+        request.observation[name].data += b"\x00"
+        size = math.prod(field.shape) * np.dtype(field.dtype).itemsize
+        expected = f"{size} bytes for {field.describe()}"
+        text = f"observation.{name}.data: expected {expected}, got {size + 1}"
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Act(request, timeout=TIMEOUT)
+        assert info.value.details() == f"Act: {text}"
+        reply = next(stub.ActStream(iter([request]), timeout=TIMEOUT))
+        assert reply.status.message == f"ActStream: {text}"
+        assert [(e.field, e.expected, e.got) for e in reply.status.errors] == [
+            (f"observation.{name}.data", expected, str(size + 1))
+        ]
 
     def test_step_out_of_order_is_failed_precondition(self, stub: Any, spec: PolicySpec) -> None:
         session_id = self.open(stub, spec)

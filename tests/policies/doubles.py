@@ -83,18 +83,28 @@ class BatchingPolicy(LinearPolicy):
 
 
 class BadActionPolicy(LinearPolicy):
-    """Returns a configurable bad action: NaN, wrong shape, out of bounds or a string."""
+    """Returns a configurable action outside its own spec (float32[4] in [-1, 1]).
+
+    Kinds: ``nan``, ``inf``, ``shape``, ``chunk`` (a chunk it did not announce), ``bounds``,
+    ``low``, ``dtype`` (strings) and ``float64``; ``list`` (Python floats, fine) is not bad.
+    """
 
     def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
 
     def act(self, session: SessionInfo, observation: Mapping[str, np.ndarray]) -> np.ndarray:
-        return {
+        self.calls += 1
+        return {  # type: ignore[return-value]
             "nan": np.array([0.0, np.nan, 0.0, 0.0], np.float32),
+            "inf": np.array([0.0, 0.0, 0.0, -np.inf], np.float32),
             "shape": np.zeros(3, np.float32),
+            "chunk": np.zeros((2, 4), np.float32),
             "bounds": np.array([0.0, 2.5, 0.0, 0.0], np.float32),
+            "low": np.array([-1.5, 0.0, 0.0, 0.0], np.float32),
             "dtype": np.array(["a", "b", "c", "d"]),
+            "float64": np.zeros(4, np.float64),
+            "list": [0.0, 0.5, -0.5, 1.0],
         }[self.kind]
 
 

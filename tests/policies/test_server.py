@@ -25,6 +25,7 @@ from protos.v1 import policy_service_pb2_grpc as pb_grpc
 from tests.certs import make_pki
 from tests.policies.compliance import TIMEOUT, open_request
 from tests.policies.doubles import (
+    BadActionPolicy,
     BatchingPolicy,
     GatedWarmupPolicy,
     LinearPolicy,
@@ -282,6 +283,85 @@ def test_batch_larger_than_max_batch_is_invalid_argument(running: object) -> Non
     assert "items" in info.value.details()
 
 
+BAD_ACTIONS = [
+    ("nan", "action", "finite values", "nan at element (1,)"),
+    ("inf", "action", "finite values", "-inf at element (3,)"),
+    ("shape", "action.shape", "[4]", "[3]"),
+    ("chunk", "action.shape", "[4]", "[2, 4]"),  # chunks it did not announce
+    ("bounds", "action", "<= 1.0 (the spec's action bounds)", "2.5 at element (1,)"),
+    ("low", "action", ">= -1.0 (the spec's action bounds)", "-1.5 at element (0,)"),
+    ("dtype", "action.dtype", "float32", np.array(["a"]).dtype.name),
+    ("float64", "action.dtype", "float32", "float64"),  # refused, never cast
+]
+
+
+@pytest.mark.parametrize(("kind", "field", "expected", "got"), [c for c in BAD_ACTIONS],
+                         ids=[c[0] for c in BAD_ACTIONS])  # fmt: skip
+def test_an_action_outside_the_policys_own_spec_is_internal_naming_policy_and_field(
+    running: object, kind: str, field: str, expected: str, got: str
+) -> None:
+    policy = BadActionPolicy(kind)
+    server = running(policy)  # type: ignore[operator]
+    text = f"policy 'linear' returned a bad action: {field}: expected {expected}, got {got}"
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.PolicyServiceStub(channel)
+        session = _open(stub, policy)
+        request = pb.ActRequest(session_id=session, step=0, observation=_observation())
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Act(request, timeout=TIMEOUT)
+        assert info.value.code() == grpc.StatusCode.INTERNAL
+        assert info.value.details() == f"Act: {text}"
+        streamed = next(stub.ActStream(iter([request]), timeout=TIMEOUT))  # step 0 not used up
+        batched = stub.ActBatch(pb.ActBatchRequest(items=[request]), timeout=TIMEOUT).items[0]
+    for reply, rpc in ((streamed, "ActStream"), (batched, "ActBatch")):
+        assert reply.status.code == grpc.StatusCode.INTERNAL.value[0]
+        assert reply.status.message == f"{rpc}: {text}"
+        assert [(e.field, e.expected, e.got) for e in reply.status.errors] == [
+            (field, expected, got)
+        ]
+        assert not reply.HasField("action")
+    assert policy.calls == 3  # each try ran the policy: a failed step is not used up
+
+
+def test_a_list_of_python_numbers_is_a_fine_action(running: object) -> None:
+    policy = BadActionPolicy("list")
+    server = running(policy)  # type: ignore[operator]
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.PolicyServiceStub(channel)
+        session = _open(stub, policy)
+        request = pb.ActRequest(session_id=session, step=0, observation=_observation())
+        reply = stub.Act(request, timeout=TIMEOUT)
+    assert reply.action.dtype == pb.DTYPE_FLOAT32
+    assert np.frombuffer(reply.action.data, "<f4").tolist() == [0.0, 0.5, -0.5, 1.0]
+
+
+def test_respond_by_rules(running: object) -> None:
+    policy = SlowPolicy(delay_s=0.3, only_site="slow")
+    server = running(policy)  # type: ignore[operator]
+    deadline = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+    with grpc.insecure_channel(server.address) as channel:
+        stub = pb_grpc.PolicyServiceStub(channel)
+        fast, slow = _open(stub, policy, "fast"), _open(stub, policy, "slow")
+        expired = pb.ActRequest(session_id=fast, step=0, observation=_observation(), budget_ms=0)
+        replies = list(stub.ActStream(iter([expired]), timeout=TIMEOUT))
+        assert [r.status.code for r in replies] == [deadline] and policy.calls == 0
+        assert "respond_by passed on arrival" in replies[0].status.message
+        past = pb.ActRequest(session_id=fast, step=0, observation=_observation())
+        past.deadline.FromNanoseconds(time.time_ns() - 1_000_000)
+        unset = pb.ActRequest(session_id=fast, step=0, observation=_observation())
+        replies = list(stub.ActStream(iter([past, unset]), timeout=TIMEOUT))
+        # Neither ran the policy nor used step 0 up; without respond_by there is no deadline.
+        assert [r.status.code for r in replies] == [deadline, 0] and policy.calls == 1
+        late = pb.ActRequest(session_id=slow, step=0, observation=_observation(), budget_ms=20)
+        retry = pb.ActRequest(session_id=slow, step=0, observation=_observation())
+        slow_unset = pb.ActRequest(session_id=slow, step=1, observation=_observation())
+        replies = list(stub.ActStream(iter([late, retry, slow_unset]), timeout=TIMEOUT))
+    assert [r.status.code for r in replies] == [deadline, 0, 0]
+    assert "respond_by passed during act" in replies[0].status.message
+    assert not replies[0].HasField("action") and replies[1].HasField("action")
+    assert policy.calls == 3  # the late step was answered: its retry came from the cache
+
+
 def test_stream_respond_by_is_honoured_in_band(running: object) -> None:
     policy = SlowPolicy(delay_s=0.2, only_site="slow")
     server = running(policy)  # type: ignore[operator]
@@ -339,7 +419,7 @@ import policy_service_pb2 as pb, policy_service_pb2_grpc as pb_grpc
 stub = pb_grpc.PolicyServiceStub(grpc.insecure_channel(sys.argv[1]))
 spec = stub.GetSpec(pb.GetSpecRequest(), timeout=5)
 opened = stub.OpenSession(pb.OpenSessionRequest(observation=list(spec.observation),
-    action=spec.action, protocol_version="1.0", seed=3), timeout=5)
+    action=spec.action, protocol_version="1", seed=3), timeout=5)
 obs = {}
 for field in spec.observation:
     n = math.prod(field.shape)
@@ -347,6 +427,7 @@ for field in spec.observation:
                                 data=struct.pack(f"<{n}f", *[0.25] * n))
 reply = stub.Act(pb.ActRequest(session_id=opened.session_id, step=0, observation=obs), timeout=5)
 action = struct.unpack(f"<{len(reply.action.data) // 4}f", reply.action.data)
+ok = reply.HasField("status") and reply.status.code == 0
 obs["ee_pos"].data = b"short"
 try:
     stub.Act(pb.ActRequest(session_id=opened.session_id, step=1, observation=obs), timeout=5)
@@ -354,8 +435,8 @@ try:
 except grpc.RpcError as exc:
     bad = f"{exc.code().name} {exc.details()}"
 assert not any(m.startswith(("protos", "policies", "testbed")) for m in sys.modules)
-print(json.dumps({"accepted": opened.accepted, "shape": list(reply.action.shape),
-                  "action": action, "bad": bad}))
+print(json.dumps({"accepted": opened.accepted, "warnings": list(opened.warnings),
+                  "shape": list(reply.action.shape), "action": action, "ok": ok, "bad": bad}))
 """
 
 
@@ -386,7 +467,13 @@ def test_client_built_only_from_the_proto(running: object, tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["accepted"] and result["shape"] == [4]
+    assert result["warnings"] == [  # "1" reads as "1.0": only the omitted capabilities warn
+        "capabilities not sent: read as streaming = false, batching = false, "
+        "action_chunking = false, max_batch = 0 (send them to have a mismatch reported here)"
+    ]
     assert result["action"] == pytest.approx([0.125, 0.125, 0.125, 0.125])
+    assert result["ok"]  # an OK status is on the wire, not absent
     assert (
-        result["bad"].startswith("INVALID_ARGUMENT") and "observation.ee_pos.data" in result["bad"]
+        result["bad"] == "INVALID_ARGUMENT Act: observation.ee_pos.data: expected 12 bytes "
+        "for float32[3], got 5"
     )
