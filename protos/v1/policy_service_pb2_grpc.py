@@ -102,7 +102,8 @@ class PolicyServiceServicer:
 
     def Act(self, request, context):
         """Errors are gRPC status codes: NOT_FOUND (unknown session), FAILED_PRECONDITION (step out of
-        order), INVALID_ARGUMENT (bad tensor, naming the field), INTERNAL (the policy raised).
+        order, or a retry with another observation), INVALID_ARGUMENT (bad tensor, naming the
+        field), INTERNAL (the policy raised, or returned an action outside its own spec).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
