@@ -4,8 +4,8 @@ Figures are built with `matplotlib.figure.Figure` directly, not pyplot: no globa
 figure registry is touched, so it works without a display and next to other matplotlib users.
 
 Colour maps are perceptually uniform and colour-blind safe (viridis, cividis); home-site cells
-are outlined in the heatmaps and hatched in the bar charts. Every function writes one PNG and
-returns its path.
+are outlined in the heatmaps and hatched in the bar charts. Every function writes one PNG
+atomically (`testbed.atomic`: a killed writer never leaves a partial PNG) and returns its path.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from testbed.atomic import atomic_write
 from testbed.evaluator import Cell, TransferReport
 from testbed.statistics import Estimate
 
@@ -210,9 +211,9 @@ def _error(error: Callable[[Cell], tuple[float, float]], cell: Cell | None) -> t
 
 
 def _save(fig: Figure, path: Path, *, tight: bool = True) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
-    return path
+    return atomic_write(
+        Path(path),
+        lambda file: fig.savefig(file, format="png", dpi=DPI, metadata={"Software": None}),
+    )
