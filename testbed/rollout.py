@@ -2,7 +2,8 @@
 
 Every action is validated before the simulator sees it. A bad action or a missed deadline is
 recorded on the episode and the robot holds position (no motion, suction unchanged); a policy
-that becomes unavailable ends the episode cleanly with the fault recorded.
+that becomes unavailable ends the episode cleanly with the fault recorded. Every result has an
+outcome reason (`EpisodeResult.outcome`): ``policy fault: <kind>`` when a fault ended it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from testbed.errors import InvalidActionError, PolicyDeadlineError, PolicyError
+from testbed.outcomes import FAULT_LIMIT, outcome_reason
 from testbed.policy import ActionValidator, Policy, SessionInfo
 
 
@@ -47,6 +49,17 @@ class EpisodeResult:
     def success(self) -> bool:
         """``success_at_end`` of the episode (False if it ended on a fault)."""
         return bool(self.metrics.get("success_at_end", False))
+
+    @property
+    def outcome(self) -> str:
+        """Why the episode ended as it did (`testbed.outcomes.outcome_reason`).
+
+        ``success``; ``policy fault: <kind>`` when a fault ended it (``policy fault:
+        unavailable``, ``policy fault: deadline (20 faulty policy calls in a row)``); else
+        the env summary's ``outcome`` (or one derived from its part counts).
+        """
+        faults = [(kind, message) for _, kind, message in self.faults]
+        return outcome_reason(self.ended_by, faults, self.metrics)
 
 
 def run_episode(
@@ -95,7 +108,7 @@ def run_episode(
             consecutive = consecutive + 1 if chunk is None else 0
             if consecutive >= fault_limit:
                 result.faults.append(
-                    (result.steps, "fault_limit", f"{consecutive} faulty policy calls in a row")
+                    (result.steps, FAULT_LIMIT, f"{consecutive} faulty policy calls in a row")
                 )
                 result.ended_by = "fault"
                 break
