@@ -2,7 +2,8 @@
 
 Only the records are read (``**/episodes/ep-*.npz``), and of each only its meta (cheap: the
 arrays stay compressed on disk), so browsing works on a campaign folder copied from anywhere,
-finished or not.
+finished or not. A file that holds no usable record (damaged, or not a record at all) can be set
+aside (`testbed.records.set_aside`) and listed, so that a rerun of the campaign records it again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed.records import RECORD_GLOB, EpisodeMeta, read_meta
+from testbed.records import (
+    RECORD_GLOB,
+    EpisodeMeta,
+    RecordError,
+    SetAside,
+    read_meta,
+    set_aside,
+    set_aside_records,
+)
 
 VIOLATION_PREFIX = "violation:"
 METRIC_VIOLATION_PREFIX = "violations_"
@@ -38,10 +47,8 @@ class EpisodeEntry:
 
     @property
     def outcome(self) -> str:
-        """``success``, or ``failed`` with how the episode ended (``failed (truncated)``)."""
-        if self.success:
-            return "success"
-        return f"failed ({self.meta.ended_by})" if self.meta.ended_by else "failed"
+        """``success``, or why the episode failed (``lost: KR-CAP-300 at step 695``)."""
+        return self.meta.outcome
 
     @property
     def violations(self) -> dict[str, int]:
@@ -80,6 +87,7 @@ class EpisodeEntry:
             "home_site": meta.home_site,
             "seed": meta.seed,
             "outcome": self.outcome,
+            "success": self.success,
             "success_at_end": meta.metrics.get("success_at_end"),
             "ended_by": meta.ended_by,
             "steps": meta.steps,
@@ -120,11 +128,20 @@ class EpisodeFilter:
         )
 
 
-def find_episodes(campaign_dir: Path) -> tuple[list[EpisodeEntry], list[str]]:
+def find_episodes(
+    campaign_dir: Path, damaged: list[SetAside] | None = None
+) -> tuple[list[EpisodeEntry], list[str]]:
     """Every record under ``campaign_dir``, sorted by trial and episode.
 
+    Args:
+        campaign_dir: The campaign folder.
+        damaged: If given, files that hold no usable record are set aside (renamed to
+            ``*.npz.damaged``) and listed here, with those set aside earlier and not recorded
+            again since; otherwise they are reported as problems and left in place.
+
     Returns:
-        The readable episodes, and one message per record that could not be read.
+        The readable episodes, and one message (naming the file) per record that could not
+        be read and was not set aside.
 
     Raises:
         FileNotFoundError: If ``campaign_dir`` is not a folder.
@@ -132,12 +149,17 @@ def find_episodes(campaign_dir: Path) -> tuple[list[EpisodeEntry], list[str]]:
     root = Path(campaign_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such campaign folder")
-    entries, problems = [], []
+    entries, problems, stuck = [], [], []
     for path in sorted(root.glob(f"**/{RECORD_GLOB}")):
         try:
             entries.append(EpisodeEntry(path, read_meta(path)))
-        except ValueError as exc:
-            problems.append(str(exc))
+        except RecordError as exc:
+            if damaged is None or not exc.to_set_aside:
+                problems.append(str(exc))
+            elif (aside := set_aside(exc)).moved_to is None:
+                stuck.append(aside)
+    if damaged is not None:
+        damaged.extend(sorted([*stuck, *set_aside_records(root)], key=lambda a: a.record))
     entries.sort(key=lambda e: (e.meta.trial, e.meta.episode, str(e.path)))
     return entries, problems
 

@@ -8,6 +8,8 @@ live in `testbed.statistics`.
 
 Conventions (also in docs/campaigns.md, "Reading the report"):
     - Success is ``success_at_end``; an episode that ended on a fault is a failure.
+    - Every episode has an outcome reason (`testbed.outcomes`); each cell counts its failed
+      episodes by the reason's category (`Cell.failures`), so the counts add up to its failures.
     - Retention pairs episodes of the home and target site by ``(policy_seed, seed)``.
     - Cycle time: median and 90th percentile of ``cycle_time_s`` over successful episodes.
     - Violations per 1,000 steps are pooled (all violations / all steps of the cell).
@@ -25,7 +27,17 @@ import numpy as np
 import pandas as pd
 
 from testbed.errors import TestbedError
-from testbed.records import RECORD_GLOB, EpisodeMeta, episode_row, read_meta
+from testbed.outcomes import UNKNOWN, outcome_category
+from testbed.records import (
+    RECORD_GLOB,
+    EpisodeMeta,
+    RecordError,
+    SetAside,
+    episode_row,
+    read_summary,
+    set_aside,
+    set_aside_records,
+)
 from testbed.statistics import (
     Estimate,
     mean_interval,
@@ -40,10 +52,16 @@ VIOLATION_PREFIX = "violations_"
 _NOT_A_KIND = {"violations_per_1000_steps"}
 
 
-def load_episodes(campaign_dir: Path, skipped: list[str] | None = None) -> pd.DataFrame:
+def load_episodes(
+    campaign_dir: Path,
+    skipped: list[str] | None = None,
+    damaged: list[SetAside] | None = None,
+) -> pd.DataFrame:
     """The episode table of a campaign folder: one row per ``**/episodes/ep-*.npz`` record.
 
-    Besides `episode_row`'s columns it adds ``success`` (``success_at_end``, False on a fault),
+    Every record is checked whole (CRC of every member), so no figure rests on a damaged one.
+    Besides `episode_row`'s columns (``outcome`` among them) it adds ``success``
+    (``success_at_end``, False on a fault), ``outcome_category`` (`outcome_category`),
     ``deadline_misses`` and ``invalid_actions`` (fault counts), ``violation_events`` (safety
     violations recorded as events, also for episodes cut short without a metrics summary),
     ``end_fault`` and ``end_fault_message`` (the fault that ended the episode), ``trial_dir``
@@ -52,24 +70,32 @@ def load_episodes(campaign_dir: Path, skipped: list[str] | None = None) -> pd.Da
     Args:
         campaign_dir: The campaign folder.
         skipped: If given, unreadable records are appended here as messages instead of raising.
+        damaged: If given, files that hold no usable record (damaged, or not a record) are set
+            aside (`testbed.records.set_aside`) and listed here, with those set aside earlier
+            and not recorded again since; otherwise they count as unreadable.
 
     Raises:
         TestbedError: If the folder holds no episode records.
-        ValueError: On an unreadable record, unless ``skipped`` is given.
+        RecordError: On an unreadable record (a ValueError naming the file), unless
+            ``skipped`` (or, for a damaged one, ``damaged``) is given.
     """
     root = Path(campaign_dir)
-    rows = []
+    rows, stuck = [], []
     for path in sorted(root.glob(f"**/{RECORD_GLOB}")):
         try:
-            meta = read_meta(path)
-            with np.load(path, allow_pickle=False) as data:
-                latencies = data["latencies_ms"] if "latencies_ms" in data.files else None
-        except (OSError, ValueError) as exc:
-            if skipped is None:
-                raise ValueError(str(exc)) from exc
-            skipped.append(str(exc))
+            meta, latencies = read_summary(path, verify=True)
+        except RecordError as exc:
+            if damaged is not None and exc.to_set_aside:
+                if (aside := set_aside(exc)).moved_to is None:
+                    stuck.append(aside)
+            elif skipped is not None:
+                skipped.append(str(exc))
+            else:
+                raise
             continue
         rows.append(_row(meta, latencies, path, root))
+    if damaged is not None:
+        damaged.extend(sorted([*stuck, *set_aside_records(root)], key=lambda a: a.record))
     if not rows:
         raise TestbedError(f"{root}: no episode records found (expected <trial>/{RECORD_GLOB})")
     return _tidy(pd.DataFrame(rows))
@@ -82,6 +108,7 @@ def _row(meta: EpisodeMeta, latencies: np.ndarray | None, path: Path, root: Path
     row.update(
         policy=meta.policy or meta.policy_id or "unknown",
         success=meta.ended_by != "fault" and bool(meta.metrics.get("success_at_end", False)),
+        outcome_category=outcome_category(meta.outcome),
         deadline_misses=sum(k == "deadline" for k in kinds),
         invalid_actions=sum(k.startswith("invalid_action") for k in kinds),
         violation_events=sum(event.startswith("violation:") for _, event in meta.events),
@@ -104,6 +131,25 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
         elif all(isinstance(v, int | np.integer) for v in present):
             df[column] = df[column].astype("Int64")
     return df
+
+
+@dataclass(frozen=True)
+class FailureReason:
+    """Failed episodes of one cell that share an outcome category.
+
+    Attributes:
+        category: The group (``lost``, ``time limit``, ``policy fault: deadline``).
+        episodes: How many failed episodes of the cell it holds.
+        example: One full reason of the group (``lost: KR-CAP-300 at step 695``).
+    """
+
+    category: str
+    episodes: int
+    example: str
+
+    def format(self) -> str:
+        """``lost 3`` (what a CSV cell holds)."""
+        return f"{self.category} {self.episodes}"
 
 
 @dataclass(frozen=True)
@@ -134,6 +180,8 @@ class Cell:
         deadline_misses: Missed policy deadlines (robot held position).
         invalid_actions: Rejected actions (robot held position).
         faulted_episodes: Episodes that ended on a policy fault.
+        failures: The failed episodes by outcome category, most frequent first; their counts
+            add up to ``episodes - successes``.
     """
 
     policy: str
@@ -157,6 +205,7 @@ class Cell:
     deadline_misses: int = 0
     invalid_actions: int = 0
     faulted_episodes: int = 0
+    failures: tuple[FailureReason, ...] = ()
 
     @property
     def is_home(self) -> bool:
@@ -205,7 +254,9 @@ def _flatten(cell: Cell) -> dict[str, object]:
     row: dict[str, object] = {}
     for name in Cell.__dataclass_fields__:
         value = getattr(cell, name)
-        if isinstance(value, Estimate):
+        if name == "failures":
+            row[name] = "; ".join(reason.format() for reason in value)
+        elif isinstance(value, Estimate):
             row.update({name: value.value, f"{name}_low": value.low, f"{name}_high": value.high})
         else:
             row[name] = value
@@ -286,7 +337,20 @@ def _cell(
         deadline_misses=int(_col(group, "deadline_misses").fillna(0).sum()),
         invalid_actions=int(_col(group, "invalid_actions").fillna(0).sum()),
         faulted_episodes=int((_col(group, "ended_by").astype(str) == "fault").sum()),
+        failures=_failure_reasons(group[~group["success"]]),
     )
+
+
+def _failure_reasons(failed: pd.DataFrame) -> tuple[FailureReason, ...]:
+    """Failed episodes by outcome category: count and the first episode's full reason."""
+    reasons = _col(failed, "outcome").astype(object)
+    reasons = reasons.where(reasons.notna() & (reasons.astype(str) != ""), UNKNOWN).astype(str)
+    categories = reasons.map(outcome_category)
+    groups = [
+        FailureReason(category, len(members), str(members.iloc[0]))
+        for category, members in reasons.groupby(categories, sort=False)
+    ]
+    return tuple(sorted(groups, key=lambda g: (-g.episodes, g.category)))
 
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:

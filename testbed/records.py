@@ -19,17 +19,29 @@ key                               content
 ================================  ==========================================================
 
 Events (grasps, drops, violations) are sparse and live in the meta as ``[step, name]`` pairs.
+The meta also holds the episode's outcome reason (`EpisodeMeta.outcome`, see `testbed.outcomes`).
 Files are written atomically (temporary file, fsync, rename), so a killed writer never leaves
 a partial record under the final name.
+
+A file under a record's name that is not a readable record raises `RecordError`, naming the
+file and saying what is wrong: a *damaged* record (empty, truncated, a corrupt member: CRC or
+compressed data) or *not an episode record* (another kind of file, pickled objects, no meta).
+Readers that keep going set such a file aside (`set_aside`: renamed to
+``ep-NNNNN.npz.damaged``, never deleted), so its episode counts as not recorded and a rerun of
+the campaign records it again; `set_aside_records` lists those still missing.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import logging
 import math
 import os
-import tempfile
+import re
+import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,11 +49,19 @@ from typing import Any
 
 import numpy as np
 
+from testbed.atomic import atomic_write_bytes
+from testbed.atomic import atomic_write_text as atomic_write_text  # re-exported: older users
+from testbed.outcomes import outcome_reason
+
 RECORD_FORMAT = "testbed.episode/1"
 RECORD_SUFFIX = ".npz"
 RECORD_GLOB = f"episodes/ep-*{RECORD_SUFFIX}"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+DAMAGED_SUFFIX = ".damaged"
+_ZIP_MAGIC = b"PK\x03\x04"
+_NPY_MAGIC = b"\x93NUMPY"
+#: What numpy and zipfile raise on a damaged archive (an OSError only as EINVAL: a bad offset).
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError, OSError)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,7 +90,7 @@ class EpisodeMeta:
         policy_id: ``id@version`` the policy reported.
         home_site: The site the policy was built or trained for.
         policy_seed: Training seed of the policy (the unit of replication for IQM), if any.
-        ended_by: ``terminated``, ``truncated`` or ``fault``.
+        ended_by: ``terminated``, ``truncated``, ``fault`` or ``max_steps``.
         steps: Control steps taken.
         total_reward: Sum of rewards.
         metrics: The env's episode summary (empty if the episode ended on a fault).
@@ -82,6 +102,9 @@ class EpisodeMeta:
         versions: Package versions that produced the record.
         created_at: ISO 8601 UTC time the record was written.
         format: Record format id.
+
+    Its `outcome` (the reason the episode ended as it did) follows from ``ended_by``,
+    ``faults`` and ``metrics``; `to_json` stores it beside them for other readers.
     """
 
     env_id: str
@@ -109,13 +132,22 @@ class EpisodeMeta:
     created_at: str = ""
     format: str = RECORD_FORMAT
 
+    @property
+    def outcome(self) -> str:
+        """``success``, ``policy fault: <kind>`` or the env's reason (`testbed.outcomes`)."""
+        faults = [(f.kind, f.message) for f in self.faults]
+        return outcome_reason(self.ended_by, faults, self.metrics)
+
     def to_json(self) -> str:
-        """The meta as JSON (NaN and infinities become null)."""
-        return json.dumps(_finite(asdict(self)), sort_keys=True)
+        """The meta as JSON (NaN and infinities become null), with its `outcome`."""
+        return json.dumps(_finite({**asdict(self), "outcome": self.outcome}), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> EpisodeMeta:
         """Parse `to_json` output.
+
+        The stored ``outcome`` is not read back: `outcome` derives it (also for records
+        written before it was stored).
 
         Raises:
             ValueError: If the JSON is not an episode meta of a known format.
@@ -193,18 +225,45 @@ def write_record(path: Path, record: EpisodeRecord) -> Path:
     return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
+class RecordError(ValueError):
+    """A file under an episode record's name that cannot be read as one.
+
+    Attributes:
+        path: The file.
+        kind: `DAMAGED`, `NOT_A_RECORD`, `UNSUPPORTED` (a record of another format) or
+            `UNREADABLE` (the file cannot be read at all: permissions, I/O).
+        detail: What exactly is wrong.
+    """
+
+    DAMAGED = "damaged episode record"
+    NOT_A_RECORD = "not an episode record"
+    UNSUPPORTED = "unsupported episode record"
+    UNREADABLE = "cannot read episode record"
+
+    def __init__(self, path: Path, kind: str, detail: str) -> None:
+        super().__init__(f"{path}: {kind} ({detail})")
+        self.path, self.kind, self.detail = Path(path), kind, detail
+
+    @property
+    def reason(self) -> str:
+        """The message without the path: ``damaged episode record (empty file)``."""
+        return f"{self.kind} ({self.detail})"
+
+    @property
+    def to_set_aside(self) -> bool:
+        """Whether the file holds no usable record (damaged or not one): set it aside."""
+        return self.kind in (self.DAMAGED, self.NOT_A_RECORD)
+
+
 def read_record(path: Path) -> EpisodeRecord:
-    """Load a record written by `write_record`.
+    """Load a record written by `write_record`, checking every member's CRC first.
 
     Raises:
-        ValueError: Naming the file, if it is not a readable episode record.
+        RecordError: Naming the file, if it is not a readable episode record.
     """
-    try:
-        with np.load(Path(path), allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-        meta = EpisodeMeta.from_json(arrays.pop("meta").tobytes().decode())
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: not a readable episode record ({exc})") from exc
+    path = Path(path)
+    arrays = _arrays(path, None, verify=True)
+    meta = _meta(path, arrays.pop("meta", None))
 
     def group(prefix: str) -> dict[str, np.ndarray]:
         return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
@@ -222,16 +281,240 @@ def read_record(path: Path) -> EpisodeRecord:
             snapshots={int(k): v.tobytes() for k, v in group("snapshot/").items()},
         )
     except (KeyError, ValueError) as exc:
-        raise ValueError(f"{path}: malformed episode record ({exc})") from exc
+        raise RecordError(path, RecordError.NOT_A_RECORD, f"malformed: {exc}") from exc
 
 
-def read_meta(path: Path) -> EpisodeMeta:
-    """Load only the meta of a record (cheap: the arrays stay compressed on disk)."""
+def read_meta(path: Path, *, verify: bool = False) -> EpisodeMeta:
+    """Load only the meta of a record (cheap: the arrays stay compressed on disk).
+
+    Args:
+        path: The record.
+        verify: Also check the CRC of every member (reads the whole file), so a record with
+            a corrupt array is found before anyone relies on it.
+
+    Raises:
+        RecordError: Naming the file, if it is not a readable episode record.
+    """
+    path = Path(path)
+    return _meta(path, _arrays(path, ("meta",), verify=verify).get("meta"))
+
+
+def read_summary(path: Path, *, verify: bool = False) -> tuple[EpisodeMeta, np.ndarray | None]:
+    """The meta and the policy latencies (ms; None if absent) of a record: a table row's worth.
+
+    Args:
+        path: The record.
+        verify: Also check the CRC of every member (see `read_meta`).
+
+    Raises:
+        RecordError: Naming the file, if it is not a readable episode record.
+    """
+    path = Path(path)
+    arrays = _arrays(path, ("meta", "latencies_ms"), verify=verify)
+    return _meta(path, arrays.get("meta")), arrays.get("latencies_ms")
+
+
+def _arrays(path: Path, keys: tuple[str, ...] | None, *, verify: bool) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` (all when None) of the archive at ``path``; missing keys left out."""
+    _check_head(path)
+    if verify and (corrupt := _corruption(path)):
+        raise RecordError(path, RecordError.DAMAGED, corrupt)
     try:
-        with np.load(Path(path), allow_pickle=False) as data:
-            return EpisodeMeta.from_json(data["meta"].tobytes().decode())
-    except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(f"{path}: not a readable episode record ({exc})") from exc
+        with np.load(path, allow_pickle=False) as data:
+            names = data.files if keys is None else [k for k in keys if k in data.files]
+            return {key: data[key] for key in names}
+    except _CORRUPT as exc:  # diagnosed: a damaged archive, or one that is not a record
+        raise _diagnosed(path, exc) from exc
+
+
+def _check_head(path: Path) -> None:
+    """Refuse what is not a zip archive before numpy guesses it is a pickle."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise RecordError(path, RecordError.UNREADABLE, exc.strerror or str(exc)) from exc
+    if not head:
+        raise RecordError(path, RecordError.DAMAGED, "empty file")
+    if head.startswith(_NPY_MAGIC):
+        raise RecordError(path, RecordError.NOT_A_RECORD, "a single .npy array, not an .npz")
+    if not head.startswith(_ZIP_MAGIC):
+        raise RecordError(path, RecordError.NOT_A_RECORD, "not an .npz archive")
+
+
+def _corruption(path: Path) -> str:
+    """What is corrupt in the zip archive at ``path`` (every member read, CRC checked), or "".
+
+    Raises:
+        RecordError: `RecordError.UNREADABLE` on an I/O error.
+    """
+    member = ""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                member = info.filename
+                with archive.open(info) as stream:
+                    while stream.read(1 << 20):
+                        pass
+    except _CORRUPT as exc:
+        if isinstance(exc, OSError) and exc.errno not in (None, errno.EINVAL):
+            raise RecordError(path, RecordError.UNREADABLE, exc.strerror or str(exc)) from exc
+        if not member:
+            return f"truncated or corrupt archive: {exc}"
+        return f"corrupt member {member}: {exc}"
+    return ""
+
+
+def _diagnosed(path: Path, error: Exception) -> RecordError:
+    """The `RecordError` for ``error`` raised while numpy read ``path``."""
+    corrupt = _corruption(path)
+    if corrupt:
+        return RecordError(path, RecordError.DAMAGED, corrupt)
+    if isinstance(error, ValueError) and "pickle" in str(error).lower():
+        return RecordError(
+            path, RecordError.NOT_A_RECORD, "holds pickled Python objects (records never do)"
+        )
+    if isinstance(error, OSError) and not isinstance(error, zipfile.BadZipFile):
+        return RecordError(path, RecordError.UNREADABLE, error.strerror or str(error))
+    return RecordError(path, RecordError.NOT_A_RECORD, f"unreadable array: {error}")
+
+
+def _meta(path: Path, array: np.ndarray | None) -> EpisodeMeta:
+    if array is None:
+        raise RecordError(path, RecordError.NOT_A_RECORD, "no meta")
+    try:
+        data = json.loads(array.tobytes().decode())
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RecordError(path, RecordError.NOT_A_RECORD, f"meta is not JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        detail = f"format {got!r}; this testbed reads {RECORD_FORMAT!r}"
+        kind = RecordError.UNSUPPORTED if isinstance(got, str) else RecordError.NOT_A_RECORD
+        raise RecordError(path, kind, detail)
+    try:
+        return EpisodeMeta.from_json(json.dumps(data))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise RecordError(path, RecordError.NOT_A_RECORD, f"malformed meta: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A file that was under an episode record's name but held no usable record.
+
+    Attributes:
+        record: The record's path (its episode now counts as not recorded).
+        reason: What was wrong: ``damaged episode record (empty file)``.
+        moved_to: Where the file is now, or None if it could not be moved (see ``note``).
+        note: Why it could not be moved.
+    """
+
+    record: Path
+    reason: str
+    moved_to: Path | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        """``<record>: <reason>, now <new name>``, or why it is still in place."""
+        if self.moved_to is None:
+            return f"{self.record}: {self.reason}, could not be moved aside: {self.note}"
+        return f"{self.record}: {self.reason}, now {self.moved_to.name}"
+
+
+def set_aside(error: RecordError) -> SetAside:
+    """Move the file of ``error`` aside: ``ep-NNNNN.npz`` -> ``ep-NNNNN.npz.damaged``.
+
+    The file is renamed in its folder (``.<n>.damaged`` if that name is taken), never deleted;
+    it then no longer matches `RECORD_GLOB`, so no reader counts it and a rerun of the trial
+    records the episode again. Never raises: a file that cannot be moved (a read-only folder)
+    is returned with ``moved_to=None`` and the reason in ``note``.
+    """
+    path = error.path
+    target = path.with_name(path.name + DAMAGED_SUFFIX)
+    number = 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.{number}{DAMAGED_SUFFIX}")
+    try:
+        os.rename(path, target)
+    except OSError as exc:
+        return SetAside(path, error.reason, None, exc.strerror or str(exc))
+    return SetAside(path, error.reason, target)
+
+
+_SET_ASIDE_NAME = re.compile(
+    rf"^(ep-.+?{re.escape(RECORD_SUFFIX)})(?:\.\d+)?{re.escape(DAMAGED_SUFFIX)}$"
+)
+
+
+def set_aside_records(root: Path, pattern: str = f"**/{RECORD_GLOB}") -> list[SetAside]:
+    """Records under ``root`` that were set aside and not recorded again since.
+
+    Args:
+        root: A campaign or trial folder.
+        pattern: The records' glob relative to ``root`` (`RECORD_GLOB` for a trial folder).
+
+    Returns:
+        One entry per missing record (the latest file set aside for it), by path; its reason is
+        diagnosed again from the file set aside.
+    """
+    latest: dict[Path, Path] = {}
+    for moved in sorted(Path(root).glob(pattern + "*" + DAMAGED_SUFFIX), key=_set_aside_order):
+        if match := _SET_ASIDE_NAME.match(moved.name):
+            latest[moved.with_name(match.group(1))] = moved
+    found = []
+    for record, moved in sorted(latest.items()):
+        if not record.exists():
+            try:
+                read_meta(moved, verify=True)
+                reason = "set aside by hand"
+            except RecordError as error:
+                reason = error.reason
+            found.append(SetAside(record, reason, moved))
+    return found
+
+
+def _set_aside_order(path: Path) -> tuple[str, int]:
+    number = path.name[: -len(DAMAGED_SUFFIX)].rsplit(".", 1)[-1]
+    return str(path.parent), int(number) if number.isdigit() else 1
+
+
+def set_aside_damaged(trial_dir: Path) -> list[Path]:
+    """Check every record of a trial (CRC included); set aside those that hold no record.
+
+    The trial runner calls this before it resumes or skips a trial: a damaged record is then
+    an episode still to run, never a trial that cannot resume.
+
+    Returns:
+        The record paths of the trial that are missing because they were set aside (now, or
+        earlier by a report or the episode browser): episodes to run again. Never raises.
+    """
+    root = Path(trial_dir)
+    try:
+        for path in sorted(root.glob(RECORD_GLOB)):
+            try:
+                read_meta(path, verify=True)
+            except RecordError as error:
+                if error.to_set_aside:
+                    aside = set_aside(error)
+                    log.warning("set aside %s; the episode runs again", aside.describe())
+        return [aside.record for aside in set_aside_records(root, RECORD_GLOB)]
+    except OSError as exc:  # the folder itself is unreadable: the runner will say so
+        log.warning("%s: cannot check the episode records: %s", root, exc)
+        return []
+
+
+def set_aside_headline(items: list[SetAside]) -> str:
+    """``N damaged records set aside, ...:``, the line above their `SetAside.describe` list."""
+    noun = "record" if len(items) == 1 else "records"
+    return (
+        f"{len(items)} damaged {noun} set aside, left out of every figure until a rerun of "
+        "the campaign records them again:"
+    )
+
+
+def describe_set_aside(items: list[SetAside]) -> str:
+    """`set_aside_headline` and one indented `SetAside.describe` line per record."""
+    return "\n".join([set_aside_headline(items), *(f"  {a.describe()}" for a in items)])
 
 
 def episode_row(meta: EpisodeMeta, latencies_ms: np.ndarray | None = None) -> dict[str, Any]:
@@ -248,6 +531,7 @@ def episode_row(meta: EpisodeMeta, latencies_ms: np.ndarray | None = None) -> di
         "seed": meta.seed,
         "episode": meta.episode,
         "ended_by": meta.ended_by,
+        "outcome": meta.outcome,
         "steps": meta.steps,
         "total_reward": meta.total_reward,
         "faults": len(meta.faults),
@@ -260,48 +544,9 @@ def episode_row(meta: EpisodeMeta, latencies_ms: np.ndarray | None = None) -> di
         "config_hash": meta.config_hash,
     }
     for key, value in meta.metrics.items():
-        row[key] = math.nan if value is None else value
+        if key != "outcome":  # the env's reason; the row's is the episode's (faults first)
+            row[key] = math.nan if value is None else value
     return row
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename.
-
-    Raises:
-        OSError: ``cannot write <path>: <reason>`` (same errno and subclass as the cause: a full
-            disk, an unwritable folder); the file under ``path`` is then unchanged.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise _cannot_write(path, exc) from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give what open() would
-        os.replace(temporary, path)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise _cannot_write(path, exc) from exc
-        raise
-    return path
-
-
-def _cannot_write(path: Path, error: OSError) -> OSError:
-    reason = error.strerror or str(error)
-    if error.errno is None:
-        return OSError(f"cannot write {path}: {reason}")
-    return OSError(error.errno, f"cannot write {path}: {reason}")  # a PermissionError etc.
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """`atomic_write_bytes` for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode())
 
 
 def _finite(value: Any) -> Any:

@@ -4,7 +4,11 @@
 `testbed.evaluator` and writes ``report.md``, a self-contained ``report.html`` (inline CSS,
 figures embedded as data URIs, no scripts or external assets), ``episodes.csv``,
 ``episodes.parquet``, ``transfer_matrix.csv`` and the PNG figures. Both documents are rendered
-from one list of blocks, so they always say the same thing.
+from one list of blocks, so they always say the same thing. Every file is written atomically
+(`testbed.atomic`): a report killed midway leaves the previous files, never partial ones.
+
+Records that hold no usable record (damaged, or not a record) are set aside, left out of every
+figure and listed with their paths; every failed episode is counted by its outcome reason.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any
 
 import pandas as pd
 
+from testbed.atomic import atomic_write, atomic_write_text
 from testbed.evaluator import Cell, TransferReport, load_episodes, transfer_matrix
 from testbed.plots import write_plots
-from testbed.records import atomic_write_text
+from testbed.records import SetAside, set_aside_headline
 from testbed.report_blocks import Block, to_html, to_markdown
 from testbed.statistics import DEFAULT_RESAMPLES
 from testbed.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted
@@ -36,7 +41,8 @@ GAPS_LISTED = 5
 class WrittenReport:
     """What `write_report` wrote, and the matrix it evaluated.
 
-    As a string or ``os.PathLike`` it is the path of ``report.html``.
+    As a string or ``os.PathLike`` it is the path of ``report.html``. ``damaged`` lists the
+    records set aside (left out of the matrix), ``skipped`` the unreadable ones left in place.
     """
 
     markdown: Path
@@ -46,6 +52,8 @@ class WrittenReport:
     matrix_csv: Path
     figures: tuple[Path, ...]
     matrix: TransferReport
+    damaged: tuple[SetAside, ...] = ()
+    skipped: tuple[str, ...] = ()
 
     def __fspath__(self) -> str:
         return str(self.html)
@@ -67,12 +75,14 @@ def write_report(
     Raises:
         TestbedError: If the folder holds no episode records.
         ValueError: If ``baseline`` is not a policy of the campaign.
+        OSError: ``cannot write <file>: <reason>``; the files written before stay complete.
     """
     root = Path(campaign_dir)
     out_dir = Path(out) if out is not None else root
     out_dir.mkdir(parents=True, exist_ok=True)
     skipped: list[str] = []
-    episodes = load_episodes(root, skipped)
+    damaged: list[SetAside] = []
+    episodes = load_episodes(root, skipped, damaged)
     matrix = transfer_matrix(episodes, baseline=baseline)
     campaign = read_json(root / "campaign.json")
     recorded = episodes.groupby("trial_dir").size().to_dict() if len(episodes) else {}
@@ -85,11 +95,13 @@ def write_report(
         matrix_csv=out_dir / "transfer_matrix.csv",
         figures=tuple(write_plots(matrix, out_dir)),
         matrix=matrix,
+        damaged=tuple(damaged),
+        skipped=tuple(skipped),
     )
-    episodes.to_csv(written.episodes_csv, index=False)
-    episodes.to_parquet(written.episodes_parquet, index=False)
-    matrix.to_frame().to_csv(written.matrix_csv, index=False)
-    blocks = _document(root, campaign, trials, episodes, skipped, written)
+    atomic_write_text(written.episodes_csv, episodes.to_csv(index=False))
+    atomic_write(written.episodes_parquet, lambda file: episodes.to_parquet(file, index=False))
+    atomic_write_text(written.matrix_csv, matrix.to_frame().to_csv(index=False))
+    blocks = _document(root, campaign, trials, episodes, written)
     atomic_write_text(written.markdown, to_markdown(blocks))
     atomic_write_text(written.html, to_html(blocks, out_dir, _title(root, campaign)))
     return written
@@ -105,7 +117,6 @@ def _document(
     campaign: dict[str, Any] | None,
     trials: list[TrialStatus],
     episodes: pd.DataFrame,
-    skipped: list[str],
     written: WrittenReport,
 ) -> list[Block]:
     report = written.matrix
@@ -113,11 +124,11 @@ def _document(
     return [
         ("h1", _title(root, campaign)),
         ("p", f"Generated {generated} from {len(episodes)} episode records in {root}."),
-        *_summary(trials, episodes, report, unnamed_unstarted(campaign, trials)),
+        *_summary(trials, episodes, written, unnamed_unstarted(campaign, trials)),
         *_gaps(report),
         *_matrices(report, written.figures),
         *_kpis(report, written.figures),
-        *_failures(trials, episodes, skipped, report, unnamed_unstarted(campaign, trials)),
+        *_failures(trials, episodes, written, unnamed_unstarted(campaign, trials)),
         *_campaign(campaign, trials),
         *_versions(trials),
         *_method(report),
@@ -125,8 +136,9 @@ def _document(
 
 
 def _summary(
-    trials: list[TrialStatus], df: pd.DataFrame, report: TransferReport, unstarted: int
+    trials: list[TrialStatus], df: pd.DataFrame, written: WrittenReport, unstarted: int
 ) -> list[Block]:
+    report = written.matrix
     counts = pd.Series([t.status for t in trials]).value_counts().to_dict()
     counts["not started"] = counts.get("not started", 0) + unstarted
     states = ", ".join(f"{counts.get(s, 0)} {s}" for s in _STATES)
@@ -142,6 +154,9 @@ def _summary(
         f"Target sites: {', '.join(report.sites)}.",
         f"Baseline for the normalised score: {report.baseline or 'none (use --baseline)'}.",
     ]
+    if written.damaged:
+        headline = set_aside_headline(list(written.damaged)).rstrip(":")
+        items.insert(2, f"{headline}; listed under What failed.")
     items += [f"IQM across training seeds, {p}: {e.format()}" for p, e in report.policy_iqm.items()]
     return [("h2", "Summary"), ("ul", items)]
 
@@ -251,15 +266,16 @@ def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
 
 
 def _failures(
-    trials: list[TrialStatus],
-    df: pd.DataFrame,
-    skipped: list[str],
-    report: TransferReport,
-    unstarted: int,
+    trials: list[TrialStatus], df: pd.DataFrame, written: WrittenReport, unstarted: int
 ) -> list[Block]:
-    blocks = [*_trial_failures(trials, unstarted), *_episode_failures(df, skipped, report)]
-    if not blocks:
-        nothing = "Nothing failed: every trial finished, no episode ended on a fault, "
+    blocks = [
+        *_trial_failures(trials, unstarted),
+        *_record_failures(written),
+        *_failed_episodes(written.matrix),
+        *_episode_faults(df, written.matrix),
+    ]
+    if not blocks:  # every cell at 100%: a failed episode always has a reason row
+        nothing = "Nothing failed: every trial finished, every episode succeeded, "
         blocks = [("p", nothing + "no deadline was missed and no action was rejected.")]
     return [("h2", "What failed"), *blocks]
 
@@ -285,8 +301,47 @@ def _trial_failures(trials: list[TrialStatus], unstarted: int) -> list[Block]:
     return blocks
 
 
-def _episode_failures(df: pd.DataFrame, skipped: list[str], report: TransferReport) -> list[Block]:
-    blocks: list[Block] = [("h3", "Unreadable records"), ("ul", skipped)] if skipped else []
+def _record_failures(written: WrittenReport) -> list[Block]:
+    blocks: list[Block] = []
+    if written.damaged:
+        blocks += [
+            ("h3", "Damaged records set aside"),
+            ("p", set_aside_headline(list(written.damaged))),
+            ("ul", [aside.describe() for aside in written.damaged]),
+        ]
+    if written.skipped:
+        blocks += [("h3", "Unreadable records"), ("ul", list(written.skipped))]
+    return blocks
+
+
+def _failed_episodes(report: TransferReport) -> list[Block]:
+    """Every cell below 100%: its failed episodes by outcome reason, with an example."""
+    rows = []
+    for policy in report.policies:
+        for site in report.sites:
+            cell = report.cell(policy, site)
+            if cell is None or not cell.failures:
+                continue
+            failed = f"{cell.episodes - cell.successes}/{cell.episodes}"
+            place = site + (" *" if cell.is_home else "")
+            rows += [
+                [policy, place, failed, r.category, str(r.episodes), r.example]
+                for r in cell.failures
+            ]
+    if not rows:
+        return []
+    explain = (
+        "Every failed episode of every cell, counted once by its outcome reason: policy "
+        "fault: <kind> when a policy fault ended it, otherwise the task's reason (a part lost "
+        "or in the wrong bin, the time limit with k/n parts sorted). Reasons are grouped with "
+        "the part, bin and step left out; the example is one episode's full reason."
+    )
+    header = ["policy", "site", "failed", "reason", "episodes", "example"]
+    return [("h3", "Why episodes failed, by cell"), ("p", explain), ("table", header, rows)]
+
+
+def _episode_faults(df: pd.DataFrame, report: TransferReport) -> list[Block]:
+    blocks: list[Block] = []
     faulted = df[df["ended_by"] == "fault"]
     by_kind = [
         [

@@ -37,7 +37,7 @@ from testbed.config import TestbedConfig, validate
 from testbed.errors import PolicyAuthError, PolicyHandshakeError, PolicyUnavailableError
 from testbed.policy import SessionInfo
 from testbed.recorder import EpisodeRecorder
-from testbed.records import EpisodeMeta, Fault
+from testbed.records import EpisodeMeta, Fault, set_aside_damaged
 from testbed.rollout import EpisodeResult, run_episode
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ def run_trial(config: TestbedConfig, trial_dir: Path) -> TrialOutcome:
     validate(config)
     folder = TrialFolder(Path(trial_dir))
     trial_hash, episode_hash = config_hashes(config)
-    if folder.done_hash() == trial_hash:
+    # Damaged records are set aside first: their episodes run again, even in a DONE trial.
+    if not set_aside_damaged(folder.path) and folder.done_hash() == trial_hash:
         n = len(config.seeds)
         return TrialOutcome(config.trial_name, "skipped", n, 0, 0, "already complete")
     try:

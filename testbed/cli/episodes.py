@@ -1,4 +1,8 @@
-"""``testbed episodes CAMPAIGN_DIR``: list a campaign's recorded episodes, filter, replay them."""
+"""``testbed episodes CAMPAIGN_DIR``: list a campaign's recorded episodes, filter, replay them.
+
+A file under a record's name that holds no usable record (damaged, or not a record) is set aside
+(renamed to ``*.npz.damaged``) and listed on stderr with its path and what is wrong with it.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from testbed.cli import app
 
 if TYPE_CHECKING:
     from testbed.episodes import EpisodeEntry
+    from testbed.records import SetAside
 
 
 def _console() -> Console:
@@ -37,10 +43,12 @@ def episodes_command(
 ) -> None:
     """List recorded episodes (site, policy, seed, outcome, faults, violations, replay command)."""
     from testbed.episodes import EpisodeFilter, find_episodes, select_episodes
+    from testbed.records import describe_set_aside
 
     console = _console()
+    damaged: list[SetAside] = []
     try:
-        entries, problems = find_episodes(campaign_dir)
+        entries, problems = find_episodes(campaign_dir, damaged)
     except FileNotFoundError as error:
         console.print(f"ERROR {error}", markup=False)
         raise typer.Exit(code=2) from None
@@ -54,8 +62,11 @@ def episodes_command(
         # Whole commands, one per line, never truncated: copy and paste one to replay.
         for number, entry in enumerate(chosen, start=1):
             console.print(f"#{number}  {entry.replay_command()}", markup=False)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    if damaged:
+        errors.print(describe_set_aside(damaged), markup=False)
     for problem in problems:
-        Console(stderr=True).print(f"skipped {problem}", markup=False)
+        errors.print(f"skipped {problem}", markup=False)
 
 
 def _table(entries: list[EpisodeEntry], campaign_dir: Path) -> Table:
@@ -76,7 +87,7 @@ def _table(entries: list[EpisodeEntry], campaign_dir: Path) -> Table:
             meta.home_site,
             str(meta.seed),
             str(meta.episode),
-            f"[{style}]{entry.outcome}[/{style}]",
+            Text(entry.outcome, style=style),  # a reason may hold brackets: no markup
             ", ".join(entry.fault_kinds) or "-",
             violations or "-",
         )

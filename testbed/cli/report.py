@@ -38,6 +38,7 @@ def report(
     ] = False,
 ) -> None:
     """Aggregate every trial of a campaign into the transfer matrix and write the report."""
+    from testbed.records import describe_set_aside
     from testbed.report import write_report  # imports matplotlib: only when the command runs
 
     console = _console()
@@ -46,9 +47,13 @@ def report(
         raise typer.Exit(code=1)
     try:
         written = write_report(campaign_dir, out, baseline=baseline)
-    except (TestbedError, ValueError) as error:
+    except (TestbedError, ValueError, OSError) as error:  # OSError: cannot write <file>
         console.print(f"error: {error}", markup=False)
         raise typer.Exit(code=1) from None
+    if written.damaged:
+        console.print(describe_set_aside(list(written.damaged)), markup=False)
+    for problem in written.skipped:
+        console.print(f"skipped {problem}", markup=False)
     console.print(_summary(written.matrix))
     console.print(f"report: {written.html}", markup=False)
     console.print(f"        {written.markdown}", markup=False)

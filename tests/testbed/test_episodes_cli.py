@@ -54,9 +54,6 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     for record in episodes:
         write_episode(root, record)
-    broken = root / "broken" / "episodes" / "ep-00000.npz"
-    broken.parent.mkdir(parents=True)
-    broken.write_bytes(b"truncated")
     (root / "kr-home" / "episodes.parquet").write_bytes(b"ignored: not a record")
     return root
 
@@ -68,22 +65,24 @@ def _json(campaign: Path, *options: str) -> list[dict]:
 
 
 def test_lists_every_readable_episode_with_a_replay_command(campaign: Path) -> None:
-    result = runner.invoke(app, ["episodes", str(campaign)])
+    result = runner.invoke(app, ["episodes", str(campaign)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "4 of 4 episodes" in result.stdout
     for trial, episode in (("kr-home", 0), ("kr-home", 1), ("kr-at-us", 0), ("kr-at-us", 1)):
         path = campaign / trial / "episodes" / f"ep-{episode:05d}.npz"
         assert f"testbed replay {path}" in result.stdout
-    assert "skipped" in result.stderr and "broken" in result.stderr
+    assert "policy fault: deadline" in result.stdout  # the outcome column gives the reason
+    assert result.stderr == ""  # nothing damaged, nothing skipped
 
 
 def test_json_summarises_outcome_faults_and_violations(campaign: Path) -> None:
     rows = {(r["trial"], r["episode"]): r for r in _json(campaign)}
     assert rows[("kr-home", 0)]["outcome"] == "success"
-    assert rows[("kr-home", 1)]["outcome"] == "failed (truncated)"
+    assert rows[("kr-home", 1)]["outcome"] == "time limit"  # no part counts in its summary
+    assert not rows[("kr-home", 1)]["success"]
     assert rows[("kr-home", 1)]["violations"] == {"tcp_speed": 2}
     assert rows[("kr-at-us", 0)]["faults"] == ["deadline"]
-    assert rows[("kr-at-us", 0)]["outcome"] == "failed (fault)"
+    assert rows[("kr-at-us", 0)]["outcome"] == "policy fault: deadline"
     assert rows[("kr-at-us", 1)]["home_site"] == "kr-changwon"
     assert rows[("kr-at-us", 1)]["site"] == "us-austin"
 
@@ -108,7 +107,7 @@ def test_filters(campaign: Path, options: list[str], expected: set[tuple[str, in
 
 def test_browsing_reads_only_the_meta(campaign: Path) -> None:
     entries, problems = find_episodes(campaign)
-    assert len(entries) == 4 and len(problems) == 1
+    assert len(entries) == 4 and not problems
     failed = select_episodes(entries, EpisodeFilter(failed=True))
     assert [e.replay_command().split()[:2] for e in failed] == [["testbed", "replay"]] * 2
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import io
 import json
 import math
+import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 from testbed.cli import _register, app
@@ -285,3 +292,153 @@ def test_campaign_json_optional_or_a_count(
         assert "campaign.json not found" in text
     else:
         assert "3 planned trial(s) have no folder" in text
+
+
+def _sorting_campaign(root: Path, outcomes: dict[tuple[str, str], list[str]]) -> Path:
+    """Finished trials, no faults: (policy, site) -> the env's outcome of each episode."""
+    for (policy, site), reasons in outcomes.items():
+        trial = f"{policy}-at-{site}"
+        for seed, reason in enumerate(reasons):
+            record = _record(trial, policy, "site-a", site, seed, reason == "success")
+            metrics = {**record.meta.metrics, "outcome": reason}
+            if reason == "":  # an older env: no outcome key, a reason from the counts
+                metrics = {**record.meta.metrics, "parts_lost": 2}
+            meta = dataclasses.replace(record.meta, metrics=metrics)
+            write_record(record_path(root / trial, seed), dataclasses.replace(record, meta=meta))
+        seeds = list(range(len(reasons)))
+        (root / trial / "trial.json").write_text(
+            json.dumps(_trial_json(trial, policy, "site-a", site, seeds))
+        )
+        (root / trial / "DONE").write_text("{}")
+    return root
+
+
+def test_failed_cells_are_broken_down_by_reason_never_nothing_failed(tmp_path: Path) -> None:
+    """Two policies sort 0/5 with no fault anywhere: the report says why, cell by cell."""
+    lost = [f"lost: KR-CAP-300 at step {600 + s}" for s in range(3)]
+    campaign = _sorting_campaign(
+        tmp_path / "c",
+        {
+            ("good", "site-a"): ["success"] * 5,
+            ("p1", "site-a"): [*lost, "time limit with 2/3 parts sorted", ""],
+            ("p2", "site-a"): ["wrong bin: KR-CAP-300 in bin2 at step 540"] * 5,
+        },
+    )
+    written = write_report(campaign, tmp_path / "out")
+    cells = {c.policy: c for c in written.matrix.cells.values()}
+    assert [(f.category, f.episodes) for f in cells["p1"].failures] == [
+        ("lost", 4),
+        ("time limit", 1),
+    ]
+    assert cells["p1"].failures[0].example == lost[0]
+    assert cells["good"].failures == ()
+    for cell in cells.values():
+        assert sum(f.episodes for f in cell.failures) == cell.episodes - cell.successes
+    for text in (written.markdown.read_text(), written.html.read_text()):
+        assert "Nothing failed" not in text and "nothing failed" not in text
+        assert "Why episodes failed, by cell" in text
+        assert "KR-CAP-300 at step 600" in text and "time limit with 2/3 parts sorted" in text
+        assert "wrong bin: KR-CAP-300 in bin2 at step 540" in text
+    markdown = written.markdown.read_text()
+    assert "| p1 | site-a * | 5/5 | lost | 4 | lost: KR-CAP-300 at step 600 |" in markdown
+    assert "| p1 | site-a * | 5/5 | time limit | 1 | time limit with 2/3 parts sorted |" in markdown
+    assert "| p2 | site-a * | 5/5 | wrong bin | 5 |" in markdown
+    csv = pd.read_csv(written.episodes_csv)
+    assert csv.loc[csv["policy"] == "p1", "outcome"].tolist()[:3] == lost
+    assert csv.loc[csv["policy"] == "p1", "outcome"].tolist()[4] == "lost: 2 of 4 parts"
+    assert set(csv.loc[csv["policy"] == "good", "outcome"]) == {"success"}
+    assert "failures" in pd.read_csv(written.matrix_csv).columns
+
+
+def test_nothing_failed_only_when_every_cell_succeeded(tmp_path: Path) -> None:
+    campaign = _sorting_campaign(tmp_path / "c", {("good", "site-a"): ["success"] * 3})
+    text = write_report(campaign, tmp_path / "out").markdown.read_text()
+    assert "Nothing failed: every trial finished, every episode succeeded" in text
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _interrupt_writing(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """Make the write of the file named ``target`` die after half its bytes.
+
+    Wherever those bytes go: straight to ``target`` (matplotlib, pandas and pyarrow given the
+    path) or to a temporary file (the interruption then comes just before its fsync).
+    """
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if Path(os.readlink(f"/proc/self/fd/{fd}")).name.startswith(f".{target}."):
+            os.ftruncate(fd, os.fstat(fd).st_size // 2)
+            raise KeyboardInterrupt
+        real_fsync(fd)
+
+    def half_then_die(real: Callable[..., Any]) -> Callable[..., Any]:
+        def write(self: object, where: Any = None, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(where, str | os.PathLike) and Path(where).name == target:
+                buffer = io.BytesIO()
+                real(self, buffer, *args, **kwargs)
+                Path(where).write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+                raise KeyboardInterrupt
+            return real(self, where, *args, **kwargs)
+
+        return write
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for owner, name in (
+        (Figure, "savefig"),
+        (pd.DataFrame, "to_csv"),
+        (pd.DataFrame, "to_parquet"),
+    ):
+        monkeypatch.setattr(owner, name, half_then_die(getattr(owner, name)))
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("target", ["kpis.png", "episodes.csv", "episodes.parquet", "report.html"])
+def test_a_report_killed_midway_leaves_the_previous_files_intact(
+    campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    out = tmp_path / "out"
+    write_report(campaign, out)
+    before = _outputs(out)
+    _interrupt_writing(monkeypatch, target)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(campaign, out)
+    monkeypatch.undo()
+    after = _outputs(out)
+    assert after[target] == before[target]  # the previous file, whole
+    assert sorted(after) == sorted(before)  # and no temporary file left behind
+
+
+def test_a_first_report_killed_midway_leaves_no_partial_file(
+    campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_writing(monkeypatch, "episodes.csv")
+    with pytest.raises(KeyboardInterrupt):
+        write_report(campaign, tmp_path)
+    monkeypatch.undo()
+    assert not (tmp_path / "episodes.csv").exists()
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in tmp_path.glob("*.png"))
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_cli_reports_a_file_it_cannot_write(
+    campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+
+    def disk_full(src: str, dst: str) -> None:
+        if Path(dst).name == "episodes.csv":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    result = CliRunner().invoke(app, ["report", str(campaign), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"cannot write {tmp_path / 'episodes.csv'}: No space left" in result.output
+    assert not (tmp_path / "episodes.csv").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
