@@ -2,10 +2,23 @@
 
 The server binds 127.0.0.1 on a free port and prints ``serving <address> ...`` once it listens;
 its log goes to a file in the trial folder so a crash can be diagnosed afterwards.
+
+The server runs in its own session (a Ctrl-C in the campaign's terminal reaches it through
+`ManagedServer.stop`, not twice), so a signal to the campaign's process group does not reach it.
+It still ends with its campaign, however the campaign dies (``kill -9`` included), two ways:
+
+- its stdin is a pipe whose only write end this process holds; ``testbed serve
+  --exit-with-parent`` stops at end of file, which the kernel delivers when this process dies
+  (any platform, any thread);
+- on Linux the kernel also sends it SIGKILL when the thread that started it ends
+  (``prctl(PR_SET_PDEATHSIG)``). That thread is the trial's (`run_trial` ->
+  `PolicyConnection.open`/``recover``), which outlives the server: the trial stops it first.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
 import signal
@@ -13,12 +26,36 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from testbed.errors import PolicyUnavailableError
 
 _SERVING = re.compile(r"^serving (\S+) ")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when its parent thread ends.
+
+    None off Linux, or where libc has no ``prctl``. The function runs in the child between fork
+    and exec, so it only calls what was looked up before the fork.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would signal
+            os._exit(1)
+
+    return set_signal
 
 
 class ManagedServer:
@@ -52,14 +89,15 @@ class ManagedServer:
         self.stop()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "testbed", "serve", self.policy,
-                   "--address", "127.0.0.1:0"]  # fmt: skip
+                   "--address", "127.0.0.1:0", "--exit-with-parent"]  # fmt: skip
         self._process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # its lifeline: end of file when this process dies
             text=True,
             start_new_session=True,  # a Ctrl-C in the campaign reaches it through stop()
+            preexec_fn=_parent_death_signal(),  # only prctl, looked up before the fork
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self.starts += 1
@@ -102,14 +140,17 @@ class ManagedServer:
     def stop(self, grace_s: float = 5.0) -> None:
         """SIGTERM the server (graceful shutdown), then SIGKILL after ``grace_s``."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdin is not None:
+            process.stdin.close()
 
     def __enter__(self) -> ManagedServer:
         self.start()

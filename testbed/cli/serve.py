@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import signal
+import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +68,13 @@ def _random_policy(site: str) -> Any:
     return RandomPolicy(observation, action, policy_id=f"random@{site}")
 
 
+def _sigterm_at_stdin_eof() -> None:
+    """Read stdin until end of file, then SIGTERM this process (the graceful stop below)."""
+    while os.read(sys.stdin.fileno(), 4096):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 @app.command("serve")
 def serve_command(
     policy: Annotated[str, typer.Argument(help=POLICY_HELP)],
@@ -91,11 +102,20 @@ def serve_command(
         float | None, typer.Option(help="Requests per second per team; default unlimited")
     ] = None,
     no_reflection: Annotated[bool, typer.Option(help="Turn gRPC server reflection off")] = False,
+    exit_with_parent: Annotated[
+        bool,
+        typer.Option(
+            help="Stop at end of file on stdin: give it a pipe from the starting process, and the "
+            "server ends when that process does, however it dies"
+        ),
+    ] = False,
 ) -> None:
     """Serve POLICY over gRPC until SIGTERM / Ctrl-C (then shut down gracefully)."""
     from policies.server import TlsConfig, read_team_tokens, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if exit_with_parent:  # first: the parent may die while the policy loads
+        threading.Thread(target=_sigterm_at_stdin_eof, name="parent-watch", daemon=True).start()
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
     tls = TlsConfig.from_files(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
