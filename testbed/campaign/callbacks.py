@@ -72,7 +72,9 @@ def _record_campaign(config: DictConfig, campaign_dir: Path, trials: int, multir
     """Write ``campaign.json``: name, overrides, sweep, planned trials, launcher, config."""
     raw = config.hydra.sweeper.params
     body = {k: v for k, v in config.items() if k != "hydra"}
-    launcher = config.hydra.runtime.choices.get("hydra/launcher", "") if multirun else "none"
+    launcher = "none (one trial)"
+    if multirun:
+        launcher = config.hydra.runtime.choices.get("hydra/launcher", "")
     atomic_write_text(
         campaign_dir / "campaign.json",
         json.dumps(
