@@ -12,11 +12,11 @@ from typing import Any, NoReturn
 import grpc
 import numpy as np
 
-from policies._actions import ActionCheck, BadAction
 from policies._handshake import check_open
 from policies._limits import CallGuard
 from policies._sessions import Session, SessionTable, StepFailure
 from policies.protocol import Policy, PolicySpec
+from protos.actions import ActionCheck, BadAction
 from protos.specs import spec_to_proto
 from protos.tensors import FieldDecoder, TensorError, to_tensor
 from protos.v1 import policy_service_pb2 as pb

@@ -1,8 +1,9 @@
-"""The server's check of its own policy's actions, before they go on the wire.
+"""One check of an action against its spec (shape, dtype, finite values, bounds), for both sides.
 
-A policy's output is checked against the action spec it announced (shape, dtype, finite values,
-bounds) like the testbed checks every action it receives, so a broken policy is reported as the
-policy's fault (INTERNAL, naming the policy and the field) by the server that runs it.
+A policy server checks its own policy's output before it goes on the wire (a broken policy is
+then reported as the policy's fault: INTERNAL, naming the policy and the field), and the testbed
+checks every action it receives before the simulator sees it (``testbed.policy``). Both use
+`ActionCheck`, so the two sides can never disagree on what a valid action is.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ class BadAction(Exception):
     """An action that breaks the policy's own action spec.
 
     Attributes:
+        reason: ``shape``, ``dtype``, ``non-finite`` or ``out-of-bounds``.
         error: The field (``action``, ``action.shape``, ``action.dtype``), what the spec
             expects and what the policy returned.
     """
 
-    def __init__(self, field: str, expected: str, got: str) -> None:
+    def __init__(self, reason: str, field: str, expected: str, got: str) -> None:
         super().__init__(f"{field}: expected {expected}, got {got}")
+        self.reason = reason
         self.error = pb.FieldError(field=field, expected=expected, got=got)
 
 
@@ -88,11 +91,13 @@ class ActionCheck:
                 expected = str(list(shape))
                 if self._chunking:
                     expected += f" or [{', '.join(['k', *map(str, shape)])}] with k >= 1"
-                raise BadAction("action.shape", expected, str(list(array.shape)))
+                raise BadAction("shape", "action.shape", expected, str(list(array.shape)))
         finite = np.isfinite(array)
         if not finite.all():
             index = _first(~finite)
-            raise BadAction("action", "finite values", f"{array[index]} at element {index}")
+            raise BadAction(
+                "non-finite", "action", "finite values", f"{array[index]!s} at element {index}"
+            )
         checks = ((self._spec.low, np.less, ">="), (self._spec.high, np.greater, "<="))
         for bound, outside, side in checks:
             if bound is None:
@@ -102,7 +107,9 @@ class ActionCheck:
                 index = _first(wrong)
                 limit = np.broadcast_to(bound, array.shape)[index]
                 expected = f"{side} {limit} (the spec's action bounds)"
-                raise BadAction("action", expected, f"{array[index]} at element {index}")
+                raise BadAction(
+                    "out-of-bounds", "action", expected, f"{array[index]!s} at element {index}"
+                )
         return array
 
     def _typed(self, action: Any) -> np.ndarray:
@@ -110,18 +117,18 @@ class ActionCheck:
         if isinstance(action, np.ndarray | np.generic):
             array = np.asarray(action)
             if array.dtype != target:
-                raise BadAction("action.dtype", target.name, array.dtype.name)
+                raise BadAction("dtype", "action.dtype", target.name, array.dtype.name)
             return array
         try:
             array = np.asarray(action)
         except (TypeError, ValueError) as exc:
             raise BadAction(
-                "action.dtype", target.name, f"{type(action).__name__} ({exc})"
+                "dtype", "action.dtype", target.name, f"{type(action).__name__} ({exc})"
             ) from exc
         kinds = "iu" if target.kind in "iu" else "iuf"  # never bools, strings or objects
         if array.dtype.kind not in kinds or not np.can_cast(array.dtype, target, "same_kind"):
             got = f"{type(action).__name__} of {array.dtype.name}"
-            raise BadAction("action.dtype", target.name, got)
+            raise BadAction("dtype", "action.dtype", target.name, got)
         return np.ascontiguousarray(array, dtype=target)
 
 

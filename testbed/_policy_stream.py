@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from testbed.errors import (
+    InvalidActionError,
     PolicyAuthError,
     PolicyDeadlineError,
     PolicyError,
@@ -40,6 +41,8 @@ def status_error(rpc: str, code: int | grpc.StatusCode, message: str) -> PolicyE
         return PolicyUnavailableError(f"{text} (session lost: did the server restart?)")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
         return PolicyUnavailableError(text)
+    if code == grpc.StatusCode.INTERNAL and _BAD_ACTION in message:
+        return InvalidActionError(_bad_action_reason(message), text)
     if code in (
         grpc.StatusCode.INVALID_ARGUMENT,
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -48,6 +51,21 @@ def status_error(rpc: str, code: int | grpc.StatusCode, message: str) -> PolicyE
     ):
         return PolicyProtocolError(f"{text} ({code.name})")
     return PolicyError(f"{text} ({code.name})")
+
+
+# A policy server reports its own policy's bad action as INTERNAL with this text before the
+# field (docs/policy_service.md), e.g. "policy 'p' returned a bad action: action.shape: ...".
+_BAD_ACTION = " returned a bad action: "
+
+
+def _bad_action_reason(message: str) -> str:
+    """The `InvalidActionError` reason of a server-reported bad action."""
+    detail = message.split(_BAD_ACTION, 1)[1]
+    if detail.startswith("action.shape:"):
+        return "shape"
+    if detail.startswith("action.dtype:"):
+        return "dtype"
+    return "non-finite" if detail.startswith("action: expected finite") else "out-of-bounds"
 
 
 def map_rpc_error(rpc: str, error: grpc.RpcError, timeout_s: float | None = None) -> PolicyError:

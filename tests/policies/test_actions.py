@@ -1,11 +1,11 @@
-"""The server's check of its policy's actions (`policies._actions.ActionCheck`)."""
+"""The server's check of its policy's actions (`protos.actions.ActionCheck`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from policies._actions import ActionCheck, BadAction
+from protos.actions import ActionCheck, BadAction
 from protos.specs import FieldSpec
 
 BOX = FieldSpec((2,), "float32", [-1.0, 0.0], [1.0, 2.0])

@@ -33,25 +33,41 @@ def test_an_array_of_another_dtype_is_refused_never_cast(dtype: str, validator: 
 
 def test_a_list_of_bools_or_strings_is_refused() -> None:
     for action in ([True, False, True, True], ["a", "b", "c", "d"]):
-        with pytest.raises(InvalidActionError, match="expected numbers convertible to float32"):
+        with pytest.raises(InvalidActionError, match="action.dtype: expected float32, got list of"):
             validate_action(action, BOX)
 
 
 @pytest.mark.parametrize(
     ("action", "reason", "text"),
     [
-        (np.zeros(3, np.float32), "shape", "expected (4,) or (k, *(4,)), got (3,)"),
-        (np.zeros((0, 4), np.float32), "shape", "got (0, 4)"),
-        (np.zeros((2, 2, 4), np.float32), "shape", "got (2, 2, 4)"),
-        (np.array(["a", "b", "c", "d"]), "dtype", "expected float32, got <U1"),
+        (
+            np.zeros(3, np.float32),
+            "shape",
+            "action.shape: expected [4] or [k, 4] with k >= 1, got [3]",
+        ),
+        (np.zeros((0, 4), np.float32), "shape", "got [0, 4]"),
+        (np.zeros((2, 2, 4), np.float32), "shape", "got [2, 2, 4]"),
+        (np.array(["a", "b", "c", "d"]), "dtype", "action.dtype: expected float32, got str32"),
         (np.zeros(4, np.complex64), "dtype", "complex64"),
-        (np.array([0, np.inf, 0, 0], np.float32), "non-finite", "element (1,) is inf"),
-        (np.array([0, 0, np.nan, 0], np.float32), "non-finite", "element (2,) is nan"),
-        (np.array([0, 0, 0, 1.01], np.float32), "out-of-bounds", "element (3,) = 1.01"),
+        (
+            np.array([0, np.inf, 0, 0], np.float32),
+            "non-finite",
+            "expected finite values, got inf at element (1,)",
+        ),
+        (
+            np.array([0, 0, np.nan, 0], np.float32),
+            "non-finite",
+            "expected finite values, got nan at element (2,)",
+        ),
+        (
+            np.array([0, 0, 0, 1.01], np.float32),
+            "out-of-bounds",
+            "expected <= 1.0 (the spec's action bounds), got 1.01",
+        ),
         (
             np.array([[0, 0, 0, 0], [-2, 0, 0, 0]], np.float32),
             "out-of-bounds",
-            "element (1, 0) = -2 outside [-1, 1]",
+            "expected >= -1.0 (the spec's action bounds), got -2.0 at element (1, 0)",
         ),
     ],
 )
@@ -63,7 +79,7 @@ def test_bad_actions_are_named(action: np.ndarray, reason: str, text: str) -> No
 
 
 def test_chunks_can_be_refused() -> None:
-    with pytest.raises(InvalidActionError, match=r"expected \(4,\), got \(2, 4\)"):
+    with pytest.raises(InvalidActionError, match=r"action.shape: expected \[4\], got \[2, 4\]"):
         validate_action(np.zeros((2, 4), np.float32), BOX, allow_chunk=False)
 
 
