@@ -372,7 +372,7 @@ def _diagnosed(path: Path, error: Exception) -> RecordError:
         return RecordError(path, RecordError.DAMAGED, corrupt)
     if isinstance(error, ValueError) and "pickle" in str(error).lower():
         return RecordError(
-            path, RecordError.NOT_A_RECORD, "holds pickled Python objects (records never do)"
+            path, RecordError.NOT_A_RECORD, "holds pickled Python objects, which records never do"
         )
     if isinstance(error, OSError) and not isinstance(error, zipfile.BadZipFile):
         return RecordError(path, RecordError.UNREADABLE, error.strerror or str(error))
