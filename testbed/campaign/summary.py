@@ -64,42 +64,38 @@ def summarise(campaign_dir: Path) -> CampaignSummary:
 def finish_campaign(campaign_dir: Path, write: bool = True) -> CampaignSummary:
     """Summarise the folder, write its report (if ``write``) and print both.
 
-    The success matrix and transfer gaps are evaluated even without a report. A report that
-    cannot be written is printed as an error, never raised: the summary still appears.
+    The success matrix and transfer gaps come from the report's evaluation, so
+    ``campaign.report=false`` (``write`` False) skips them too and costs nothing (no scipy or
+    matplotlib import). A report that cannot be written is printed as an error, never raised:
+    the rest of the summary still appears.
     """
     summary = summarise(campaign_dir)
-    matrix, report, problem = None, None, ""
-    if summary.episodes:
-        try:
-            matrix, report = _evaluate(Path(campaign_dir), write)
-        except Exception as exc:  # noqa: BLE001  # shown in the summary instead of lost
-            problem = f"{type(exc).__name__}: {exc}"
-    print_summary(summary, matrix, report, problem, write)
-    return summary
-
-
-def _evaluate(campaign_dir: Path, write: bool) -> tuple[TransferReport, Path | None]:
-    if write:
+    matrix, report, note = None, None, "not evaluated (campaign.report=false)"
+    if not summary.episodes:
+        note = "none (no episode recorded)"
+    elif write:
         from testbed.report import write_report  # imports matplotlib: only when a run ends
 
-        written = write_report(campaign_dir)
-        return written.matrix, written.html
-    from testbed.evaluator import load_episodes, transfer_matrix
-
-    return transfer_matrix(load_episodes(campaign_dir)), None
+        try:
+            written = write_report(campaign_dir)
+            matrix, report = written.matrix, written.html
+        except Exception as exc:  # noqa: BLE001  # shown in the summary instead of lost
+            note = f"none: the report failed ({type(exc).__name__}: {exc})"
+    print_summary(summary, matrix, report, note)
+    return summary
 
 
 def print_summary(
     summary: CampaignSummary,
     matrix: TransferReport | None = None,
     report: Path | None = None,
-    problem: str = "",
-    write: bool = True,
+    note: str = "",
 ) -> None:
     """Print the end-of-run summary of a campaign folder.
 
-    Trials and why some did not finish, policy faults, the success matrix, the largest transfer
-    gaps, the command that lists failed episodes, and where the report is (or why it is not).
+    Trials and why some did not finish, policy faults, the success matrix and the largest
+    transfer gaps (or ``note``: why there are none), the command that lists failed episodes,
+    and where the report is.
     """
     console = Console(highlight=False)
     done = sum(t.status == "done" for t in summary.trials)
@@ -116,20 +112,16 @@ def print_summary(
             table.add_row(kind, str(count), summary.examples[kind][:120])
         console.print(table)
     if matrix is None:
-        why = problem or "no episode recorded"
-        console.print(f"success matrix, transfer gaps: none ({why})", markup=False, soft_wrap=True)
+        console.print(f"success matrix, transfer gaps: {note}", markup=False, soft_wrap=True)
     else:
         console.print(success_table(matrix))
         console.print("Largest transfer gaps:", style="bold")
         for line in transfer_gaps(matrix):
             console.print(f"  {line}", markup=False, soft_wrap=True)
+    if summary.episodes:
         console.print(_failed_episodes(matrix, summary.campaign_dir), markup=False, soft_wrap=True)
     if report is not None:
         console.print(f"report: [bold]{report}[/]", soft_wrap=True)
-    elif problem:
-        console.print(f"report: not written ({problem})", style="red", markup=False, soft_wrap=True)
-    elif write and not summary.episodes:
-        console.print("report: not written (no episode records)", soft_wrap=True)
 
 
 def _failed_trials(failed: list[TrialStatus]) -> Table:
@@ -187,10 +179,10 @@ def transfer_gaps(matrix: TransferReport, limit: int = GAPS_LISTED) -> list[str]
     return ["none: no policy did worse away from home than at home"]
 
 
-def _failed_episodes(matrix: TransferReport, campaign_dir: Path) -> str:
+def _failed_episodes(matrix: TransferReport | None, campaign_dir: Path) -> str:
+    command = f"testbed episodes {campaign_dir} --failed"
+    if matrix is None:
+        return f"Episodes that did not succeed: list them with: {command}"
     total = sum(c.episodes for c in matrix.cells.values())
     failed = total - sum(c.successes for c in matrix.cells.values())
-    return (
-        f"Episodes that did not succeed: {failed} of {total}; list them with: "
-        f"testbed episodes {campaign_dir} --failed"
-    )
+    return f"Episodes that did not succeed: {failed} of {total}; list them with: {command}"
