@@ -15,6 +15,7 @@ every file, runs the cross-file checks and returns a frozen `SiteSpec`.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,6 +51,8 @@ Angle = Annotated[float, Field(ge=-ANGLE_LIMIT_RAD, le=ANGLE_LIMIT_RAD, allow_in
 Extent = Annotated[float, Field(ge=0, le=WORLD_LIMIT_M, allow_inf_nan=False)]
 ZoneCoordinate = Annotated[float, Field(ge=-ZONE_LIMIT_M, le=ZONE_LIMIT_M, allow_inf_nan=False)]
 Acceleration = Annotated[float, Field(ge=-100.0, le=100.0, allow_inf_nan=False)]
+_NUMBER = r"\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)\s*"
+_FRACTION = re.compile(f"{_NUMBER}/{_NUMBER}")
 
 RobotModel = Literal["panda", "kuka_iiwa", "xarm6"]
 GripperKind = Literal["suction"]
@@ -76,8 +79,19 @@ class Provenance(_Frozen):
 class PhysicsSpec(_Frozen):
     """Physics engine settings; the defaults give bit-identical replays."""
 
-    time_step_s: Annotated[float, Field(gt=0, le=0.01)] = 1.0 / 240.0
+    time_step_s: Annotated[float, Field(gt=0, le=0.01, allow_inf_nan=False)] = 1.0 / 240.0
+    """Seconds per physics step: a number, or a fraction as people write it (``1/240``)."""
     solver_iterations: Annotated[int, Field(ge=1, le=500)] = 50
+
+    @field_validator("time_step_s", mode="before")
+    @classmethod
+    def _fraction(cls, value: object) -> object:
+        if isinstance(value, str) and "/" in value:
+            match = _FRACTION.fullmatch(value)
+            if match is None or float(match[2]) == 0.0:
+                raise ValueError("expected a number or a fraction such as 1/240")
+            return float(match[1]) / float(match[2])
+        return value
 
 
 class GripperSpec(_Frozen):

@@ -16,7 +16,12 @@ import math
 import numpy as np
 
 from envs.factory.schema import ControllerSpec
-from envs.robots.models import ROBOT_MODELS, RobotModelInfo
+from envs.robots.models import (
+    INNER_RADIUS_M,
+    MAX_HEIGHT_ABOVE_BASE_M,
+    ROBOT_MODELS,
+    RobotModelInfo,
+)
 from envs.sim import Quat, Sim, Vec3
 
 TOOL_DOWN: Quat = (1.0, 0.0, 0.0, 0.0)  # roll = pi: the tool's z axis points at the floor
@@ -177,12 +182,25 @@ class CartesianArm:
         bx, by, bz = self._base
         rx, ry = x - bx, y - by
         horizontal = math.hypot(rx, ry)
-        reach, inner = self.info.reach_m, 0.25
+        reach, inner = self.info.reach_m, INNER_RADIUS_M
         if horizontal > reach or horizontal < inner:
             scale = min(max(horizontal, inner), reach) / max(horizontal, 1e-9)
             rx *= scale
             ry *= scale
-        return bx + rx, by + ry, min(max(z, self.workspace_min_z), bz + 1.0)
+        return bx + rx, by + ry, min(max(z, self.workspace_min_z), bz + MAX_HEIGHT_ABOVE_BASE_M)
+
+    def place_tool(self, target: Vec3) -> np.ndarray:
+        """Set the arm joints (no dynamics) to the controller's IK solution for a tool target.
+
+        For reach probes in a simulation of their own (`envs.robots.reach`): the solve starts
+        from the joints as they are, like a control step; `reset` restores the ready pose.
+
+        Returns:
+            The tool position the solution reaches (world frame).
+        """
+        for joint, angle in zip(self.arm_joints, self._solve_ik(target), strict=True):
+            self.sim.reset_joint(self.body, joint, angle)
+        return self.tool_state()[0]
 
     def _solve_ik(self, target: Vec3) -> list[float]:
         ox, oy, oz = self._link_offset

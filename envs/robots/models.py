@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+INNER_RADIUS_M = 0.25
+"""The controller never commands the tool closer than this to the base axis (horizontally)."""
+MAX_HEIGHT_ABOVE_BASE_M = 1.0
+"""The controller never commands the tool higher than this above the base."""
+
 
 @dataclass(frozen=True)
 class RobotModelInfo:
@@ -26,6 +31,9 @@ class RobotModelInfo:
         finger_closed: Joint position that keeps the fingers closed.
         use_null_space: Pass limits and rest pose to IK (needs sane joint limits).
         reach_m: Horizontal reach of the tool used to bound the workspace.
+        footprint: Box (min corner, max corner; base frame, m) that holds the links that do
+            not move and the sweep of the first arm link about the base axis: stations must
+            stay out of it (measured AABBs, PyBullet 3.2.7).
     """
 
     file: str
@@ -38,6 +46,7 @@ class RobotModelInfo:
     finger_closed: tuple[float, ...]
     use_null_space: bool
     reach_m: float
+    footprint: tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
 ROBOT_MODELS: dict[str, RobotModelInfo] = {
@@ -52,6 +61,7 @@ ROBOT_MODELS: dict[str, RobotModelInfo] = {
         finger_closed=(0.0, 0.0),
         use_null_space=True,
         reach_m=0.80,
+        footprint=((-0.158, -0.146, 0.0), (0.146, 0.146, 0.392)),
     ),
     "kuka_iiwa": RobotModelInfo(
         file="kuka_iiwa/kuka_with_gripper2.sdf",
@@ -64,6 +74,7 @@ ROBOT_MODELS: dict[str, RobotModelInfo] = {
         finger_closed=(0.0, 0.0),
         use_null_space=False,  # null-space IK diverges on this SDF (bogus limits, probed)
         reach_m=0.85,
+        footprint=((-0.223, -0.223, 0.0), (0.224, 0.223, 0.378)),  # link 0 sits off the axis
     ),
     "xarm6": RobotModelInfo(
         file="xarm/xarm6_with_gripper.urdf",
@@ -76,5 +87,6 @@ ROBOT_MODELS: dict[str, RobotModelInfo] = {
         finger_closed=(0.85, 0.85, 0.85, 0.85, 0.85, 0.85),
         use_null_space=True,
         reach_m=0.70,
+        footprint=((-0.097, -0.096, 0.0), (0.096, 0.096, 0.32)),
     ),
 }

@@ -71,24 +71,31 @@ def _summary_row(spec: SiteSpec) -> list[str]:
 def check_command(
     path: Annotated[str, typer.Argument(help="Bundle folder to validate (or a packaged site id).")],
 ) -> None:
-    """Validate a factory bundle and print a summary, or every issue found (exit code 1)."""
-    from envs.errors import FactoryDataError
-    from envs.factory.loader import load_bundle
+    """Validate a factory bundle and its layout: print a summary, or every issue (exit code 1).
+
+    Warnings (a marginal layout) are printed too; only errors make the exit code 1.
+    """
+    from envs.factory.loader import check_bundle
     from envs.sites import list_sites, resolve_site
 
     console = _console()
     try:
-        folder = resolve_site(path) if path in list_sites() else Path(path)
-        spec = load_bundle(folder)
-    except FactoryDataError as error:
-        console.print(f"INVALID {error.bundle}: {len(error.issues)} issue(s)", markup=False)
-        for issue in error.issues:
-            console.print(f"  - {issue}", markup=False)
-        raise typer.Exit(code=1) from None
+        check = check_bundle(resolve_site(path) if path in list_sites() else Path(path))
     except OSError as error:
         console.print(f"INVALID {path}: cannot read the bundle ({error})", markup=False)
         raise typer.Exit(code=1) from None
-    _print_summary(console, spec)
+    if check.spec is None:
+        console.print(f"INVALID {check.root}: {check.total_errors} issue(s)", markup=False)
+        for issue in check.errors:
+            console.print(f"  - {issue}", markup=False)
+    else:
+        _print_summary(console, check.spec)
+    if check.warnings:
+        console.print(f"{len(check.warnings)} warning(s):", markup=False)
+        for issue in check.warnings:
+            console.print(f"  ! {issue}", markup=False)
+    if check.spec is None:
+        raise typer.Exit(code=1)
 
 
 def _print_summary(console: Console, spec: SiteSpec) -> None:

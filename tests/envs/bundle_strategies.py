@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import random
 import string
 from collections.abc import Collection
@@ -109,6 +110,18 @@ def number(rng: random.Random, low: float, high: float) -> str:
 # ------------------------------------------------------------------------- valid drafts
 
 
+# Where valid drafts put things. The geometry the reach checks see is fixed (the robot at the
+# origin, one belt, bins on an arc or on a table), so the reach probe's per-point cache makes
+# 1,500 bundles cost little; layout_drafts() varies it. Every position is in reach of every model.
+BELT = ((0.0, 0.42, 0.05), (1.6, 0.24, 0.1))
+FLOOR_BINS = ((0.483, 0.129), (0.483, -0.129), (0.354, -0.354), (0.129, -0.483))
+TABLE = ((0.42, -0.06, 0.02), (0.26, 0.70, 0.04))
+TABLE_BINS = (0.22, 0.0, -0.22)  # y relative to the table; a 4th bin stands on the floor
+BIN_SIZE = (0.2, 0.2, 0.12)
+PART_HEIGHTS = (0.02, 0.04, 0.06)
+ENTRY_TO_WINDOW_M = 0.3  # the farthest a part rides before any robot's pick window starts
+
+
 @st.composite
 def valid_drafts(draw: st.DrawFn) -> Draft:
     """Bundles the loader must accept: 1-6 parts in 1-4 bins, 2-8 arrivals, optional extras."""
@@ -121,26 +134,58 @@ def valid_drafts(draw: st.DrawFn) -> Draft:
         ids.append(ident(rng, set(ids)))
     robot, conveyor, table, fixture = ids[:4]
     bins, part_ids = ids[4 : 4 + n_bins], ids[4 + n_bins :]
-    stations = [_station(rng, robot, "robot", 0.0, 0.0, 0.0), _conveyor(rng, conveyor)]
+    stations = [_placed(rng, robot, "robot", (0.0, 0.0, 0.0)), _conveyor(rng, conveyor)]
     if on_table:  # the bins stand on a table and are placed relative to it
-        stations.append(_box(rng, table, "table", (0.42, -0.1, 0.02), (0.3, 0.8, 0.04)))
+        stations.append(_placed(rng, table, "table", *TABLE))
     for i, bin_id in enumerate(bins):
-        y = 0.16 - 0.22 * i
-        place = (0.0, y + 0.1, 0.08) if on_table else (0.42, y, 0.06)
-        row = _box(rng, bin_id, "bin", place, (0.2, 0.2, 0.12))
-        row["parent_id"] = table if on_table else ""
+        row = _bin(rng, bin_id, i, table if on_table else None)
         row["accepts"] = "|".join(p for j, p in enumerate(part_ids) if j % n_bins == i)
         stations.append(row)
     if camera:
         stations.append(_station(rng, ids[-1] + "-cam", "camera", 1.2, 0.0, 1.0) | {"ry": "0.64"})
-    if extreme:  # values at the schema's bounds: a fixture anywhere, up to 100 m, any angle
+    if extreme:  # values at the schema's bounds: a fixture far out, up to 20 m, any angle
         stations.append(_extreme_fixture(rng, fixture))
-        stations[1]["conveyor_speed_mps"] = number(rng, 0.0001, 5.0)
+        stations[1]["conveyor_speed_mps"] = number(rng, 0.01, 5.0)
     rest = stations[1:]
     rng.shuffle(rest)  # rows in any order; the robot first is not required either
     parts = [_part(rng, p) for p in part_ids]
-    arrivals = _arrivals(rng, part_ids, conveyor, robot)
-    return Draft(_site(rng, robot), [stations[0], *rest], parts, arrivals)
+    arrivals, longest_gap = _arrivals(rng, part_ids, conveyor, robot)
+    speed = float(stations[1]["conveyor_speed_mps"])
+    site = _site(rng, robot, longest_gap + ENTRY_TO_WINDOW_M / speed)
+    return Draft(site, [stations[0], *rest], parts, arrivals)
+
+
+def exact(rng: random.Random, value: float) -> str:
+    """A given number, written in one of the ways a spreadsheet export writes them."""
+    return (repr(value), f"{value:.6f}", f"{value:e}", f" {value!r} ")[rng.randrange(4)]
+
+
+def _placed(
+    rng: random.Random,
+    sid: str,
+    kind: str,
+    place: tuple[float, float, float],
+    size: tuple[float, float, float] | None = None,
+) -> dict[str, str]:
+    row = {"station_id": sid, "kind": kind}
+    for axis, value in zip("xyz", place, strict=True):
+        row[axis] = exact(rng, value)
+    for axis, extent in zip("xyz", size or (), strict=False):
+        row[f"size_{axis}"] = exact(rng, extent)
+    return row
+
+
+def _bin(rng: random.Random, sid: str, index: int, table: str | None) -> dict[str, str]:
+    if table and index < len(TABLE_BINS):
+        place = (0.0, TABLE_BINS[index], TABLE[1][2] / 2 + BIN_SIZE[2] / 2)
+    else:
+        place, table = (*FLOOR_BINS[index], BIN_SIZE[2] / 2), None
+    row = _placed(rng, sid, "bin", place, BIN_SIZE)
+    for axis in "xy":  # the footprint may vary: reach is checked at the opening's centre
+        row[f"size_{axis}"] = number(rng, 0.18, 0.2)
+    row["rz"] = number(rng, -0.03, 0.03)
+    row["parent_id"] = table or ""
+    return row
 
 
 def _station(
@@ -151,38 +196,31 @@ def _station(
             "z": repr(z + abs(dz))}  # fmt: skip
 
 
-def _box(
-    rng: random.Random,
-    sid: str,
-    kind: str,
-    place: tuple[float, float, float],
-    size: tuple[float, float, float],
-) -> dict[str, str]:
-    row = _station(rng, sid, kind, *place)
-    for axis, extent in zip("xyz", size, strict=True):
-        row[f"size_{axis}"] = number(rng, extent * 0.9, extent * 1.1)
-    row["rz"] = number(rng, -0.05, 0.05)
-    return row
-
-
 def _extreme_fixture(rng: random.Random, sid: str) -> dict[str, str]:
+    """A fixture with values near the schema's bounds, out in the hall (touching nothing)."""
     row = {"station_id": sid, "kind": "fixture", "payload_kg": number(rng, 0, 10_000)}
-    for axis in "xyz":
-        row[axis] = number(rng, -100.0, 100.0)
+    sizes = [rng.uniform(1e-3, 20.0) for _ in range(3)]
+    radius = math.dist((0, 0, 0), sizes) / 2
+    distance, heading = rng.uniform(radius + 2.0, 95.0), rng.uniform(0, 2 * math.pi)
+    height = radius + rng.uniform(0, 50)  # the lowest corner is above the floor
+    place = (distance * math.cos(heading), distance * math.sin(heading), height)
+    for axis, value, size in zip("xyz", place, sizes, strict=True):
+        row[axis] = repr(value)
         row[f"r{axis}"] = number(rng, -6.2832, 6.2832)
-        row[f"size_{axis}"] = number(rng, 1e-3, 100.0)
+        row[f"size_{axis}"] = repr(size)
     return row
 
 
 def _conveyor(rng: random.Random, sid: str) -> dict[str, str]:
-    row = _box(rng, sid, "conveyor", (0.0, 0.42, 0.05), (1.6, 0.24, 0.1))
+    row = _placed(rng, sid, "conveyor", *BELT)
+    row["rz"] = exact(rng, 0.0)
     row["conveyor_speed_mps"] = number(rng, 0.05, 0.3)
     return row
 
 
 def _part(rng: random.Random, pid: str) -> dict[str, str]:
     shape = rng.choice(["box", "cylinder"])
-    size = [rng.uniform(0.02, 0.09) for _ in range(3)]
+    size = [rng.uniform(0.02, 0.09), rng.uniform(0.02, 0.09), rng.choice(PART_HEIGHTS)]
     if shape == "cylinder":
         size[1] = size[0]
     return {"part_id": pid, "name": rng.choice(NAMES), "shape": shape,
@@ -192,7 +230,8 @@ def _part(rng: random.Random, pid: str) -> dict[str, str]:
             "mesh_uri": ""}  # fmt: skip
 
 
-def _site(rng: random.Random, robot: str) -> dict[str, Any]:
+def _site(rng: random.Random, robot: str, slowest_s: float) -> dict[str, Any]:
+    """site.yaml; ``slowest_s``: the longest gap plus a part's ride to the pick window."""
     slug = rng.choice("abcdefghjkz019") + "".join(rng.choices("abcxyz019_-", k=rng.randint(0, 20)))
     site: dict[str, Any] = {
         "site_id": slug,
@@ -204,22 +243,26 @@ def _site(rng: random.Random, robot: str) -> dict[str, Any]:
                    "max_contact_force_n": rng.uniform(20.0, 500.0)},
         "takt_time_s": rng.uniform(0.5, 60.0),
     }  # fmt: skip
-    if rng.random() < 0.5:
-        site["task"] = {"parts_per_episode": rng.randint(1, 4), "time_limit_s": rng.uniform(1, 30)}
+    parts = rng.randint(1, 4)
+    least = 0.5 + (parts - 1) * slowest_s + 3.0  # time for the last part to arrive and be sorted
+    if rng.random() < 0.5 or 0.5 + 2 * slowest_s + 3.0 >= 40.0:  # else the defaults (3, 40 s)
+        site["task"] = {"parts_per_episode": parts, "time_limit_s": least + rng.uniform(1, 30)}
     if rng.random() < 0.5:
         site["sensors"] = {"position_noise_m": rng.uniform(0, 0.01),
                            "latency_steps": rng.randint(0, 3),
                            "dropout_prob": rng.uniform(0, 0.5)}  # fmt: skip
-    if rng.random() < 0.5:
-        low = [rng.uniform(-2, 1) for _ in range(3)]
+    if rng.random() < 0.5:  # behind the belt's upstream end, clear of every task point
+        low = [rng.uniform(-2.5, -1.5), rng.uniform(-2, 1), rng.uniform(-2, 1)]
         high = [v + rng.uniform(0.01, 1) for v in low]
+        high[0] = min(high[0], -1.0)
         site["safety"]["keep_out_zones"] = [{"name": "zone1", "min_xyz": low, "max_xyz": high}]
     return site
 
 
 def _arrivals(
     rng: random.Random, parts: list[str], conveyor: str, robot: str
-) -> list[dict[str, str]]:
+) -> tuple[list[dict[str, str]], float]:
+    """The log's rows, and its longest gap between arrivals (s)."""
     n = rng.randint(2, 8)
     zone = timezone(timedelta(hours=rng.randint(-12, 14))) if rng.random() < 0.5 else None
     start = datetime(2025, 3, 3, 6, 0, tzinfo=zone)
@@ -235,4 +278,4 @@ def _arrivals(
             rows.append({"timestamp": later, "case_id": f"C{i}", "part_id": part,
                          "station_id": robot, "activity": "pick"})  # fmt: skip
     rng.shuffle(rows)
-    return rows
+    return rows, max(gaps)

@@ -133,10 +133,11 @@ def test_parent_frames_resolve_translation_and_yaw(bundle: Path) -> None:
             "size_z": "0.04",
         }
     )
-    rows[1]["rz"] = "1.5707963267948966"  # conv1 turned to run along world +y
+    # conv1 turned to run along world +y, on the robot's other side from the bins
+    rows[1].update(rz="1.5707963267948966", x="-0.42", y="0")
     write_rows(bundle / "stations.csv", rows)
     position, rpy = load_bundle(bundle).world_pose("stop1")
-    assert position == pytest.approx((0.0, 0.42 + 0.8, 0.12))
+    assert position == pytest.approx((-0.42, 0.8, 0.12))
     assert rpy[2] == pytest.approx(1.5707963267948966)
 
 
