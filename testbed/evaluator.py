@@ -11,23 +11,24 @@ Conventions (also in docs/campaigns.md, "Reading the report"):
     - Every episode has an outcome reason (`testbed.outcomes`); each cell counts its failed
       episodes by the reason's category (`Cell.failures`), so the counts add up to its failures.
     - Retention pairs episodes of the home and target site by ``(policy_seed, seed)``.
-    - Cycle time: median and 90th percentile of ``cycle_time_s`` over successful episodes.
-    - Violations per 1,000 steps are pooled (all violations / all steps of the cell).
-    - Latency p50 is the median of the episodes' p50s; p99 is the worst episode p99.
+    - Every other KPI of a cell (cycle time, throughput, energy, violations, latency, fault
+      counts) is aggregated as its entry of the registry `testbed.kpis.KPIS` says.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from testbed.errors import TestbedError
-from testbed.outcomes import UNKNOWN, outcome_category
+from testbed.kpis import KPIS, KpiValue, column, point
+from testbed.outcomes import SUCCESS_KEY, UNKNOWN, outcome_category
 from testbed.records import (
     RECORD_GLOB,
     EpisodeMeta,
@@ -40,16 +41,11 @@ from testbed.records import (
 )
 from testbed.statistics import (
     Estimate,
-    mean_interval,
     normalised_score,
     paired_retention,
     stratified_bootstrap,
     success_rate,
 )
-
-#: Columns counting violations of one kind (the pooled rate sums them).
-VIOLATION_PREFIX = "violations_"
-_NOT_A_KIND = {"violations_per_1000_steps"}
 
 
 def load_episodes(
@@ -107,7 +103,7 @@ def _row(meta: EpisodeMeta, latencies: np.ndarray | None, path: Path, root: Path
     fault_end = meta.ended_by == "fault" and bool(meta.faults)
     row.update(
         policy=meta.policy or meta.policy_id or "unknown",
-        success=meta.ended_by != "fault" and bool(meta.metrics.get("success_at_end", False)),
+        success=meta.ended_by != "fault" and bool(meta.metrics.get(SUCCESS_KEY, False)),
         outcome_category=outcome_category(meta.outcome),
         deadline_misses=sum(k == "deadline" for k in kinds),
         invalid_actions=sum(k.startswith("invalid_action") for k in kinds),
@@ -122,14 +118,14 @@ def _row(meta: EpisodeMeta, latencies: np.ndarray | None, path: Path, root: Path
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     """Give bool or int columns with gaps a nullable dtype (Parquet refuses mixed objects)."""
-    for column in [c for c in df.columns if df[c].dtype == object]:
-        present = df[column].dropna()
+    for name in [c for c in df.columns if df[c].dtype == object]:
+        present = df[name].dropna()
         if present.empty or len(present) == len(df):
             continue
         if all(isinstance(v, bool | np.bool_) for v in present):
-            df[column] = df[column].astype("boolean")
+            df[name] = df[name].astype("boolean")
         elif all(isinstance(v, int | np.integer) for v in present):
-            df[column] = df[column].astype("Int64")
+            df[name] = df[name].astype("Int64")
     return df
 
 
@@ -169,17 +165,8 @@ class Cell:
         iqm: IQM across training seeds of the per-seed success rate, bootstrap over seeds
             (NaN with fewer than 2 training seeds).
         training_seeds: Distinct training seeds in the cell.
-        cycle_time_median_s: Median cycle time per part over successful episodes.
-        cycle_time_p90_s: 90th percentile of the cycle time over successful episodes.
-        throughput_parts_per_h: Mean throughput (episodes that ended normally).
-        energy_per_part_j: Mean energy per sorted part, percentile bootstrap interval.
-        violations_per_1000_steps: Pooled safety violations per 1,000 control steps.
-        violation_share: Share of (normally ended) episodes with at least one violation.
-        latency_p50_ms: Median of the per-episode median policy latencies.
-        latency_p99_ms: Worst per-episode 99th percentile policy latency.
-        deadline_misses: Missed policy deadlines (robot held position).
-        invalid_actions: Rejected actions (robot held position).
-        faulted_episodes: Episodes that ended on a policy fault.
+        kpis: KPI name -> value, for every KPI of `testbed.kpis.KPIS` (NaN where the records
+            lack it); read with `kpi` (or as an attribute: ``cell.energy_per_part_j``).
         failures: The failed episodes by outcome category, most frequent first; their counts
             add up to ``episodes - successes``.
     """
@@ -194,23 +181,29 @@ class Cell:
     normalised: float = math.nan
     iqm: Estimate = field(default_factory=Estimate.undefined)
     training_seeds: int = 0
-    cycle_time_median_s: float = math.nan
-    cycle_time_p90_s: float = math.nan
-    throughput_parts_per_h: float = math.nan
-    energy_per_part_j: Estimate = field(default_factory=Estimate.undefined)
-    violations_per_1000_steps: float = math.nan
-    violation_share: float = math.nan
-    latency_p50_ms: float = math.nan
-    latency_p99_ms: float = math.nan
-    deadline_misses: int = 0
-    invalid_actions: int = 0
-    faulted_episodes: int = 0
+    kpis: Mapping[str, KpiValue] = field(default_factory=dict, hash=False)
     failures: tuple[FailureReason, ...] = ()
 
     @property
     def is_home(self) -> bool:
         """True where the target site is the policy's home site."""
         return self.site == self.home_site
+
+    def kpi(self, name: str) -> KpiValue:
+        """The value of the KPI called ``name`` (NaN where the records lack it).
+
+        Raises:
+            KeyError: If no KPI of that name is registered (the message suggests the closest).
+        """
+        known = KPIS[name]
+        return self.kpis.get(known.name, math.nan)
+
+    if not TYPE_CHECKING:  # checkers see only the declared fields: a typo stays a type error
+
+        def __getattr__(self, name: str) -> KpiValue:
+            if name.startswith("_") or name == "kpis" or name not in KPIS:
+                raise AttributeError(f"Cell has no attribute {name!r} ({KPIS.unknown(name)})")
+            return self.kpi(name)
 
 
 @dataclass(frozen=True)
@@ -226,6 +219,8 @@ class TransferReport:
             stratified bootstrap (strata = sites); only for policies with 2+ training seeds.
         baseline: The baseline policy of the normalised score, if any.
         confidence: Confidence level of every interval.
+        absent_kpis: KPIs that no episode record holds (n/a in every cell: older records, or a
+            task that does not report them), as opposed to n/a in a cell that had no data.
     """
 
     policies: tuple[str, ...]
@@ -235,6 +230,7 @@ class TransferReport:
     policy_iqm: dict[str, Estimate] = field(default_factory=dict)
     baseline: str | None = None
     confidence: float = 0.95
+    absent_kpis: tuple[str, ...] = ()
 
     def cell(self, policy: str, site: str) -> Cell | None:
         """The cell of ``policy`` at ``site``, or None if that pair was not evaluated."""
@@ -256,11 +252,19 @@ def _flatten(cell: Cell) -> dict[str, object]:
         value = getattr(cell, name)
         if name == "failures":
             row[name] = "; ".join(reason.format() for reason in value)
-        elif isinstance(value, Estimate):
-            row.update({name: value.value, f"{name}_low": value.low, f"{name}_high": value.high})
+        elif name == "kpis":
+            for kpi in KPIS:
+                _put(row, kpi, cell.kpi(kpi))
         else:
-            row[name] = value
+            _put(row, name, value)
     return row
+
+
+def _put(row: dict[str, object], name: str, value: object) -> None:
+    if isinstance(value, Estimate):
+        row.update({name: value.value, f"{name}_low": value.low, f"{name}_high": value.high})
+    else:
+        row[name] = value
 
 
 def transfer_matrix(
@@ -289,7 +293,20 @@ def transfer_matrix(
     cells = _with_normalised(cells, home_sites, baseline)
     policy_iqm = {p: _policy_iqm(df[df["policy"] == p], confidence) for p in policies}
     policy_iqm = {p: e for p, e in policy_iqm.items() if not math.isnan(e.value)}
-    return TransferReport(policies, sites, home_sites, cells, policy_iqm, baseline, confidence)
+    absent = _absent_kpis(df, cells.values())
+    return TransferReport(
+        policies, sites, home_sites, cells, policy_iqm, baseline, confidence, absent
+    )
+
+
+def _absent_kpis(df: pd.DataFrame, cells: Any) -> tuple[str, ...]:
+    """KPIs whose column no record has and that are n/a in every cell."""
+    return tuple(
+        kpi.name
+        for kpi in KPIS.values()
+        if not kpi.reads(df.columns)
+        and all(not math.isfinite(point(cell.kpi(kpi.name))) for cell in cells)
+    )
 
 
 def _checked(episodes: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
@@ -314,8 +331,6 @@ def _cell(
 ) -> Cell:
     successes = int(group["success"].sum())
     home_rows = df[(df["policy"] == policy) & (df["site"] == home)]
-    won = group[group["success"]]
-    normal = group[_col(group, "ended_by").astype(str) != "fault"]
     return Cell(
         policy=policy,
         home_site=home,
@@ -326,24 +341,14 @@ def _cell(
         retention=_retention(group, home_rows, confidence),
         iqm=_seed_iqm(group, confidence),
         training_seeds=int(group["policy_seed"].nunique()),
-        cycle_time_median_s=_quantile(_col(won, "cycle_time_s"), 0.5),
-        cycle_time_p90_s=_quantile(_col(won, "cycle_time_s"), 0.9),
-        throughput_parts_per_h=_nanmean(_col(normal, "throughput_parts_per_h")),
-        energy_per_part_j=_energy(group, confidence),
-        violations_per_1000_steps=_pooled_violation_rate(normal),
-        violation_share=_violation_share(normal),
-        latency_p50_ms=_quantile(_col(group, "latency_ms_p50"), 0.5),
-        latency_p99_ms=_nanmax(_col(group, "latency_ms_p99")),
-        deadline_misses=int(_col(group, "deadline_misses").fillna(0).sum()),
-        invalid_actions=int(_col(group, "invalid_actions").fillna(0).sum()),
-        faulted_episodes=int((_col(group, "ended_by").astype(str) == "fault").sum()),
+        kpis={kpi.name: kpi.aggregate(group, confidence) for kpi in KPIS.values()},
         failures=_failure_reasons(group[~group["success"]]),
     )
 
 
 def _failure_reasons(failed: pd.DataFrame) -> tuple[FailureReason, ...]:
     """Failed episodes by outcome category: count and the first episode's full reason."""
-    reasons = _col(failed, "outcome").astype(object)
+    reasons = column(failed, "outcome").astype(object)
     reasons = reasons.where(reasons.notna() & (reasons.astype(str) != ""), UNKNOWN).astype(str)
     categories = reasons.map(outcome_category)
     groups = [
@@ -351,56 +356,6 @@ def _failure_reasons(failed: pd.DataFrame) -> tuple[FailureReason, ...]:
         for category, members in reasons.groupby(categories, sort=False)
     ]
     return tuple(sorted(groups, key=lambda g: (-g.episodes, g.category)))
-
-
-def _col(df: pd.DataFrame, name: str) -> pd.Series:
-    """A column, or an all-NaN one when the records do not have it."""
-    return df[name] if name in df else pd.Series(np.nan, index=df.index, dtype=float)
-
-
-def _numbers(values: pd.Series) -> np.ndarray:
-    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return array[np.isfinite(array)]
-
-
-def _quantile(values: pd.Series, q: float) -> float:
-    array = _numbers(values)
-    return float(np.quantile(array, q)) if array.size else math.nan
-
-
-def _nanmean(values: pd.Series) -> float:
-    array = _numbers(values)
-    return float(array.mean()) if array.size else math.nan
-
-
-def _nanmax(values: pd.Series) -> float:
-    array = _numbers(values)
-    return float(array.max()) if array.size else math.nan
-
-
-def _energy(group: pd.DataFrame, confidence: float) -> Estimate:
-    return mean_interval(_numbers(_col(group, "energy_per_part_j")), confidence=confidence)
-
-
-def _violation_counts(df: pd.DataFrame) -> pd.Series:
-    """Violations per episode: the summary's per-kind counts, else the violation events."""
-    kinds = [c for c in df.columns if c.startswith(VIOLATION_PREFIX) and c not in _NOT_A_KIND]
-    counts = pd.Series(np.nan, index=df.index, dtype=float)
-    if kinds:
-        counts = df[kinds].apply(pd.to_numeric, errors="coerce").sum(axis=1, min_count=1)
-    return counts.fillna(pd.to_numeric(_col(df, "violation_events"), errors="coerce"))
-
-
-def _pooled_violation_rate(df: pd.DataFrame) -> float:
-    counts = _violation_counts(df)
-    known = counts.notna()
-    steps = pd.to_numeric(_col(df, "steps"), errors="coerce")[known].sum()
-    return 1000.0 * float(counts[known].sum()) / float(steps) if steps > 0 else math.nan
-
-
-def _violation_share(df: pd.DataFrame) -> float:
-    counts = _violation_counts(df).dropna()
-    return float((counts > 0).mean()) if len(counts) else math.nan
 
 
 def _per_pair_success(df: pd.DataFrame) -> pd.Series:

@@ -25,6 +25,8 @@ POLICY_FAULT = "policy fault"
 UNKNOWN = "unknown"
 #: The key of the env's episode summary that holds its outcome reason.
 SUMMARY_KEY = "outcome"
+#: The key of the env's episode summary that says whether the episode succeeded (its end state).
+SUCCESS_KEY = "success_at_end"
 #: The fault `testbed.rollout` records when a policy failed too many calls in a row.
 FAULT_LIMIT = "fault_limit"
 
@@ -41,7 +43,7 @@ def outcome_reason(
     """
     if ended_by == "fault":
         return fault_reason(faults)
-    if metrics.get("success_at_end") is True or metrics.get("success_at_end") == 1:
+    if metrics.get(SUCCESS_KEY) is True or metrics.get(SUCCESS_KEY) == 1:
         return SUCCESS
     given = metrics.get(SUMMARY_KEY)
     if isinstance(given, str) and given.strip() and given.strip() != SUCCESS:

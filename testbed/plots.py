@@ -1,5 +1,8 @@
 """Figures of a `TransferReport`: matrix heatmaps and KPI bar charts (matplotlib).
 
+The bar charts are those of the KPI registry (`testbed.kpis.KPIS`): one panel per KPI with a
+`Chart`, two panels a row.
+
 Figures are built with `matplotlib.figure.Figure` directly, not pyplot: no global backend or
 figure registry is touched, so it works without a display and next to other matplotlib users.
 
@@ -22,6 +25,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from testbed.atomic import atomic_write
 from testbed.evaluator import Cell, TransferReport
+from testbed.kpis import INTERVAL, KPI, KPIS, point
 from testbed.statistics import Estimate
 
 DPI = 120
@@ -129,46 +133,18 @@ def _label_axes(ax: Axes, report: TransferReport) -> None:
             ax.axhline(i - 0.5, color="white", lw=3)
 
 
-#: (title, value of a cell, (lower, upper) error of a cell or None).
-_Panel = tuple[str, Callable[[Cell], float], Callable[[Cell], tuple[float, float]] | None]
-
-
-def _around(estimate: Estimate) -> tuple[float, float]:
-    return estimate.value - estimate.low, estimate.high - estimate.value
-
-
-_PANELS: tuple[_Panel, ...] = (
-    (
-        "Cycle time per part [s]\nbar: median over successes, whisker: p90",
-        lambda c: c.cycle_time_median_s,
-        lambda c: (0.0, c.cycle_time_p90_s - c.cycle_time_median_s),
-    ),
-    (
-        "Energy per sorted part [J]\nbar: mean, whisker: 95% bootstrap interval",
-        lambda c: c.energy_per_part_j.value,
-        lambda c: _around(c.energy_per_part_j),
-    ),
-    (
-        "Safety violations per 1,000 steps\n(pooled over the cell's episodes)",
-        lambda c: c.violations_per_1000_steps,
-        None,
-    ),
-    (
-        "Policy latency [ms]\nbar: median of episode p50, whisker: worst episode p99",
-        lambda c: c.latency_p50_ms,
-        lambda c: (0.0, c.latency_p99_ms - c.latency_p50_ms),
-    ),
-)
-
-
 def kpi_charts(report: TransferReport, path: Path) -> Path:
-    """Grouped bar charts (policy groups, one bar per target site) of the cell KPIs."""
+    """Grouped bar charts (policy groups, one bar per target site) of the KPIs with a `Chart`."""
+    charted = [kpi for kpi in KPIS.values() if kpi.chart is not None]
+    rows = math.ceil(len(charted) / 2)
     width = max(9.0, 1.6 + 1.3 * len(report.policies) * max(1, len(report.sites)) / 2)
-    fig = Figure(figsize=(width, 7.5))
-    axes = fig.subplots(2, 2)
+    fig = Figure(figsize=(width, 3.75 * rows))
+    axes = list(fig.subplots(rows, 2, squeeze=False).flat)
     colors = colormaps["viridis"](np.linspace(0.1, 0.85, max(1, len(report.sites))))
-    for ax, panel in zip(axes.flat, _PANELS, strict=True):
-        _bars(ax, report, panel, colors)
+    for ax, kpi in zip(axes, charted, strict=False):
+        _bars(ax, report, kpi, colors)
+    for ax in axes[len(charted) :]:
+        ax.set_visible(False)
     handles = [Patch(color=colors[k], label=s) for k, s in enumerate(report.sites)]
     handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="home site"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), title="target site")
@@ -177,15 +153,26 @@ def kpi_charts(report: TransferReport, path: Path) -> Path:
     return _save(fig, path, tight=False)
 
 
-def _bars(ax: Axes, report: TransferReport, panel: _Panel, colors: np.ndarray) -> None:
-    title, value, error = panel
+def _whisker(kpi: KPI, cell: Cell) -> tuple[float, float]:
+    """(below, above) the bar: the KPI's interval, or up to the KPI its chart names."""
+    whisker = kpi.chart.whisker if kpi.chart else None
+    value = cell.kpi(kpi.name)
+    if whisker == INTERVAL and isinstance(value, Estimate):
+        return value.value - value.low, value.high - value.value
+    if whisker is None or whisker == INTERVAL:
+        return 0.0, 0.0
+    return 0.0, point(cell.kpi(whisker)) - point(value)
+
+
+def _bars(ax: Axes, report: TransferReport, kpi: KPI, colors: np.ndarray) -> None:
+    assert kpi.chart is not None
     n_sites = max(1, len(report.sites))
     width = 0.8 / n_sites
     for k, site in enumerate(report.sites):
         cells = [report.cell(p, site) for p in report.policies]
         x = np.arange(len(report.policies)) + (k - (n_sites - 1) / 2) * width
-        heights = [value(c) if c else math.nan for c in cells]
-        errors = np.array([_error(error, c) for c in cells]).T if error else None
+        heights = [point(c.kpi(kpi.name)) if c else math.nan for c in cells]
+        errors = np.array([_error(kpi, c) for c in cells]).T if kpi.chart.whisker else None
         bars = ax.bar(x, heights, width, color=colors[k], yerr=errors, capsize=3, ecolor="#333")
         for bar, cell, height in zip(bars, cells, heights, strict=True):
             if not math.isfinite(height):
@@ -194,7 +181,7 @@ def _bars(ax: Axes, report: TransferReport, panel: _Panel, colors: np.ndarray) -
                 bar.set_hatch("//")
                 bar.set_edgecolor("black")
     ax.set_xticks(range(len(report.policies)), report.policies, rotation=20, ha="right")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(kpi.chart.title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
 
@@ -203,10 +190,10 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def _error(error: Callable[[Cell], tuple[float, float]], cell: Cell | None) -> tuple[float, float]:
+def _error(kpi: KPI, cell: Cell | None) -> tuple[float, float]:
     if cell is None:
         return 0.0, 0.0
-    low, high = error(cell)
+    low, high = _whisker(kpi, cell)
     return max(0.0, _finite(low)), max(0.0, _finite(high))
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from testbed.atomic import atomic_write, atomic_write_text
 from testbed.evaluator import Cell, TransferReport, load_episodes, transfer_matrix
+from testbed.kpis import KPIS
 from testbed.plots import write_plots
 from testbed.records import SetAside, set_aside_headline
 from testbed.report_blocks import Block, to_html, to_markdown
@@ -233,36 +234,34 @@ def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
     return blocks
 
 
-def _number(value: float, digits: int = 1, percent: bool = False) -> str:
-    if not math.isfinite(value):
-        return "n/a"
-    return f"{value:.0%}" if percent else f"{value:.{digits}f}"
-
-
-#: The KPI table: (column, cell -> text).
-_KPI_COLUMNS: tuple[tuple[str, Callable[[Cell], str]], ...] = (
-    ("policy", lambda c: c.policy),
-    ("site", lambda c: c.site + (" *" if c.is_home else "")),
-    ("n", lambda c: str(c.episodes)),
-    ("cycle s median", lambda c: _number(c.cycle_time_median_s, 2)),
-    ("cycle s p90", lambda c: _number(c.cycle_time_p90_s, 2)),
-    ("parts/h", lambda c: _number(c.throughput_parts_per_h)),
-    ("energy J/part", lambda c: c.energy_per_part_j.format(1)),
-    ("viol./1k steps", lambda c: _number(c.violations_per_1000_steps, 2)),
-    ("episodes w/ viol.", lambda c: _number(c.violation_share, percent=True)),
-    ("latency ms p50", lambda c: _number(c.latency_p50_ms, 2)),
-    ("latency ms p99", lambda c: _number(c.latency_p99_ms, 2)),
-    ("deadline misses", lambda c: str(c.deadline_misses)),
-    ("invalid actions", lambda c: str(c.invalid_actions)),
-    ("faulted episodes", lambda c: str(c.faulted_episodes)),
-)
-
-
 def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
     cells = [report.cell(p, s) for p in report.policies for s in report.sites]
-    rows = [[text(c) for _, text in _KPI_COLUMNS] for c in cells if c is not None]
-    header = [name for name, _ in _KPI_COLUMNS]
-    return [("h2", "KPIs"), ("table", header, rows), ("img", figures[2].name, "KPI charts")]
+    rows = [
+        [c.policy, _place(c), str(c.episodes), *(k.format(c.kpi(k.name)) for k in KPIS.values())]
+        for c in cells
+        if c is not None
+    ]
+    header = ["policy", "site", "n", *(k.column for k in KPIS.values())]
+    blocks: list[Block] = [("h2", "KPIs"), ("table", header, rows)]
+    if report.absent_kpis:
+        blocks.append(("p", _absent(report.absent_kpis)))
+    return [*blocks, ("img", figures[2].name, "KPI charts")]
+
+
+def _place(cell: Cell) -> str:
+    return cell.site + (" *" if cell.is_home else "")
+
+
+def _absent(names: tuple[str, ...]) -> str:
+    """Say which n/a columns the records lack entirely (not an empty cell, not a typo)."""
+    by_key: dict[str, list[str]] = {}
+    for name in names:
+        by_key.setdefault(KPIS[name].summary_key, []).append(KPIS[name].column)
+    lacking = "; ".join(f"{key} ({', '.join(cols)})" for key, cols in by_key.items())
+    return (
+        f"n/a in every cell: no episode record holds {lacking} (records of an older testbed, "
+        "or of a task that does not report it)."
+    )
 
 
 def _failures(
@@ -323,9 +322,8 @@ def _failed_episodes(report: TransferReport) -> list[Block]:
             if cell is None or not cell.failures:
                 continue
             failed = f"{cell.episodes - cell.successes}/{cell.episodes}"
-            place = site + (" *" if cell.is_home else "")
             rows += [
-                [policy, place, failed, r.category, str(r.episodes), r.example]
+                [policy, _place(cell), failed, r.category, str(r.episodes), r.example]
                 for r in cell.failures
             ]
     if not rows:
@@ -355,13 +353,14 @@ def _episode_faults(df: pd.DataFrame, report: TransferReport) -> list[Block]:
     if by_kind:
         header = ["fault", "episodes", "cells", "example message"]
         blocks += [("h3", "Episodes that ended on a fault"), ("table", header, by_kind)]
+    counts = [KPIS["deadline_misses"], KPIS["invalid_actions"]]
     held = [
-        [c.policy, c.site, str(c.deadline_misses), str(c.invalid_actions)]
+        [c.policy, c.site, *(k.format(c.kpi(k.name)) for k in counts)]
         for c in report.cells.values()
-        if c.deadline_misses or c.invalid_actions
+        if any(c.kpi(k.name) for k in counts)
     ]
     if held:
-        header = ["policy", "site", "deadline misses", "invalid actions"]
+        header = ["policy", "site", *(k.column for k in counts)]
         title = "Missed deadlines and rejected actions (the robot held position)"
         blocks += [("h3", title), ("table", header, held)]
     return blocks

@@ -1,0 +1,388 @@
+"""The KPI registry: every KPI of the transfer report, defined once.
+
+A `KPI` names the episode-table column it reads (``summary_key``: a key of the env's episode
+summary, or a column the testbed adds to each episode row), how a cell aggregates it, its column
+in the report's KPI table, its unit and format, its bar chart in ``kpis.png`` (if any) and its
+line in the docs. The evaluator (`testbed.evaluator`), the report (`testbed.report`), the figures
+(`testbed.plots`) and the KPI table of docs/campaigns.md all read `KPIS`, so adding a KPI is one
+entry here.
+
+A name that is not registered is an error (`KPIS[name]` raises a KeyError that lists the known
+names and suggests the closest); "n/a" only ever means the data lacks the KPI (older records, a
+task that does not report it, no successful episode to take a cycle time from).
+
+``python -m testbed.kpis`` prints the docs table; ``--write docs/campaigns.md`` refreshes it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from testbed.statistics import Estimate, mean_interval
+
+#: ``KPI.source``: a key of every registered env's episode summary.
+ENV = "env"
+#: ``KPI.source``: a column the testbed adds to every episode row (latency, fault counts).
+TESTBED = "testbed"
+#: ``Chart.whisker``: the whisker is the KPI's own confidence interval.
+INTERVAL = "interval"
+
+KpiValue = float | int | Estimate
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A KPI's bar chart in ``kpis.png``: one bar per (policy, target site).
+
+    Attributes:
+        title: Panel title (two lines: what the bar is, what the whisker is).
+        whisker: `INTERVAL`, or the name of the KPI the whisker reaches to; None for no whisker.
+    """
+
+    title: str
+    whisker: str | None = None
+
+
+@dataclass(frozen=True)
+class KPI:
+    """One KPI of a transfer-matrix cell.
+
+    Attributes:
+        name: Key in `Cell.kpis <testbed.evaluator.Cell>` and column of ``transfer_matrix.csv``.
+        summary_key: The episode-table column aggregated; ``prefix_*`` reads every column with
+            that prefix (the per-kind violation counts).
+        column: Column label in the report's KPI table.
+        unit: Unit of the value.
+        aggregation: How a cell aggregates its episodes: a key of `AGGREGATIONS`.
+        over: Which of the cell's episodes: a key of `EPISODES`.
+        fmt: Format spec of the value (``.2f``, ``.0%``, ``d``); an interval uses it too.
+        doc: How it is aggregated, as the docs table says it.
+        higher_is_better: Direction of improvement.
+        chart: Its panel in ``kpis.png``, or None.
+        source: `ENV`, `TESTBED`, or the env ids whose summary holds it (task-specific).
+    """
+
+    name: str
+    summary_key: str
+    column: str
+    unit: str
+    aggregation: str
+    over: str
+    fmt: str
+    doc: str
+    higher_is_better: bool = False
+    chart: Chart | None = None
+    source: str | tuple[str, ...] = ENV
+
+    def aggregate(self, cell_episodes: pd.DataFrame, confidence: float = 0.95) -> KpiValue:
+        """The KPI of one cell from its episode rows (NaN where the data lacks it)."""
+        rows = EPISODES[self.over](cell_episodes)
+        return AGGREGATIONS[self.aggregation](rows, self.summary_key, confidence)
+
+    def format(self, value: KpiValue) -> str:
+        """``value`` as the report prints it: ``n/a`` when undefined, an interval in brackets."""
+        if isinstance(value, Estimate):
+            if not math.isfinite(value.value):
+                return "n/a"
+            text = f"{value.value:{self.fmt}}"
+            if math.isfinite(value.low) and math.isfinite(value.high):
+                text += f" [{value.low:{self.fmt}}, {value.high:{self.fmt}}]"
+            return text
+        return f"{value:{self.fmt}}" if math.isfinite(value) else "n/a"
+
+    def reads(self, columns: Iterable[str]) -> list[str]:
+        """The columns among ``columns`` this KPI aggregates."""
+        return [c for c in columns if c == self.summary_key or _is_counted(c, self.summary_key)]
+
+
+def point(value: KpiValue) -> float:
+    """The point value of a KPI value (an interval's estimate)."""
+    return value.value if isinstance(value, Estimate) else float(value)
+
+
+def column(df: pd.DataFrame, name: str) -> pd.Series:
+    """A column of the episode table, or an all-NaN one where the records do not have it."""
+    return df[name] if name in df else pd.Series(np.nan, index=df.index, dtype=float)
+
+
+def _is_counted(name: str, key: str) -> bool:
+    return key.endswith("*") and fnmatchcase(name, key) and name not in _NOT_COUNTS
+
+
+#: Matches ``violations_*`` but is the env's per-episode rate, not a count of one kind.
+_NOT_COUNTS = {"violations_per_1000_steps"}
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return array[np.isfinite(array)]
+
+
+def _quantile(q: float) -> Callable[[pd.DataFrame, str, float], float]:
+    def aggregate(rows: pd.DataFrame, key: str, confidence: float) -> float:
+        array = _numbers(column(rows, key))
+        return float(np.quantile(array, q)) if array.size else math.nan
+
+    return aggregate
+
+
+def _mean(rows: pd.DataFrame, key: str, confidence: float) -> float:
+    array = _numbers(column(rows, key))
+    return float(array.mean()) if array.size else math.nan
+
+
+def _mean_interval(rows: pd.DataFrame, key: str, confidence: float) -> Estimate:
+    return mean_interval(_numbers(column(rows, key)), confidence=confidence)
+
+
+def _max(rows: pd.DataFrame, key: str, confidence: float) -> float:
+    array = _numbers(column(rows, key))
+    return float(array.max()) if array.size else math.nan
+
+
+def _sum(rows: pd.DataFrame, key: str, confidence: float) -> int:
+    return int(pd.to_numeric(column(rows, key), errors="coerce").fillna(0).sum())
+
+
+def _count(rows: pd.DataFrame, key: str, confidence: float) -> int:
+    return len(rows)
+
+
+def _counts(rows: pd.DataFrame, key: str) -> pd.Series:
+    """Per episode: the sum of the ``key`` columns, else its ``violation:*`` events."""
+    counts = pd.Series(np.nan, index=rows.index, dtype=float)
+    if kinds := [c for c in rows.columns if _is_counted(c, key)]:
+        counts = rows[kinds].apply(pd.to_numeric, errors="coerce").sum(axis=1, min_count=1)
+    return counts.fillna(pd.to_numeric(column(rows, "violation_events"), errors="coerce"))
+
+
+def _pooled_per_1000_steps(rows: pd.DataFrame, key: str, confidence: float) -> float:
+    counts = _counts(rows, key)
+    known = counts.notna()
+    steps = pd.to_numeric(column(rows, "steps"), errors="coerce")[known].sum()
+    return 1000.0 * float(counts[known].sum()) / float(steps) if steps > 0 else math.nan
+
+
+def _share_with_any(rows: pd.DataFrame, key: str, confidence: float) -> float:
+    counts = _counts(rows, key).dropna()
+    return float((counts > 0).mean()) if len(counts) else math.nan
+
+
+_Aggregate = Callable[[pd.DataFrame, str, float], KpiValue]
+
+#: ``KPI.aggregation`` -> function of (the cell's rows, ``summary_key``, confidence).
+AGGREGATIONS: dict[str, _Aggregate] = {
+    "median": _quantile(0.5),
+    "p90": _quantile(0.9),
+    "mean": _mean,
+    "mean_ci": _mean_interval,  # with a percentile bootstrap interval
+    "max": _max,
+    "sum": _sum,
+    "count": _count,  # episodes
+    "pooled_per_1000_steps": _pooled_per_1000_steps,  # all counts / all steps x 1,000
+    "share_with_any": _share_with_any,  # share of episodes with a count > 0
+}
+
+
+def _ended_by(rows: pd.DataFrame) -> pd.Series:
+    return column(rows, "ended_by").astype(str)
+
+
+#: ``KPI.over`` -> the cell's episodes it keeps (``normal``: not ended on a policy fault).
+EPISODES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+    "all": lambda rows: rows,
+    "successful": lambda rows: rows[rows["success"].astype(bool)],
+    "normal": lambda rows: rows[_ended_by(rows) != "fault"],
+    "faulted": lambda rows: rows[_ended_by(rows) == "fault"],
+}
+
+
+class UnknownKPIError(KeyError):
+    """A KPI name that is not registered; the message lists the known names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Registry(Mapping[str, KPI]):
+    """KPIs by name, in report order; checked when built.
+
+    Raises:
+        ValueError: On a duplicate name or column, an unknown aggregation or episode set, a bad
+            format, or a chart whisker that names no registered KPI.
+    """
+
+    def __init__(self, kpis: Iterable[KPI]) -> None:
+        listed = list(kpis)
+        self._kpis = {k.name: k for k in listed}
+        if problems := _problems(listed, self._kpis):
+            raise ValueError("KPI registry: " + "; ".join(problems))
+
+    def __getitem__(self, name: str) -> KPI:
+        """The KPI called ``name``.
+
+        Raises:
+            UnknownKPIError: (a KeyError) naming the closest registered KPIs and all of them.
+        """
+        try:
+            return self._kpis[name]
+        except KeyError:
+            raise UnknownKPIError(self.unknown(name)) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kpis)
+
+    def __len__(self) -> int:
+        return len(self._kpis)
+
+    def unknown(self, name: str) -> str:
+        """The message for a name that is not registered (with a did-you-mean)."""
+        by_label = {k.column: k.name for k in self._kpis.values()}
+        close = difflib.get_close_matches(name, [*self._kpis, *by_label], n=3, cutoff=0.6)
+        close = list(dict.fromkeys(by_label.get(c, c) for c in close))
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        return f"unknown KPI {name!r}: {hint}known KPIs: {', '.join(self._kpis)}"
+
+
+def _problems(kpis: list[KPI], by_name: dict[str, KPI]) -> list[str]:
+    problems = []
+    for what in ("name", "column"):
+        values = [getattr(k, what) for k in kpis]
+        problems += [
+            f"duplicate {what} {v!r}" for v in dict.fromkeys(values) if values.count(v) > 1
+        ]
+    for k in kpis:
+        if k.aggregation not in AGGREGATIONS:
+            problems.append(
+                f"{k.name}: aggregation {k.aggregation!r} is not one of {list(AGGREGATIONS)}"
+            )
+        if k.over not in EPISODES:
+            problems.append(f"{k.name}: over {k.over!r} is not one of {list(EPISODES)}")
+        if k.source not in (ENV, TESTBED) and not (isinstance(k.source, tuple) and k.source):
+            problems.append(
+                f"{k.name}: source {k.source!r}: expected {ENV!r}, {TESTBED!r} or env ids"
+            )
+        try:
+            format(1 if k.fmt == "d" else 1.0, k.fmt)
+        except ValueError:
+            problems.append(f"{k.name}: bad format {k.fmt!r}")
+        whisker = k.chart.whisker if k.chart else None
+        if whisker not in (None, INTERVAL) and whisker not in by_name:
+            problems.append(f"{k.name}: chart whisker {whisker!r} is not a KPI")
+    return problems
+
+
+# One entry per KPI, in the order of the report's KPI table. (Laid out by hand: a table.)
+# fmt: off
+KPIS = Registry([
+    KPI(name="cycle_time_median_s", summary_key="cycle_time_s", column="cycle s median",
+        unit="s per part", aggregation="median", over="successful", fmt=".2f",
+        doc="median of the episodes' cycle time (sim seconds per sorted part) over the "
+            "*successful* episodes",
+        chart=Chart("Cycle time per part [s]\nbar: median over successes, whisker: p90",
+                    whisker="cycle_time_p90_s")),
+    KPI(name="cycle_time_p90_s", summary_key="cycle_time_s", column="cycle s p90",
+        unit="s per part", aggregation="p90", over="successful", fmt=".2f",
+        doc="90th percentile of the same cycle times (successful episodes)"),
+    KPI(name="throughput_parts_per_h", summary_key="throughput_parts_per_h", column="parts/h",
+        unit="parts per sim hour", aggregation="mean", over="normal", fmt=".1f",
+        doc="mean over the episodes that ended normally", higher_is_better=True),
+    KPI(name="energy_per_part_j", summary_key="energy_per_part_j", column="energy J/part",
+        unit="J per sorted part", aggregation="mean_ci", over="all", fmt=".1f",
+        doc="mean over the episodes that sorted a part, with a percentile bootstrap interval",
+        chart=Chart("Energy per sorted part [J]\nbar: mean, whisker: 95% bootstrap interval",
+                    whisker=INTERVAL)),
+    KPI(name="violations_per_1000_steps", summary_key="violations_*", column="viol./1k steps",
+        unit="per 1,000 steps", aggregation="pooled_per_1000_steps", over="normal", fmt=".2f",
+        doc="pooled: all violations (TCP speed, contact force, keep-out: the summary's "
+            "`violations_<kind>` counts) / all steps x 1,000, over the episodes that did not "
+            "end on a fault; an episode cut short without a metrics summary counts its "
+            "`violation:*` events",
+        chart=Chart("Safety violations per 1,000 steps\n(pooled over the cell's episodes)")),
+    KPI(name="violation_share", summary_key="violations_*", column="episodes w/ viol.",
+        unit="share of episodes", aggregation="share_with_any", over="normal", fmt=".0%",
+        doc="share of those episodes with at least one violation"),
+    KPI(name="latency_p50_ms", summary_key="latency_ms_p50", column="latency ms p50",
+        unit="ms (wall clock)", aggregation="median", over="all", fmt=".2f", source=TESTBED,
+        doc="median of the episodes' p50 policy latency",
+        chart=Chart("Policy latency [ms]\nbar: median of episode p50, whisker: worst episode "
+                    "p99", whisker="latency_p99_ms")),
+    KPI(name="latency_p99_ms", summary_key="latency_ms_p99", column="latency ms p99",
+        unit="ms (wall clock)", aggregation="max", over="all", fmt=".2f", source=TESTBED,
+        doc="the worst episode's p99"),
+    KPI(name="deadline_misses", summary_key="deadline_misses", column="deadline misses",
+        unit="count", aggregation="sum", over="all", fmt="d", source=TESTBED,
+        doc="missed policy deadlines; the robot held position and the episode went on"),
+    KPI(name="invalid_actions", summary_key="invalid_actions", column="invalid actions",
+        unit="count", aggregation="sum", over="all", fmt="d", source=TESTBED,
+        doc="rejected actions; the robot held position and the episode went on"),
+    KPI(name="faulted_episodes", summary_key="ended_by", column="faulted episodes",
+        unit="count", aggregation="count", over="faulted", fmt="d", source=TESTBED,
+        doc="episodes that ended on a policy fault (e.g. `PolicyUnavailableError`)"),
+])
+# fmt: on
+
+
+#: The markers around the generated KPI table in docs/campaigns.md.
+DOCS_BEGIN = "<!-- KPI table: generated from testbed/kpis.py (python -m testbed.kpis --write) -->"
+DOCS_END = "<!-- end of the generated KPI table -->"
+
+
+def docs_table(kpis: Registry = KPIS) -> str:
+    """The KPI table of the docs, as Markdown (one row per KPI, in report order)."""
+    whiskers = {k.chart.whisker for k in kpis.values() if k.chart}
+    rows = [
+        "| KPI (report column) | `transfer_matrix.csv` | reads (episode table) | unit | "
+        "aggregation | how it is aggregated | better | `kpis.png` |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for k in kpis.values():
+        chart = "bar" if k.chart else "whisker" if k.name in whiskers else ""
+        rows.append(
+            f"| {k.column} | `{k.name}` | `{k.summary_key}`{_source(k)} | {k.unit} | "
+            f"`{k.aggregation}` over `{k.over}` | {k.doc} | "
+            f"{'higher' if k.higher_is_better else 'lower'} | {chart} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _source(kpi: KPI) -> str:
+    if kpi.source == ENV:
+        return ""
+    if kpi.source == TESTBED:
+        return " (testbed)"
+    return f" ({', '.join(kpi.source)} only)"
+
+
+def write_docs(path: Path) -> bool:
+    """Put `docs_table` between the markers of ``path``; returns whether the file changed.
+
+    Raises:
+        ValueError: If ``path`` lacks the markers.
+    """
+    text = path.read_text(encoding="utf-8")
+    head, found, rest = text.partition(DOCS_BEGIN + "\n")
+    _, found_end, tail = rest.partition(DOCS_END)
+    if not (found and found_end):
+        raise ValueError(f"{path}: no KPI table markers ({DOCS_BEGIN} ... {DOCS_END})")
+    new = head + DOCS_BEGIN + "\n" + docs_table() + DOCS_END + tail
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":  # python -m testbed.kpis [--write DOC.md]
+    if sys.argv[1:2] == ["--write"]:
+        for doc in sys.argv[2:] or ["docs/campaigns.md"]:
+            print(f"{doc}: {'updated' if write_docs(Path(doc)) else 'up to date'}")
+    else:
+        print(docs_table(), end="")
