@@ -8,7 +8,8 @@ from one list of blocks, so they always say the same thing. Every file is writte
 (`testbed.atomic`): a report killed midway leaves the previous files, never partial ones.
 
 Records that hold no usable record (damaged, or not a record) are set aside, left out of every
-figure and listed with their paths; every failed episode is counted by its outcome reason.
+figure and listed with their paths; every failed episode is counted by its outcome reason. The
+KPI table and charts show the KPIs of the registry (`testbed.kpis`), in its order and format.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pandas as pd
 
 from testbed.atomic import atomic_write, atomic_write_text
 from testbed.evaluator import Cell, TransferReport, load_episodes, transfer_matrix
-from testbed.kpis import KPIS
+from testbed.kpis import KPIS, point
 from testbed.plots import write_plots
 from testbed.records import SetAside, set_aside_headline
 from testbed.report_blocks import Block, to_html, to_markdown
@@ -357,7 +358,7 @@ def _episode_faults(df: pd.DataFrame, report: TransferReport) -> list[Block]:
     held = [
         [c.policy, c.site, *(k.format(c.kpi(k.name)) for k in counts)]
         for c in report.cells.values()
-        if any(c.kpi(k.name) for k in counts)
+        if any(point(c.kpi(k.name)) > 0 for k in counts)
     ]
     if held:
         header = ["policy", "site", *(k.column for k in counts)]

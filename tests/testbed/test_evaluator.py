@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from testbed.evaluator import transfer_matrix
+from testbed.kpis import KPIS
 from testbed.statistics import (
     Estimate,
     iqm,
@@ -221,3 +222,23 @@ def test_transfer_matrix_rejects_bad_input() -> None:
         transfer_matrix(pd.DataFrame({"policy": ["p"]}))
     with pytest.raises(ValueError, match="baseline 'nope'"):
         transfer_matrix(_episodes({("p", "a", "a", 0): [1]}), baseline="nope")
+
+
+def test_every_registered_kpi_is_aggregated_as_the_registry_says() -> None:
+    df = _episodes({("p", "a", "a", 0): [1, 1, 0, 0]})
+    df["ended_by"] = ["terminated", "terminated", "truncated", "fault"]
+    df["throughput_parts_per_h"] = [100.0, 200.0, 60.0, math.nan]
+    df["energy_per_part_j"] = [10.0, 12.0, math.nan, math.nan]
+    df["latency_ms_p50"] = [1.0, 2.0, 3.0, 9.0]
+    df["latency_ms_p99"] = [5.0, 6.0, 40.0, 7.0]
+    df["deadline_misses"] = [0, 2, 1, 0]
+    df["invalid_actions"] = [0, 0, 0, 3]
+    cell = transfer_matrix(df).cell("p", "a")
+    assert cell is not None and set(cell.kpis) == set(KPIS)
+    assert cell.kpi("throughput_parts_per_h") == pytest.approx(120.0)  # the fault left out
+    assert cell.kpi("energy_per_part_j").value == pytest.approx(11.0)
+    assert cell.kpi("latency_p50_ms") == pytest.approx(2.5)  # median of the p50s
+    assert cell.kpi("latency_p99_ms") == 40.0  # the worst p99
+    assert (cell.kpi("deadline_misses"), cell.kpi("invalid_actions")) == (3, 3)
+    assert cell.kpi("faulted_episodes") == 1
+    assert math.isnan(cell.kpi("cycle_time_median_s"))  # no column: n/a, not an error

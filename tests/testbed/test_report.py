@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from testbed.cli import _register, app
 from testbed.errors import TestbedError
 from testbed.evaluator import load_episodes
+from testbed.kpis import KPIS
 from testbed.records import EpisodeMeta, EpisodeRecord, Fault, record_path, write_record
 from testbed.report import WrittenReport, write_report
 from testbed.statistics import wilson_interval
@@ -215,17 +216,57 @@ def test_matrix_numbers(written: WrittenReport) -> None:
     assert matrix.loc[("pb", "site-a"), "normalised"] == pytest.approx((0.4 - 0.1) / (0.9 - 0.1))
     # Cycle time over successes only: pa at home succeeded for seeds 0..8 -> 5..13 s.
     home = report.cell("pa", "site-a")
-    assert home.cycle_time_median_s == pytest.approx(9.0)
-    assert home.cycle_time_p90_s == pytest.approx(np.quantile(np.arange(5.0, 14.0), 0.9))
+    assert home.kpi("cycle_time_median_s") == pytest.approx(9.0)
+    assert home.kpi("cycle_time_p90_s") == pytest.approx(np.quantile(np.arange(5.0, 14.0), 0.9))
     # Seed 0 has 2 violations in 50 steps: pooled 2 / 500 steps, 1 of 10 episodes.
-    assert home.violations_per_1000_steps == pytest.approx(4.0)
-    assert home.violation_share == pytest.approx(0.1)
-    assert home.latency_p99_ms == pytest.approx(np.percentile([1.0, 2.0, 12.0], 99))
+    assert home.kpi("violations_per_1000_steps") == pytest.approx(4.0)
+    assert home.kpi("violation_share") == pytest.approx(0.1)
+    assert home.kpi("latency_p99_ms") == pytest.approx(np.percentile([1.0, 2.0, 12.0], 99))
     # Without a metrics summary the violation events count: seed 0 (2) + seed 9 (2 events).
     cut = report.cell("random", "site-b")
-    assert cut.violations_per_1000_steps == pytest.approx(1000 * 4 / 500)
-    assert cut.violation_share == pytest.approx(0.2)
-    assert math.isnan(cut.cycle_time_median_s)
+    assert cut.kpi("violations_per_1000_steps") == pytest.approx(1000 * 4 / 500)
+    assert cut.kpi("violation_share") == pytest.approx(0.2)
+    assert math.isnan(cut.kpi("cycle_time_median_s"))
+    assert report.absent_kpis == ()
+
+
+def test_kpi_table_columns_come_from_the_registry(written: WrittenReport) -> None:
+    header = ["policy", "site", "n", *(kpi.column for kpi in KPIS.values())]
+    assert header[3:] == [
+        "cycle s median", "cycle s p90", "parts/h", "energy J/part", "viol./1k steps",
+        "episodes w/ viol.", "latency ms p50", "latency ms p99", "deadline misses",
+        "invalid actions", "faulted episodes",
+    ]  # fmt: skip
+    markdown = written.markdown.read_text()
+    assert "| " + " | ".join(header) + " |" in markdown
+    assert "| pa | site-a * | 10 | 9.00 | 12.20 | 333.0 | 104.5 [102.7, 106.3] | 4.00 | 10% |" in (
+        markdown
+    )
+    assert "n/a in every cell" not in markdown
+
+
+def test_testbed_columns_of_the_kpis_are_in_the_episode_table(campaign: Path) -> None:
+    columns = set(load_episodes(campaign).columns)
+    for kpi in KPIS.values():
+        assert kpi.reads(columns), f"{kpi.name}: no column {kpi.summary_key!r} in the table"
+
+
+def test_a_kpi_no_record_holds_is_n_a_and_named(tmp_path: Path) -> None:
+    """Records of an older env without cycle_time_s: n/a, and the report says why."""
+    root = tmp_path / "c"
+    for seed in range(3):
+        record = _record("old", "p", "site-a", "site-a", seed, True)
+        metrics = {k: v for k, v in record.meta.metrics.items() if k != "cycle_time_s"}
+        meta = dataclasses.replace(record.meta, metrics=metrics)
+        write_record(record_path(root / "old", seed), dataclasses.replace(record, meta=meta))
+    written = write_report(root, tmp_path / "out")
+    assert set(written.matrix.absent_kpis) == {"cycle_time_median_s", "cycle_time_p90_s"}
+    markdown = written.markdown.read_text()
+    assert "| p | site-a * | 3 | n/a | n/a | 360.0 |" in markdown
+    assert (
+        "n/a in every cell: no episode record holds cycle_time_s (cycle s median, cycle s p90)"
+        in markdown
+    )
 
 
 def test_rows_are_grouped_by_home_site(written: WrittenReport) -> None:
@@ -392,10 +433,6 @@ def _interrupt_writing(monkeypatch: pytest.MonkeyPatch, target: str) -> None:
         (pd.DataFrame, "to_parquet"),
     ):
         monkeypatch.setattr(owner, name, half_then_die(getattr(owner, name)))
-
-
-def _outputs(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
 @pytest.mark.parametrize("target", ["kpis.png", "episodes.csv", "episodes.parquet", "report.html"])
