@@ -26,6 +26,7 @@ import numpy as np
 import pybullet
 import pybullet_data
 
+from envs import _bullet_file
 from envs import render as _render
 from envs.errors import SimulationError
 from envs.render import RENDERERS, Camera
@@ -219,9 +220,23 @@ class Sim:
         The world must hold the same bodies, created in the same order (same ids). Constraints
         are not part of the state: remake them with `attach_exact` first.
 
+        The world may have another history than the one saved (it removed and re-made more
+        bodies, or fewer): PyBullet matches saved contacts to the world's by broadphase ids,
+        which count every body ever added, so the saved ids are first translated to this
+        world's (see `envs._bullet_file`). Without that, contacts restore cold and the
+        trajectory drifts from the first step.
+
         Raises:
-            SimulationError: If PyBullet cannot read the state.
+            SimulationError: If PyBullet cannot read the state, or it holds other bodies.
         """
+        try:
+            ids = _bullet_file.collision_object_ids(self.state_bytes())
+            blob = _bullet_file.with_collision_object_ids(blob, ids)
+        except ValueError as exc:
+            raise SimulationError(
+                f"cannot restore the simulator state ({len(blob)} bytes of .bullet data) "
+                f"into this world: {exc}"
+            ) from exc
         with tempfile.TemporaryDirectory(prefix="testbed-sim-") as folder:
             path = os.path.join(folder, "state.bullet")
             with open(path, "wb") as handle:
@@ -323,8 +338,14 @@ class Sim:
         orientation: Quat,
         wall: float,
         color: tuple[float, float, float, float],
-    ) -> int:
-        """Create a static open-top box (a bin): a floor and four walls in one body."""
+    ) -> tuple[int, ...]:
+        """Create a static open-top box (a bin): a floor and four walls; returns their bodies.
+
+        Five bodies, not one compound shape: an object touching two boxes of one compound body
+        gets two contact manifolds for the same pair of collision objects, which the solver
+        orders by the history of the world and a saved state cannot tell apart (PyBullet
+        restores both from one), so a restored snapshot would drift from the original.
+        """
         sx, sy, sz = (s / 2.0 for s in size)
         half = [
             (sx, sy, wall / 2.0),
@@ -340,18 +361,11 @@ class Sim:
             (0.0, -sy + wall / 2.0, 0.0),
             (0.0, sy - wall / 2.0, 0.0),
         ]
-        c = self.client
-        n = len(half)
-        shape = c.createCollisionShapeArray(
-            [pybullet.GEOM_BOX] * n, halfExtents=half, collisionFramePositions=frames
-        )
-        visual = c.createVisualShapeArray(
-            [pybullet.GEOM_BOX] * n,
-            halfExtents=half,
-            visualFramePositions=frames,
-            rgbaColors=[color] * n,
-        )
-        return self._finish_body(shape, visual, 0.0, position, orientation, None)
+        bodies = []
+        for half_extents, frame in zip(half, frames, strict=True):
+            at, _ = self.client.multiplyTransforms(position, orientation, frame, (0, 0, 0, 1))
+            bodies.append(self.create_box(half_extents, at, orientation, 0.0, color))
+        return tuple(bodies)
 
     def _finish_body(
         self,
