@@ -151,7 +151,7 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._simulate()
         self.task.observe()
         events += self._grip_events(release)
-        events += self.task.update(self.gripper.held)
+        events += self.task.update(self.gripper.held, self.steps)
         speed = math.hypot(*self._tool_vel)
         violations = self.metrics.check_step(self._tool, speed, self._contact)
         self._count(events)
@@ -175,16 +175,20 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def episode_summary(self) -> dict[str, Any]:
         """The episode's metrics so far (``info["episode_metrics"]`` at its end).
 
-        Callers that stop an episode early (a step cap) use it to score what happened.
+        Callers that stop an episode early (a step cap) use it to score what happened. Besides
+        the numbers of `EpisodeMetrics.summary` it holds ``outcome``: ``"success"`` or why not
+        (``"lost: KR-CAP-300 at step 695"``; see `envs.tasks.conveyor_sort`).
         """
         if self.cell is None:
             raise RuntimeError("call reset() before episode_summary()")
-        return self.metrics.summary(
+        summary: dict[str, Any] = self.metrics.summary(
             len(self.task.parts),
             self.task.success_once(),
             self.task.success_at_end(),
             self.sim_time_s,
         )
+        summary["outcome"] = self.task.outcome(self.steps, self.steps >= self.max_steps)
+        return summary
 
     def render(self) -> np.ndarray | None:
         """An RGB frame from the chosen camera (``render_mode="rgb_array"``)."""
@@ -196,7 +200,12 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def save_snapshot(self) -> bytes:
         """The env's full state (simulator and Python state) as portable bytes."""
-        return snapshot.capture(self, self._last_observation)
+        if self.cell is None:
+            raise RuntimeError("call reset() before save_snapshot()")
+        states = [self._state(), *(part.state() for part in self._stateful())]
+        return snapshot.capture(
+            self._identity(), self.sim.state_bytes(), states, self._last_observation
+        )
 
     def load_snapshot(self, blob: bytes) -> dict[str, np.ndarray]:
         """Restore a `save_snapshot` state; returns the observation at that point.
@@ -206,10 +215,22 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         Raises:
             ValueError: If the snapshot belongs to another site, bundle or episode.
         """
-        observation = snapshot.restore(self, blob)
+        saved = snapshot.read(blob, self._identity())
+        if self.cell is None:
+            raise ValueError("snapshot: reset the env with the episode's seed before restoring")
+        try:
+            self.task.load_state(saved.state)
+        except ValueError as exc:
+            raise ValueError(f"snapshot: {exc}") from exc
+        self.gripper.load_state(saved.state)  # the weld first: it is not in the world's state
+        self.sim.restore_state_bytes(saved.bullet)
+        for part in (self.metrics, self.link, self.sensor):
+            part.load_state(saved.state)
+        self._load_state(saved.state)
         # Restoring .bullet bytes leaves engine state (contact pairs) that a later restore of the
         # saved cell would keep: the next reset builds the world afresh.
         self._world_restored = True
+        observation = saved.observation
         self._last_vector = np.concatenate(
             [np.asarray(observation[name], dtype=np.float32) for name in obs.FIELDS]
         )
@@ -220,6 +241,44 @@ class ConveyorSortEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.sim.close()
 
     # ------------------------------------------------------------------ internals
+
+    def _identity(self) -> dict[str, str]:
+        """What a snapshot must have been taken with to restore here."""
+        return {"site": self.site.site_id, "bundle_hash": self.site.bundle_hash}
+
+    def _stateful(self) -> tuple[Any, ...]:
+        """The components whose ``state()`` a snapshot holds besides the env's own."""
+        return (self.gripper, self.task, self.metrics, self.link, self.sensor)
+
+    def _state(self) -> dict[str, Any]:
+        """The env's own step state: counters, reward potential, RNG, last readings.
+
+        With the arm controller's commanded tool point (``arm_target``): the one state of the
+        arm that the simulator's saved state does not hold.
+        """
+        assert self.cell is not None
+        return {
+            "arm_target": np.array(self.cell.arm.target, dtype=np.float64),
+            "steps": self.steps,
+            "sim_time_s": self.sim_time_s,
+            "potential_part": self._potential_part,
+            "potential": self._potential,
+            "contact": self._contact,
+            "rng": self.np_random.bit_generator.state,
+            "tool": self._tool,
+            "tool_vel": self._tool_vel,
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        assert self.cell is not None
+        self.cell.arm.target = np.array(state["arm_target"], dtype=np.float64)
+        self.np_random.bit_generator.state = state["rng"]
+        self.steps = state["steps"]
+        self.sim_time_s = state["sim_time_s"]
+        self._potential_part = state["potential_part"]
+        self._potential = state["potential"]
+        self._contact = state["contact"]
+        self._tool, self._tool_vel = state["tool"], state["tool_vel"]
 
     def _restore_cell(self) -> None:
         """Put the world back to the cell as built, without the last episode's parts.

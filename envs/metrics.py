@@ -6,8 +6,11 @@ of DESIGN.md (success_once, success_at_end, cycle time, throughput, energy per p
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +38,21 @@ class EpisodeMetrics:
     grip_losses: int = 0
     wrong_bin: int = 0
     lost: int = 0
+
+    def state(self) -> dict[str, Any]:
+        """The running totals as JSON values (``metrics``: field -> value), for env snapshots."""
+        return {
+            "metrics": {
+                f.name: copy.deepcopy(getattr(self, f.name))
+                for f in fields(self)
+                if f.name != "safety"
+            }
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Put back what `state` returned (fields it lacks keep their values)."""
+        for name, value in state["metrics"].items():
+            setattr(self, name, copy.deepcopy(value))
 
     def add_work(self, joules: float) -> None:
         """Add mechanical work already summed over joints and physics steps (`Sim.advance`)."""

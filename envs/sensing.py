@@ -2,12 +2,15 @@
 
 `PartSensor` corrupts part tracking (noise, latency, dropout) per the site's sensor profile;
 `ActionLink` delays actions by the site's policy-link latency. Both draw randomness only from
-the env's `np_random`, so an episode is reproducible from its seed.
+the env's `np_random`, so an episode is reproducible from its seed. Both offer `state()` /
+`load_state()` (numpy arrays) for env snapshots: the readings and actions in flight are what a
+restored episode needs to see and do what the original did.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +52,30 @@ class PartSensor:
         self._last = reading
         return reading
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The readings kept for latency and dropout.
+
+        ``sensor_pos`` and ``sensor_vel`` (m, 3), oldest first; once there is one,
+        ``sensor_last`` (2, 3): the last reading's position and velocity.
+        """
+        state = {
+            "sensor_pos": _rows([pos for pos, _ in self._history], 3, np.float64),
+            "sensor_vel": _rows([vel for _, vel in self._history], 3, np.float64),
+        }
+        if self._last is not None:
+            state["sensor_last"] = np.stack(self._last)
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Put back what `state` returned (copies; no ``sensor_last`` means no reading yet)."""
+        self._history.clear()
+        self._history.extend(
+            (pos.copy(), vel.copy())
+            for pos, vel in zip(state["sensor_pos"], state["sensor_vel"], strict=True)
+        )
+        last = state.get("sensor_last")
+        self._last = (last[0].copy(), last[1].copy()) if last is not None else None
+
 
 class ActionLink:
     """Delays actions by a fixed number of control steps; the robot holds until they arrive."""
@@ -68,3 +95,18 @@ class ActionLink:
         if len(self._queue) > self.latency:
             return self._queue.popleft()
         return self.hold_action
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The actions in flight, oldest first: ``link_queue`` (k, 4)."""
+        width = int(self.hold_action.shape[0])
+        return {"link_queue": _rows(list(self._queue), width, np.float32)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Put back the actions in flight `state` returned (copies)."""
+        self._queue.clear()
+        self._queue.extend(action.copy() for action in state["link_queue"])
+
+
+def _rows(values: list[np.ndarray], width: int, dtype: type) -> np.ndarray:
+    """Stack equal-length vectors (keeping their dtype); an empty list gives (0, width)."""
+    return np.stack(values) if values else np.zeros((0, width), dtype)

@@ -17,6 +17,9 @@ engages on the part (the cup sits on its face). The episode terminates then, so
 
 Reward: ``-distance(tool, top-face centre)`` (m) per step, +1 on success, -0.1 per safety
 violation.
+
+Outcome (``episode_metrics["outcome"]``): ``success``, else ``time limit: <part_id> not touched
+(closest <d> mm)``; the part id is parts.csv's.
 """
 
 from __future__ import annotations
@@ -239,24 +242,37 @@ class TouchPartEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.touch_point = self._part_pos + np.array([0.0, 0.0, self.part.size_z / 2.0])
         self.distance_m = float(np.linalg.norm(self._tool - self.touch_point))
 
-    def episode_summary(self) -> dict[str, float | int | bool]:
+    def episode_summary(self) -> dict[str, Any]:
         """The episode's metrics so far, for callers that stop it early (a step cap).
 
         A touch ends the episode, so an episode still running has not touched.
         """
         return self._summary(touched=False)
 
-    def _summary(self, touched: bool) -> dict[str, float | int | bool]:
-        summary = self.metrics.summary(1, touched, touched, self.sim_time_s)
+    def _summary(self, touched: bool) -> dict[str, Any]:
+        summary: dict[str, Any] = self.metrics.summary(1, touched, touched, self.sim_time_s)
         summary.update(
             {
                 "parts_touched": int(touched),
                 "time_to_touch_s": self.touched_at_s if self.touched_at_s is not None else math.nan,
                 "final_distance_m": self.distance_m,
                 "min_distance_m": self.min_distance_m,
+                "outcome": self._outcome(touched),
             }
         )
         return summary
+
+    def _outcome(self, touched: bool) -> str:
+        """``success``, or why not: the only way to fail is not to touch the part in time.
+
+        ``time limit: KR-CAP-300 not touched (closest 34 mm)``; for an episode its caller
+        stopped early, ``step cap at step 40: ...``.
+        """
+        if touched:
+            return "success"
+        limit = "time limit" if self.steps >= self.max_steps else f"step cap at step {self.steps}"
+        closest = f"closest {1000.0 * self.min_distance_m:.0f} mm"
+        return f"{limit}: {self.part_id} not touched ({closest})"
 
     def _observation(self) -> dict[str, np.ndarray]:
         """The observation, built as `Testbed/ConveyorSort-v0` builds it (`envs.observation`)."""

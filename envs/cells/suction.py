@@ -7,14 +7,16 @@ heavy part harder than that, the part lags behind the cup and the grip is lost.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from envs.factory.schema import GripperSpec, Part
 from envs.robots.arm import CartesianArm
-from envs.sim import Sim
+from envs.sim import Attachment, Sim
 
 _TEAR_OFF_M = 0.03  # a part this far from where the cup holds it has been torn off
 
@@ -87,6 +89,39 @@ class SuctionGripper:
             self._drop()
             return False
         return True
+
+    def state(self) -> dict[str, Any]:
+        """Suction, the held body and the weld's exact frames, for env snapshots.
+
+        ``gripper``: ``{"on", "held", "attachment"}`` (JSON; the attachment as `Attachment`'s
+        fields, None when nothing is held); ``hold_offset``: part minus tool position when the
+        weld was made (array).
+        """
+        attachment = None
+        if self._constraint is not None:
+            attachment = dataclasses.asdict(self.sim.attachment(self._constraint))
+        return {
+            "gripper": {"on": self.on, "held": self.held, "attachment": attachment},
+            "hold_offset": np.array(self._hold_offset, dtype=np.float64),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Put back a `state`: drops any weld, then remakes the saved one with its frames.
+
+        Constraints are not part of the simulator's saved state: call this before restoring
+        that, so the world restored holds the weld as it was.
+        """
+        self._drop()
+        saved = state["gripper"]
+        weld = saved["attachment"]
+        if weld is not None:
+            fields: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in weld.items()
+            }
+            self._constraint = self.sim.attach_exact(Attachment(**fields))
+        self.on = bool(saved["on"])
+        self.held = saved["held"]
+        self._hold_offset = np.array(state["hold_offset"], dtype=np.float64)
 
     def _drop(self) -> None:
         if self._constraint is not None:

@@ -91,7 +91,7 @@ def test_snapshot_restores_python_state() -> None:
     restored.load_snapshot(original.save_snapshot())  # a snapshot of a restored env round-trips
     assert restored.steps == 120
     assert restored.np_random.bit_generator.state == original.np_random.bit_generator.state
-    assert len(restored.link._queue) == 2  # us-austin: 2-step policy-link latency
+    assert len(restored.link.state()["link_queue"]) == 2  # us-austin: 2-step policy-link latency
     assert [p.status for p in restored.task.parts] == [p.status for p in original.task.parts]
     assert restored.metrics == original.metrics
     original.close()
