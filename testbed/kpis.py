@@ -238,6 +238,9 @@ class Registry(Mapping[str, KPI]):
         except KeyError:
             raise UnknownKPIError(self.unknown(name)) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._kpis
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._kpis)
 
