@@ -227,13 +227,14 @@ def _site_id(path: str | None, packaged: str | None = None) -> str:
 def register_configs() -> None:
     """Store the schemas so YAML files can extend them (``defaults: [base_site, _self_]``).
 
-    Also registers two resolvers: ``${testbed_root:}`` (the repository folder), so configs can
-    name shipped files such as ``models/`` wherever the campaign is launched from, and
+    Also registers two resolvers: ``${testbed_models:}`` (the shipped ``models/`` folder, in a
+    checkout or an installed wheel alike), so configs can name shipped models wherever the
+    campaign is launched from, and
     ``${site_id:path[,packaged]}`` (the ``site_id`` of the bundle at ``path``, or ``packaged``
     when no path is given), so a site's identity always comes from its bundle.
     """
-    if not OmegaConf.has_resolver("testbed_root"):
-        OmegaConf.register_new_resolver("testbed_root", lambda: str(CONFIG_DIR.parent))
+    if not OmegaConf.has_resolver("testbed_models"):
+        OmegaConf.register_new_resolver("testbed_models", lambda: str(MODELS_DIR))
     if not OmegaConf.has_resolver("site_id"):
         OmegaConf.register_new_resolver("site_id", _site_id)
     store = ConfigStore.instance()
@@ -243,5 +244,9 @@ def register_configs() -> None:
     store.store(group="policy", name="base_policy", node=PolicyConfig)
 
 
-#: The repository's ``configs/`` folder (the testbed runs from a checkout: ``pip install -e``).
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: The Hydra configs. ``testbed/_configs`` is a link to the repository's top-level ``configs/``
+#: (the one to edit); building a wheel copies the files in, so an installed testbed (not only
+#: ``pip install -e``) runs campaigns too.
+CONFIG_DIR = Path(__file__).resolve().parent / "_configs"
+#: The shipped example models (``models/``), linked and packaged the same way.
+MODELS_DIR = Path(__file__).resolve().parent / "_models"

@@ -29,20 +29,22 @@ CONFIG_DIR_ENV = "TESTBED_CONFIG_DIR"
 
 
 def config_dir() -> Path:
-    """The folder holding ``train.yaml``: ``$TESTBED_CONFIG_DIR``, else the repo's ``configs/``.
+    """The folder holding ``train.yaml``: ``$TESTBED_CONFIG_DIR``, else the shipped configs.
 
-    The repo's folder is found from this file (``testbed/cli/train.py`` -> ``configs/``), which
-    holds for a checkout and an editable install; a wheel does not ship the YAML files.
+    The shipped configs are `testbed.config.CONFIG_DIR`: the repository's ``configs/`` in a
+    checkout, the packaged copy in an installed wheel.
 
     Raises:
         FileNotFoundError: If ``train.yaml`` is not there, naming the folder and the variable.
     """
+    from testbed.config import CONFIG_DIR  # Hydra's schemas: imported when the command runs
+
     override = os.environ.get(CONFIG_DIR_ENV)
-    folder = Path(override) if override else Path(__file__).resolve().parents[2] / "configs"
+    folder = Path(override) if override else CONFIG_DIR
     if not (folder / "train.yaml").is_file():
         raise FileNotFoundError(
-            f"{folder / 'train.yaml'}: not found; run from a checkout (pip install -e .) or set "
-            f"{CONFIG_DIR_ENV} to a folder holding train.yaml and train/"
+            f"{folder / 'train.yaml'}: not found; set {CONFIG_DIR_ENV} to a folder holding "
+            "train.yaml and train/"
         )
     return folder.resolve()
 
