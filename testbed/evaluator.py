@@ -18,7 +18,7 @@ Conventions (also in docs/campaigns.md, "Reading the report"):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -299,7 +299,7 @@ def transfer_matrix(
     )
 
 
-def _absent_kpis(df: pd.DataFrame, cells: Any) -> tuple[str, ...]:
+def _absent_kpis(df: pd.DataFrame, cells: Iterable[Cell]) -> tuple[str, ...]:
     """KPIs whose column no record has and that are n/a in every cell."""
     return tuple(
         kpi.name
