@@ -333,14 +333,14 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             actions = list(act_batch([s.info for _, s, _ in ready], [o for _, _, o in ready]))
         except Exception as exc:
             logger.exception("act_batch: policy raised")
-            failure = StepFailure(grpc.StatusCode.INTERNAL, f"policy.act_batch raised {exc!r}")
-            return [failure] * len(ready)
+            raised = StepFailure(grpc.StatusCode.INTERNAL, f"policy.act_batch raised {exc!r}")
+            return [raised] * len(ready)
         if len(actions) != len(ready):
-            failure = StepFailure(
+            miscounted = StepFailure(
                 grpc.StatusCode.INTERNAL,
                 f"policy.act_batch returned {len(actions)} actions for {len(ready)} sessions",
             )
-            return [failure] * len(ready)
+            return [miscounted] * len(ready)
         return actions
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -133,7 +134,7 @@ def scripted_policy(site_id: str) -> ScriptedSortController:
     return ScriptedSortController(site_id)
 
 
-def with_gains(controller: ScriptedSortController, **changes: float) -> ScriptedSortController:
+def with_gains(controller: ScriptedSortController, **changes: Any) -> ScriptedSortController:
     """A copy of `controller` with some gains changed (for tuning sweeps)."""
     return ScriptedSortController(controller.home_site, replace(controller.gains, **changes))
 

@@ -22,12 +22,16 @@ PROTOCOL_VERSION = "1.0"
 
 
 class BoxLike(Protocol):
-    """Anything shaped like a `gymnasium.spaces.Box`."""
+    """Anything shaped like a `gymnasium.spaces.Box` (read-only attributes)."""
 
-    shape: Any
-    dtype: Any
-    low: Any
-    high: Any
+    @property
+    def shape(self) -> Any: ...  # noqa: D102
+    @property
+    def dtype(self) -> Any: ...  # noqa: D102
+    @property
+    def low(self) -> Any: ...  # noqa: D102
+    @property
+    def high(self) -> Any: ...  # noqa: D102
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,8 +47,10 @@ class FieldSpec:
 
     shape: tuple[int, ...]
     dtype: str = "float32"
-    low: np.ndarray | None = None
-    high: np.ndarray | None = None
+    # Given as anything that broadcasts to ``shape`` (a number, a list, an array); stored as
+    # a read-only float64 ndarray or None.
+    low: Any = None
+    high: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", check_shape(tuple(self.shape), "shape"))

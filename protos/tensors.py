@@ -12,6 +12,7 @@ import io
 import math
 import re
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -23,7 +24,7 @@ MAX_RANK = 8
 MAX_ELEMENTS = 1 << 28
 """Largest number of elements accepted in one tensor (256 Mi)."""
 
-_TO_NUMPY: dict[int, np.dtype] = {
+_TO_NUMPY: dict[pb.DType, np.dtype] = {
     pb.DTYPE_FLOAT32: np.dtype("<f4"),
     pb.DTYPE_FLOAT64: np.dtype("<f8"),
     pb.DTYPE_INT32: np.dtype("<i4"),
@@ -31,8 +32,8 @@ _TO_NUMPY: dict[int, np.dtype] = {
     pb.DTYPE_UINT8: np.dtype("u1"),
     pb.DTYPE_BOOL: np.dtype("?"),
 }
-_FROM_NAME: dict[str, int] = {dt.name: code for code, dt in _TO_NUMPY.items()}
-_FROM_DTYPE: dict[np.dtype, int] = {dt: code for code, dt in _TO_NUMPY.items()}
+_FROM_NAME: dict[str, pb.DType] = {dt.name: code for code, dt in _TO_NUMPY.items()}
+_FROM_DTYPE: dict[np.dtype, pb.DType] = {dt: code for code, dt in _TO_NUMPY.items()}
 
 SUPPORTED_DTYPES: tuple[str, ...] = tuple(_FROM_NAME)
 """numpy dtype names that have a wire `DType`."""
@@ -61,7 +62,7 @@ class TensorError(ValueError):
         super().__init__(f"{field}: {self.reason}")
 
 
-def dtype_to_proto(dtype: np.dtype | str | type, field: str = "dtype") -> int:
+def dtype_to_proto(dtype: np.dtype | str | type, field: str = "dtype") -> pb.DType:
     """Map a numpy dtype (or its name) to the wire `DType` value.
 
     Raises:
@@ -83,7 +84,7 @@ def dtype_from_proto(code: int, field: str = "dtype") -> np.dtype:
     Raises:
         TensorError: If the value is unknown or ``DTYPE_UNSPECIFIED``.
     """
-    dtype = _TO_NUMPY.get(code)
+    dtype = _TO_NUMPY.get(cast("pb.DType", code))  # any int may arrive on the wire
     if dtype is None:
         got = f"{code} (DTYPE_UNSPECIFIED)" if code == pb.DTYPE_UNSPECIFIED else code
         raise TensorError(field, "a known DType", got)
@@ -107,7 +108,9 @@ def check_shape(shape: Sequence[int], field: str = "shape") -> tuple[int, ...]:
     return dims
 
 
-def to_tensor(array: np.ndarray | float | int | bool, encoding: int = pb.ENCODING_RAW) -> pb.Tensor:
+def to_tensor(
+    array: np.ndarray | float | int | bool, encoding: pb.Encoding = pb.ENCODING_RAW
+) -> pb.Tensor:
     """Encode an array as a `Tensor`.
 
     Args:
@@ -207,7 +210,7 @@ class FieldDecoder:
         return from_tensor(tensor, self.field)
 
 
-def _encode_image(arr: np.ndarray, encoding: int) -> bytes:
+def _encode_image(arr: np.ndarray, encoding: pb.Encoding) -> bytes:
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] > 4):
         got = f"{arr.dtype.name}{list(arr.shape)}"
         raise TensorError("tensor", "uint8 (H, W[, C<=4]) for an image encoding", got)

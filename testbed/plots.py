@@ -99,7 +99,14 @@ def _heatmap(
     image = ax.imshow(matrix, cmap=colormap, vmin=limits[0], vmax=limits[1], aspect="auto")
     for i, policy in enumerate(report.policies):
         for j, site in enumerate(report.sites):
-            _annotate(ax, report.cell(policy, site), label, i, j, image.norm(matrix[i, j]))
+            _annotate(
+                ax,
+                report.cell(policy, site),
+                label,
+                i,
+                j,
+                float(np.asarray(image.norm(matrix[i, j]))),
+            )
     _label_axes(ax, report)
     fig.colorbar(image, ax=ax, label=colorbar, fraction=0.046, pad=0.04)
     ax.set_title(f"{title}\n(outlined: the policy's home site; grey: not evaluated)", fontsize=10)

@@ -9,7 +9,7 @@ snapshot, if the env offers ``save_snapshot() -> bytes`` (state before that step
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -55,7 +55,7 @@ class EpisodeRecorder(gym.Wrapper):
         self._snapshot()
         return observation, info
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         """Step the env and append the step to the recording."""
         applied = np.array(action, copy=True)
         observation, reward, terminated, truncated, info = self.env.step(action)

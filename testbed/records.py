@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -221,7 +221,7 @@ def write_record(path: Path, record: EpisodeRecord) -> Path:
         {f"snapshot/{s}": np.frombuffer(b, dtype=np.uint8) for s, b in record.snapshots.items()}
     )
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **cast("dict[str, Any]", arrays))  # keys are never numpy's own
     return atomic_write_bytes(Path(path), buffer.getvalue())
 
 

@@ -95,11 +95,14 @@ def run_episode(
         result.ended_by = "fault"
         return result
     pending: deque[np.ndarray] = deque()
-    hold = np.zeros(env.action_space.shape, dtype=env.action_space.dtype)
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise TypeError(f"run_episode: expected a Box action space, got {space}")
+    hold = np.zeros(space.shape, dtype=space.dtype)
     limit = max_steps if max_steps is not None else 10**9
     fault_limit = max_consecutive_faults if max_consecutive_faults is not None else 10**9
     consecutive = 0
-    validate = ActionValidator(env.action_space)
+    validate = ActionValidator(space)
     while result.steps < limit:
         if not pending:
             chunk = _ask(policy, session, observation, validate, result)

@@ -234,7 +234,11 @@ def stratified_bootstrap(
     arrays = [a for a in arrays if a.size]
     if not arrays:
         return Estimate.undefined()
-    statistic = statistic or (lambda x: iqm(x, axis=-1))
+
+    def pooled_iqm(x: np.ndarray) -> np.ndarray:
+        return np.asarray(iqm(x, axis=-1))
+
+    statistic = statistic or pooled_iqm
     value = float(statistic(np.concatenate(arrays)[np.newaxis])[0])
     rng = np.random.default_rng(seed)
     resampled = [a[rng.integers(0, a.size, size=(n_resamples, a.size))] for a in arrays]

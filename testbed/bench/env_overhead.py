@@ -300,7 +300,7 @@ def scripted_actions(env: gym.Env, policy: Policy, site: str, steps: int) -> lis
     session = SessionInfo(f"bench-env-{site}", site=site, seed=SEED)
     observation, _ = env.reset(seed=SEED)
     policy.reset(session)
-    shape = env.action_space.shape
+    shape = tuple(env.action_space.shape or ())
     actions = []
     for _ in range(steps):
         action = np.asarray(policy.act(session, observation), dtype=np.float32)

@@ -90,6 +90,7 @@ def policy_server_mb(profile: BenchProfile) -> float:
     try:
         address = _await_address(process)
         env = gym.make(ENV_ID, site=SITE)
+        assert isinstance(env.action_space, gym.spaces.Box)
         try:
             with RemotePolicy(address, observation_space=env.observation_space,
                               action_space=env.action_space, deadline_s=5.0) as remote:  # fmt: skip

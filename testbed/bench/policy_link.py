@@ -180,7 +180,7 @@ def measure_link(
     with ExitStack() as stack:
         server = serve(policy)
         stack.callback(server.stop, 0)
-        modes = {"in-process": lambda: policy.act(session, obs)}
+        modes: dict[str, Callable[[], object]] = {"in-process": lambda: policy.act(session, obs)}
         modes.update(_echo_modes(stack, payload))
         modes.update(_testbed_modes(stack, server.address, obs))
         samples = {name: LinkSamples() for name in modes}

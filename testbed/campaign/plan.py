@@ -56,8 +56,8 @@ def plan_campaign(arguments: list[str], multirun: bool = False) -> list[PlannedT
     register_configs()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         parsed = OverridesParser.create().parse_overrides(arguments)
-        sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
-        plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+        sweeps = [str(o.input_line) for o in parsed if o.is_sweep_override()]
+        plain = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
         primary = compose("config", overrides=plain, return_hydra_config=True)
         multirun = multirun or str(primary.hydra.mode) == "RunMode.MULTIRUN"
         if sweeps and not multirun:
