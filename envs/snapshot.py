@@ -30,6 +30,11 @@ key                         content
 Restoring needs a world built the same way: ``reset(seed=<the episode's seed>)`` first, so
 bodies have the same ids and the parts the same schedule; the task checks that it is so. The
 world's history does not matter (`envs.sim.Sim.restore_state_bytes`).
+
+Format 2 (``testbed.env-snapshot/2``) has the layout of format 1 and each part's
+``resolved_step`` and ``in_bin``; its cell builds each bin from five bodies. Format 1 snapshots
+come from cells whose bins were one compound body, so their bodies do not match today's cell:
+they are refused with that reason (replay such an episode from step 0).
 """
 
 from __future__ import annotations
@@ -42,7 +47,14 @@ from typing import Any
 
 import numpy as np
 
-SNAPSHOT_FORMAT = "testbed.env-snapshot/1"
+SNAPSHOT_FORMAT = "testbed.env-snapshot/2"
+#: Formats this version cannot restore, and why.
+_RETIRED = {
+    "testbed.env-snapshot/1": (
+        "taken by an earlier version of the env, whose bins were one compound body; its "
+        "bodies do not match this cell, so it cannot be restored (replay from step 0)"
+    ),
+}
 _RESERVED = ("state", "bullet", "format")
 
 
@@ -105,6 +117,8 @@ def read(blob: bytes, identity: Mapping[str, str]) -> Snapshot:
         document = json.loads(arrays.pop("state").tobytes().decode())
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"snapshot: not a readable env snapshot ({exc})") from exc
+    if document.get("format") in _RETIRED:
+        raise ValueError(f"snapshot: {_RETIRED[document['format']]}")
     if document.get("format") != SNAPSHOT_FORMAT:
         raise ValueError(
             f"snapshot: expected format {SNAPSHOT_FORMAT!r}, got {document.get('format')!r}"

@@ -215,8 +215,7 @@ class ConveyorSortTask:
         parts = [p for p in self.parts if p.status == status]
         if not parts:
             return None
-        # Snapshots of older versions did not keep the step: such parts come last.
-        first = min(parts, key=lambda p: (p.resolved_step is None, p.resolved_step or 0, p.index))
+        first = min(parts, key=lambda p: (p.resolved_step or 0, p.index))
         return first, len(parts)
 
     # ------------------------------------------------------------------ snapshots
@@ -266,8 +265,8 @@ class ConveyorSortTask:
             p.status = saved_part["status"]
             p.ever_sorted = saved_part["ever_sorted"]
             p.grasped_once = saved_part["grasped_once"]
-            p.resolved_step = saved_part.get("resolved_step")  # absent in older snapshots
-            p.in_bin = saved_part.get("in_bin")
+            p.resolved_step = saved_part["resolved_step"]
+            p.in_bin = saved_part["in_bin"]
             p.position = np.array(position, dtype=np.float64)
             p.velocity = np.array(velocity, dtype=np.float64)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +146,19 @@ def test_snapshot_restores_in_another_process(tmp_path: Path) -> None:
     )
     expected = np.stack([np.concatenate(list(o.values())) for o in trace["obs"][101:141]])
     assert np.load(tmp_path / "out.npy").tobytes() == expected.tobytes()
+
+
+def test_snapshot_of_the_compound_bin_format_is_refused_with_its_reason() -> None:
+    trace = _run("kr-changwon", steps=1, snapshot_at={0})
+    with np.load(io.BytesIO(trace["snapshots"][0]), allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    state = json.loads(arrays["state"].tobytes())
+    state["format"] = "testbed.env-snapshot/1"
+    arrays["state"] = np.frombuffer(json.dumps(state).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    env = ConveyorSortEnv("kr-changwon")
+    env.reset(seed=SEED)
+    with pytest.raises(ValueError, match="bins were one compound body.*replay from step 0"):
+        env.load_snapshot(buffer.getvalue())
+    env.close()
