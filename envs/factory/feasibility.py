@@ -16,11 +16,12 @@ cell") explains each rule.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from envs.errors import DataIssue
-from envs.factory.arrivals import arrive_events
+from envs.factory.arrivals import ARRIVE
 from envs.factory.geometry import Box
 from envs.factory.layout import (
     DROP_HEIGHT_M,
@@ -38,6 +39,7 @@ from envs.factory.schema import SiteSpec
 from envs.factory.workspace import Window, check_reach
 from envs.observation import MAX_BINS
 
+_ROW = re.compile(r"row (\d+)")
 MIN_WINDOW_S = 1.5
 """A part should spend at least this long in the pick window (else: a warning)."""
 SORT_MARGIN_S = 3.0
@@ -46,10 +48,20 @@ SORT_MARGIN_S = 3.0
 
 @dataclass(frozen=True)
 class Findings:
-    """What `check_layout` found."""
+    """What `check_layout` found.
+
+    Attributes:
+        errors: What keeps the task from succeeding (or the env from accepting the site).
+        warnings: What works, but barely.
+        window: The pick window, from and to (m along the belt from its centre; None if the
+            belt is out of reach).
+        carries: Bin station id -> the pick point (world) a straight carry to it starts from.
+    """
 
     errors: tuple[DataIssue, ...]
     warnings: tuple[DataIssue, ...]
+    window: tuple[float, float] | None = None
+    carries: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
 
 
 def check_layout(spec: SiteSpec, rows: Mapping[str, str] | None = None) -> Findings:
@@ -66,12 +78,25 @@ def check_layout(spec: SiteSpec, rows: Mapping[str, str] | None = None) -> Findi
     layout = Layout(spec)
     for check in (_bin_count, _level, _floor, _overlaps, _gravity, _bin_heights):
         check(layout, report)
-    window = check_reach(layout, report)
+    window, carries = check_reach(layout, report)
     if window is not None:
         _timing(layout, window, report)
         _speeds(layout, window, report)
     _arrival_conveyor(layout, report)
-    return Findings(tuple(report.errors), tuple(report.warnings))
+    span = None if window is None else (window.start, window.end)
+    return Findings(_by_row(report.errors), _by_row(report.warnings), span, carries)
+
+
+def _by_row(issues: list[DataIssue]) -> tuple[DataIssue, ...]:
+    """Findings in file order, and by row within a file (stable: in check order otherwise)."""
+    files = ("site.yaml", "stations.csv", "parts.csv", "arrivals.csv")
+
+    def key(issue: DataIssue) -> tuple[int, int]:
+        row = _ROW.match(issue.location)
+        order = files.index(issue.file) if issue.file in files else len(files)
+        return order, int(row[1]) if row else 0
+
+    return tuple(sorted(issues, key=key))
 
 
 def _bin_count(layout: Layout, report: Report) -> None:
@@ -262,7 +287,8 @@ def _speeds(layout: Layout, window: Window, report: Report) -> None:
 
 def _arrival_conveyor(layout: Layout, report: Report) -> None:
     belt = layout.belt.station.station_id
-    elsewhere = sorted({a.station_id for a in arrive_events(layout.spec.arrivals)} - {belt})
+    arrivals = layout.spec.arrivals
+    elsewhere = sorted({a.station_id for a in arrivals if a.activity == ARRIVE} - {belt})
     if elsewhere:
         report.add(
             DataIssue(

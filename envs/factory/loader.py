@@ -47,6 +47,8 @@ class BundleCheck:
             per file, then one that counts the rest).
         warnings: Marginal points of the layout (only checked once the files are valid).
         total_errors: Every error found, listed or not.
+        window: The pick window on the belt, from and to (m along it from its centre), once
+            the layout was checked and the belt is in reach.
     """
 
     root: Path
@@ -54,6 +56,7 @@ class BundleCheck:
     errors: tuple[DataIssue, ...]
     warnings: tuple[DataIssue, ...]
     total_errors: int
+    window: tuple[float, float] | None = None
 
     def raise_errors(self) -> SiteSpec:
         """The site, or a `FactoryDataError` with the errors."""
@@ -199,7 +202,12 @@ def check_snapshot(root: Path, files: Mapping[str, bytes]) -> BundleCheck:
     layout_errors = IssueList(findings.errors)
     errors = _in_file_order(layout_errors)
     return BundleCheck(
-        root, None if errors else spec, errors, findings.warnings, layout_errors.total
+        root,
+        None if errors else spec,
+        errors,
+        findings.warnings,
+        layout_errors.total,
+        findings.window,
     )
 
 

@@ -37,6 +37,7 @@ from envs.robots.models import INNER_RADIUS_M
 SAMPLE_STEP_M = 0.05
 """Spacing of the points tried along the belt."""
 _SAME_HEIGHT_M = 0.01
+_CARRIES_TRIED = 8  # pick points whose whole carry path is checked for reach, per bin
 _SCANS: dict[tuple, tuple[tuple[float, str | None], ...]] = {}
 _SCAN_CACHE_LIMIT = 10_000
 
@@ -64,19 +65,24 @@ class Window:
         return self.end - self.start
 
 
-def check_reach(layout: Layout, report: Report) -> Window | None:
+def check_reach(
+    layout: Layout, report: Report
+) -> tuple[Window | None, dict[str, tuple[float, float, float]]]:
     """Check the pick window, every drop point, the carries between them and the fixtures.
 
     Returns:
-        The pick window, or None if no point of the belt is in reach (an error is reported).
+        The pick window (None if no point of the belt is in reach: an error is reported), and
+        for each bin a carry works for, the pick point it starts from.
     """
     window = _pick_window(layout, report)
     reachable = [spot for spot in layout.bins if _drop_point(layout, spot, report)]
-    if window is not None:
-        for spot in reachable:
-            _carry(layout, window, spot, report)
+    carries: dict[str, tuple[float, float, float]] = {}
+    for spot in reachable if window is not None else []:
+        start = _carry(layout, window, spot, report)  # type: ignore[arg-type]
+        if start is not None:
+            carries[spot.station.station_id] = (float(start[0]), float(start[1]), float(start[2]))
     _fixtures(layout, report)
-    return window
+    return window, carries
 
 
 def problem(layout: Layout, point: np.ndarray) -> tuple[str | None, float]:
@@ -238,33 +244,63 @@ def _drop_point(layout: Layout, spot: BinSpot, report: Report) -> bool:
     return True
 
 
-def _carry(layout: Layout, window: Window, spot: BinSpot, report: Report) -> None:
-    """Report a bin no straight carry from the pick window reaches."""
-    zones = layout.spec.site.safety.keep_out_zones
-    best, crossed = -1.0, ""
-    for start in window.points:
-        clearance = horizontal_clearance(layout.base, start, spot.drop)
-        zone = next(
-            (z.name for z in zones if segment_crosses(start, spot.drop, z.min_xyz, z.max_xyz)), ""
-        )
-        if clearance >= INNER_RADIUS_M and not zone:
-            return
-        if clearance > best:
-            best, crossed = clearance, zone
+def _carry(layout: Layout, window: Window, spot: BinSpot, report: Report) -> np.ndarray | None:
+    """The pick point of a straight carry to the bin, or None after reporting that none works.
+
+    Pick points are tried nearest the drop point first; the cheap tests (clearance of the base
+    axis, keep-out zones) go before the reach of every point along the path, which is checked
+    for at most `_CARRIES_TRIED` of them.
+    """
+    tried, first = 0, ""
+    points = np.array(window.points)
+    for start in points[np.argsort(np.linalg.norm(points - spot.drop, axis=1), kind="stable")]:
+        blocked = _blocked(layout, start, spot.drop)
+        if blocked is None:
+            if tried == _CARRIES_TRIED:
+                break
+            tried += 1
+            blocked = _out_of_reach_along(layout, start, spot.drop)
+        if blocked is None:
+            return start
+        first = first or f"from {fmt(start)} it {blocked}"
     robot, belt = layout.robot.station_id, layout.belt.station.station_id
-    why = (
-        f"crosses keep-out zone {crossed!r}"
-        if crossed and best >= INNER_RADIUS_M
-        else f"passes {best:.2f} m from robot {robot}'s base axis at the closest"
-    )
     report.station(
         spot.station.station_id,
-        f"bin at {fmt(spot.box.center)}; every straight tool path from the pick window on "
-        f"{belt} to its drop point {why}",
-        f"a carry from the belt that keeps {INNER_RADIUS_M:g} m from the base axis (the "
-        "controller never commands the tool nearer: it stalls there) and out of keep-out "
-        "zones: put the bin on the belt's side of the robot, beside the pick window",
+        f"bin at {fmt(spot.box.center)}; no straight tool path from the pick window on {belt} "
+        f"to its drop point {fmt(spot.drop)} works: {first}",
+        f"a straight carry from the belt that keeps {INNER_RADIUS_M:g} m from robot {robot}'s "
+        "base axis (the controller never commands the tool nearer: it stalls there), stays in "
+        "reach and out of keep-out zones: put the bin on the belt's side of the robot, beside "
+        "the pick window",
     )
+    return None
+
+
+def _blocked(layout: Layout, start: np.ndarray, end: np.ndarray) -> str | None:
+    clearance = horizontal_clearance(layout.base, start, end)
+    if clearance < INNER_RADIUS_M:
+        return f"passes {clearance:.2f} m from the base axis"
+    for zone in layout.spec.site.safety.keep_out_zones:
+        if segment_crosses(start, end, zone.min_xyz, zone.max_xyz):
+            return f"crosses keep-out zone {zone.name!r}"
+    return None
+
+
+def _out_of_reach_along(layout: Layout, start: np.ndarray, end: np.ndarray) -> str | None:
+    """Why the tool cannot follow the straight path (bounds, zones, IK step by step), or None."""
+    steps = max(1, math.ceil(float(np.linalg.norm(end - start)) / SAMPLE_STEP_M))
+    path = [start + (end - start) * (k / steps) for k in range(steps + 1)]
+    for point in path[1:-1]:
+        bounds = layout.out_of_bounds(point)
+        if bounds:
+            return f"passes {fmt(point)}, {bounds}"
+    for point, residual in zip(path, layout.path_residuals(path), strict=True):
+        if residual > REACH_TOLERANCE_M:
+            return (
+                f"passes {fmt(point)}, where the IK, following the path, gets the tool only "
+                f"within {residual * 1000:.0f} mm"
+            )
+    return None
 
 
 def _fixtures(layout: Layout, report: Report) -> None:

@@ -89,7 +89,7 @@ def check_command(
         for issue in check.errors:
             console.print(f"  - {issue}", markup=False)
     else:
-        _print_summary(console, check.spec)
+        _print_summary(console, check.spec, check.window)
     if check.warnings:
         console.print(f"{len(check.warnings)} warning(s):", markup=False)
         for issue in check.warnings:
@@ -98,7 +98,9 @@ def check_command(
         raise typer.Exit(code=1)
 
 
-def _print_summary(console: Console, spec: SiteSpec) -> None:
+def _print_summary(
+    console: Console, spec: SiteSpec, window: tuple[float, float] | None = None
+) -> None:
     from envs.factory.arrivals import arrive_events
 
     site = spec.site
@@ -120,5 +122,14 @@ def _print_summary(console: Console, spec: SiteSpec) -> None:
         f"  part shares:   {shares}",
         f"  bundle hash:   sha256:{spec.bundle_hash}",
     ]
+    if window is not None:
+        start, end = window
+        speed = spec.conveyor.conveyor_speed_mps or 0.0
+        time = f"; {(end - start) / speed:.1f} s at {speed:g} m/s" if speed else ""
+        lines.insert(
+            4,
+            f"  pick window:   {spec.conveyor.station_id} from {start:.2f} to {end:.2f} m along "
+            f"the belt ({end - start:.2f} m{time})",
+        )
     for line in lines:
         console.print(line, markup=False)
