@@ -190,6 +190,158 @@ DEFECTS: tuple[Defect, ...] = (
 )  # fmt: skip
 
 
+# ---------------------------------------------------------------------- layout defects
+# Each turns a valid draft (bundle_strategies.valid_drafts: robot at the origin, belt along x at
+# y 0.42 with its top at 0.1 m, bins around +x) into one whose files are valid but whose cell
+# the task cannot work in; the finding must name the row (or key) and say what would fix it.
+
+
+def _of_kind(draft: Draft, kind: str) -> list[int]:
+    return [i for i, row in enumerate(draft.stations) if row.get("kind") == kind]
+
+
+def _station_at(index: int) -> str:
+    """Location of a finding about a whole station row."""
+    return f"row {index + 1} (line {index + 2}), station"
+
+
+def _world(draft: Draft, row: dict[str, str]) -> list[float]:
+    """World position of a station of a valid draft (parents there are never turned)."""
+    position = [float(row[axis]) for axis in "xyz"]
+    parent = next((r for r in draft.stations if r["station_id"] == row.get("parent_id")), None)
+    if parent is None:
+        return position
+    return [a + b for a, b in zip(position, _world(draft, parent), strict=True)]
+
+
+def _to_floor(row: dict[str, str], x: float, y: float) -> None:
+    row.update(parent_id="", x=repr(x), y=repr(y), z=repr(float(row["size_z"]) / 2))
+
+
+def _zone(draft: Draft, low: list[float], high: list[float]) -> None:
+    zones = draft.site["safety"].setdefault("keep_out_zones", [])
+    zones.append({"name": f"zone{len(zones) + 2}", "min_xyz": low, "max_xyz": high})
+
+
+def bin_out_of_reach(rng: random.Random, draft: Draft) -> Expect:
+    """A bin 5 m from the robot."""
+    index = _of_kind(draft, "bin")[-1]
+    _to_floor(draft.stations[index], 5.0, rng.uniform(-1.0, 1.0))
+    return Expect("stations.csv", _station_at(index), "a drop point robot", local=False)
+
+
+def belt_out_of_reach(rng: random.Random, draft: Draft) -> Expect:
+    """The conveyor 3 m from the robot."""
+    index = _of_kind(draft, "conveyor")[0]
+    draft.stations[index]["y"] = repr(rng.choice([3.0, -3.0]))
+    return Expect("stations.csv", _station_at(index), "a belt within reach", local=False)
+
+
+def belt_below_floor(rng: random.Random, draft: Draft) -> Expect:
+    index = _of_kind(draft, "conveyor")[0]
+    draft.stations[index]["z"] = repr(rng.choice([-0.3, -0.06]))  # few: the reach cache serves
+    where = _cell(index, "z")
+    return Expect("stations.csv", where, "on or above the floor", local=False)
+
+
+def bin_below_floor(rng: random.Random, draft: Draft) -> Expect:
+    index = _of_kind(draft, "bin")[-1]
+    draft.stations[index]["z"] = repr(rng.uniform(-0.5, -0.1))
+    where = _cell(index, "z")
+    return Expect("stations.csv", where, "on or above the floor", local=False)
+
+
+def bin_on_the_belt(rng: random.Random, draft: Draft) -> Expect:
+    """A bin standing inside the conveyor: the later of the two rows names the other."""
+    index, belt = _of_kind(draft, "bin")[-1], _of_kind(draft, "conveyor")[0]
+    _to_floor(draft.stations[index], rng.choice([-0.3, 0.0, 0.3]), 0.42)
+    where = _station_at(max(index, belt))
+    return Expect("stations.csv", where, "stations apart", local=False)
+
+
+def five_bins(rng: random.Random, draft: Draft) -> Expect:
+    """More bins than the observation has part-type slots (each with a part of its own)."""
+    bins = _of_kind(draft, "bin")
+    while len(bins) < 5:
+        part = copy.deepcopy(rng.choice(draft.parts))
+        part["part_id"] = ident(rng, {p["part_id"] for p in draft.parts})
+        draft.parts.append(part)
+        row = copy.deepcopy(draft.stations[bins[0]])
+        row["station_id"] = ident(rng, {r["station_id"] for r in draft.stations})
+        row["accepts"] = part["part_id"]
+        _to_floor(row, -0.45, 0.1 - 0.25 * len(bins))
+        draft.stations.append(row)
+        bins.append(len(draft.stations) - 1)
+    where = _cell(bins[4], "kind")
+    return Expect("stations.csv", where, "at most 4 bins", local=False)
+
+
+def belt_above_bins(rng: random.Random, draft: Draft) -> Expect:
+    """The belt raised, so the bin openings are far below its top: dropped parts are lost."""
+    index, first_bin = _of_kind(draft, "conveyor")[0], _of_kind(draft, "bin")[0]
+    draft.stations[index]["z"] = repr(rng.choice([0.28, 0.32]))
+    where = _cell(first_bin, "z")
+    return Expect("stations.csv", where, "below the belt top", local=False)
+
+
+def bin_behind_the_robot(rng: random.Random, draft: Draft) -> Expect:
+    """A bin across the robot from the belt: every carry passes through the robot's base."""
+    index = _of_kind(draft, "bin")[-1]
+    _to_floor(draft.stations[index], rng.choice([-0.02, 0.0, 0.02]), -0.35)
+    return Expect("stations.csv", _station_at(index), "straight carry from the belt", local=False)
+
+
+def drop_point_in_keep_out(rng: random.Random, draft: Draft) -> Expect:
+    index = _of_kind(draft, "bin")[0]
+    row = draft.stations[index]
+    x, y, z = _world(draft, row)
+    drop = [x, y, z + float(row["size_z"]) / 2 + 0.06]
+    _zone(draft, [v - 0.05 for v in drop], [v + 0.05 for v in drop])
+    where = _station_at(index)
+    return Expect("stations.csv", where, "out of the keep-out zone", local=False)
+
+
+def belt_in_keep_out(rng: random.Random, draft: Draft) -> Expect:
+    _zone(draft, [-1.0, 0.25, 0.0], [1.0, 0.6, rng.uniform(0.3, 2.0)])
+    index = _of_kind(draft, "conveyor")[0]
+    return Expect("stations.csv", _station_at(index), "a belt within reach", local=False)
+
+
+def keep_out_wall(rng: random.Random, draft: Draft) -> Expect:
+    """A thin keep-out zone between the belt and the bins: no straight carry gets through."""
+    y = rng.uniform(0.26, 0.28)
+    _zone(draft, [-1.0, y, 0.0], [1.0, y + 0.01, 2.0])
+    index = _of_kind(draft, "bin")[0]
+    return Expect("stations.csv", _station_at(index), "straight carry from the belt", local=False)
+
+
+def tilted_station(rng: random.Random, draft: Draft) -> Expect:
+    """A bin, the belt or the robot with a roll or pitch the cell would ignore or misjudge."""
+    index = rng.choice(_of_kind(draft, "bin") + _of_kind(draft, "conveyor") + [0])
+    column = rng.choice(["rx", "ry"])
+    draft.stations[index][column] = repr(rng.choice([-1, 1]) * rng.uniform(0.01, 3.1))
+    where = _cell(index, column)
+    return Expect("stations.csv", where, f"{column} = 0 on a", local=False)
+
+
+def too_little_time(rng: random.Random, draft: Draft) -> Expect:
+    """A time limit shorter than the parts take to arrive."""
+    draft.site["task"] = {"parts_per_episode": 3, "time_limit_s": rng.uniform(0.05, 0.5)}
+    return Expect("site.yaml", "task.time_limit_s", "every part can be sorted", local=False)
+
+
+def gravity_up(rng: random.Random, draft: Draft) -> Expect:
+    draft.site["gravity_mps2"] = [0.0, 0.0, rng.choice([0.0, 9.81])]
+    return Expect("site.yaml", "gravity_mps2", "pointing down", local=False)
+
+
+LAYOUT_DEFECTS: tuple[Defect, ...] = (
+    bin_out_of_reach, belt_out_of_reach, belt_below_floor, bin_below_floor, bin_on_the_belt,
+    five_bins, belt_above_bins, bin_behind_the_robot, drop_point_in_keep_out, belt_in_keep_out,
+    keep_out_wall, tilted_station, too_little_time, gravity_up,
+)  # fmt: skip
+
+
 # ------------------------------------------------------------------------ byte defects
 
 ByteDefect = Callable[[random.Random, dict[str, bytes]], "Expect | None"]

@@ -2,7 +2,10 @@
 
 Every rejection is a `FactoryDataError` whose issues name the file, the row or key, and what was
 expected; every accepted bundle is a `SiteSpec`, and (on a bounded sample, since building a
-PyBullet cell costs ~0.1 s) builds a cell that steps with finite observations.
+PyBullet cell costs ~0.1 s) builds a cell that steps with finite observations. Layouts the task
+cannot work in (`LAYOUT_DEFECTS`) are rejected naming the station and the remedy, and
+``gym.make`` agrees with the check (`check_bundle`, what ``testbed sites check`` runs) on every
+bundle it is tried on: it raises the same findings, or builds a cell that steps.
 
 Bundles stay in memory (`load_snapshot`). Example counts scale with the Hypothesis profile
 (``tests/conftest.py``): the ``ci`` profile tries 10,000+ bundles, ``nightly`` ten times more.
@@ -12,6 +15,7 @@ The count actually tried is printed at the end of the module and asserted there.
 from __future__ import annotations
 
 import random
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,15 +27,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs.errors import DataIssue, FactoryDataError
-from envs.factory.loader import load_snapshot
+from envs.factory.loader import check_bundle, load_snapshot
 from envs.factory.schema import SiteSpec
 
-from .bundle_defects import BYTE_DEFECTS, DEFECTS, DESTRUCTIVE, benign, junk_file
+from .bundle_defects import BYTE_DEFECTS, DEFECTS, DESTRUCTIVE, LAYOUT_DEFECTS, benign, junk_file
 from .bundle_strategies import FILES, Draft, Expect, valid_drafts
 
 ROOT = Path("/nonexistent/generated-bundle")  # in memory: nothing is read from here
 SCALE = settings().max_examples / 100  # 1 under the ci profile, 10 under nightly
-COUNTS = {"valid": 1500, "one_defect": 3500, "combined": 3500, "arbitrary": 1600, "build": 25}
+COUNTS = {
+    "valid": 1500,
+    "one_defect": 3500,
+    "combined": 3500,
+    "arbitrary": 1600,
+    "layout": 600,
+    "build": 25,
+    "agree": 30,
+}
 HANG_S = 5.0  # one bundle is ~1 ms; anything near this is a hang
 TRIED: Counter[str] = Counter()
 
@@ -163,6 +175,61 @@ def test_arbitrary_bytes_are_rejected_cleanly(names: set[str], seed: int) -> Non
     assert not isinstance(result, SiteSpec)
 
 
+@st.composite
+def bad_layouts(draw: st.DrawFn) -> tuple[Draft, Expect]:
+    """A valid draft with one layout defect, and the finding it must raise."""
+    draft = draw(valid_drafts())
+    defect = draw(st.sampled_from(LAYOUT_DEFECTS))
+    expect = defect(random.Random(draw(st.integers(0, 2**32 - 1))), draft)
+    assert expect is not None
+    return draft, expect
+
+
+@settings(max_examples=examples("layout"))
+@given(bad_layouts())
+def test_a_layout_the_task_cannot_use_is_named_with_its_remedy(case: tuple[Draft, Expect]) -> None:
+    draft, expect = case
+    rejected_with(load(draft.files()), expect)
+
+
+@st.composite
+def any_layouts(draw: st.DrawFn) -> Draft:
+    """A valid draft, or (as often) one with a layout defect."""
+    return draw(bad_layouts())[0] if draw(st.booleans()) else draw(valid_drafts())
+
+
+@settings(max_examples=examples("agree"))
+@given(any_layouts(), st.integers(0, 2**16))
+def test_check_and_gym_make_agree(draft: Draft, seed: int) -> None:
+    import gymnasium as gym
+
+    import envs  # noqa: F401  (registers the env ids)
+
+    TRIED["tried"] += 1
+    with tempfile.TemporaryDirectory(prefix="testbed-bundle-") as folder:
+        for name, data in draft.files().items():
+            (Path(folder) / name).write_bytes(data)
+        check = check_bundle(folder)
+        if check.errors:
+            TRIED["rejected"] += 1
+            with pytest.raises(FactoryDataError) as raised:
+                gym.make("Testbed/ConveyorSort-v0", site=folder)
+            assert raised.value.issues == check.errors
+            return
+        TRIED["accepted"] += 1
+        env = gym.make("Testbed/ConveyorSort-v0", site=folder)
+        try:
+            env.reset(seed=seed)
+            rng = np.random.default_rng(seed)
+            for _ in range(8):
+                observation, reward, *_ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+                assert np.isfinite(reward)
+                assert all(np.all(np.isfinite(v)) for v in observation.values())
+        finally:
+            env.close()
+    TRIED["built"] += 1
+
+
 @pytest.fixture(scope="module")
 def conveyor_sort() -> type:
     from envs.conveyor_sort import ConveyorSortEnv
@@ -196,5 +263,7 @@ PROPERTIES = (
     test_a_defect_is_named_with_file_row_and_expectation,
     test_combined_defects_never_crash_and_name_each_broken_file,
     test_arbitrary_bytes_are_rejected_cleanly,
+    test_a_layout_the_task_cannot_use_is_named_with_its_remedy,
+    test_check_and_gym_make_agree,
     test_accepted_bundles_build_a_cell_that_steps,
 )
