@@ -9,6 +9,21 @@ class TestbedError(Exception):
     __test__ = False  # not a pytest test class despite the name
 
 
+class UsageError(TestbedError):
+    """What the user asked for cannot work: an unknown name, a malformed argument, a bad file.
+
+    Found before any work starts; the CLI prints it as ``error: <message>`` with one ``hint:``
+    line per hint, and exits 2 (docs/cli.md).
+
+    Attributes:
+        hints: Lines that help fix the mistake (a command to run, where to look).
+    """
+
+    def __init__(self, message: str, *hints: str) -> None:
+        super().__init__(message)
+        self.hints = hints
+
+
 class PolicyError(TestbedError):
     """A policy (in-process or remote) failed to produce a usable action."""
 

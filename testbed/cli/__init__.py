@@ -2,13 +2,18 @@
 
 Each subcommand lives in its own module and registers itself on `app`. This is the only place
 in `testbed` allowed to import `policies` (e.g. ``testbed serve`` starts a policy server).
+Errors are reported in one style, with one exit-code scheme, by the root group
+(`testbed.cli._errors`, docs/cli.md).
 """
 
 from __future__ import annotations
 
 import typer
 
+from testbed.cli._errors import TestbedGroup
+
 app = typer.Typer(
+    cls=TestbedGroup,
     name="testbed",
     help="Physical-AI Testbed: manufacturing cells from factory data, policies over gRPC, "
     "trial campaigns and transfer reports.",
