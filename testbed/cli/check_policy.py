@@ -13,21 +13,34 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from testbed.cli import app
+from testbed.cli import _checks, app
+
+#: A path option that must name an existing file (else a usage error naming it, exit 2).
+FILE = {"exists": True, "dir_okay": False}
 
 
 @app.command("check-policy")
 def check_policy_command(
     address: Annotated[str, typer.Argument(help="host:port of the policy server")],
     site: Annotated[str, typer.Option(help="Site whose env spaces to offer")] = "kr-changwon",
-    token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token")] = None,
-    tls_ca: Annotated[Path | None, typer.Option(help="CA certificate of the server (PEM)")] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="File holding the bearer token", **FILE)
+    ] = None,
+    tls_ca: Annotated[
+        Path | None, typer.Option(help="CA certificate of the server (PEM)", **FILE)
+    ] = None,
     steps: Annotated[int, typer.Option(min=1, max=10_000, help="Steps per episode check")] = 50,
     deadline_ms: Annotated[float, typer.Option(help="Deadline of each step")] = 1000.0,
 ) -> None:
-    """Check that the server at ADDRESS honours the policy contract; exit 1 on any failure."""
+    """Check that the server at ADDRESS honours the policy contract; exit 1 on any failure.
+
+    Exit codes: 0 every check passed (or was skipped: not advertised); 1 a check failed (an
+    unreachable server included); 2 a bad address, site or file.
+    """
     from testbed.policy_check import check_policy_server
 
+    _checks.host_port(address)
+    _checks.site(site)
     token = token_file.read_text().strip() if token_file else None
     rows = check_policy_server(
         address, site, token=token, tls_ca=tls_ca, steps=steps, deadline_s=deadline_ms / 1000.0

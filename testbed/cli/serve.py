@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from testbed.cli import app
+from testbed.cli import _checks, app
+from testbed.cli._errors import FAILED, did_you_mean, print_error
+from testbed.errors import UsageError
 
 ENV_ID = "Testbed/ConveyorSort-v0"
+#: A path option that must name an existing file (else a usage error naming it, exit 2).
+FILE: dict[str, Any] = {"exists": True, "dir_okay": False}
 
 POLICY_HELP = (
     "scripted:<site> (the scripted controller tuned for a site), random (uniform actions over "
@@ -28,25 +34,37 @@ def load_policy(name: str, site: str = "kr-changwon") -> Any:
     """Build the policy named on the command line.
 
     Raises:
-        typer.BadParameter: If the name has no known form or cannot be loaded.
+        UsageError: If the name has no known form, names an unknown site or a missing file, or
+            cannot be imported (with the closest valid name where one is close).
     """
+    _checks.policy_spec(name)
     if name.startswith("scripted:"):
         from policies.scripted import scripted_policy
 
         return scripted_policy(name.split(":", 1)[1])
     if name == "random":
-        return _random_policy(site)
+        return _random_policy(_checks.site(site))
     if name.startswith("sb3:"):
         from policies.sb3_policy import SB3Policy
 
         return SB3Policy.load(name.split(":", 1)[1])
+    return _import_policy(name)
+
+
+def _import_policy(name: str) -> Any:
+    """``module:attribute``: a Policy object, or a class/factory called with no arguments."""
     module_name, _, attribute = name.partition(":")
-    if not module_name or not attribute:
-        raise typer.BadParameter(f"expected {POLICY_HELP}; got {name!r}", param_hint="POLICY")
     try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise typer.BadParameter(f"cannot load {name!r}: {exc}", param_hint="POLICY") from exc
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"policy {name!r}: cannot import {module_name} ({exc})") from None
+    if not hasattr(module, attribute):
+        public = [a for a in dir(module) if not a.startswith("_")]
+        raise UsageError(
+            f"policy {name!r}: module {module_name} has no attribute {attribute!r}"
+            + did_you_mean(attribute, public)
+        )
+    target = getattr(module, attribute)
     is_policy = not isinstance(target, type) and all(
         callable(getattr(target, m, None)) for m in ("spec", "reset", "act")
     )
@@ -84,14 +102,16 @@ def serve_command(
     site: Annotated[str, typer.Option(help="Site whose env spaces `random` uses")] = (
         "kr-changwon"
     ),
-    tls_cert: Annotated[Path | None, typer.Option(help="Server certificate (PEM)")] = None,
-    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Server certificate (PEM)", **FILE)] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM)", **FILE)] = None,
     tls_client_ca: Annotated[
-        Path | None, typer.Option(help="CA for client certificates (mutual TLS)")
+        Path | None, typer.Option(help="CA for client certificates (mutual TLS)", **FILE)
     ] = None,
-    token_file: Annotated[Path | None, typer.Option(help="File holding the bearer token")] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="File holding the bearer token", **FILE)
+    ] = None,
     tokens_file: Annotated[
-        Path | None, typer.Option(help="File of 'team: token' lines, one token per team")
+        Path | None, typer.Option(help="File of 'team: token' lines, one token per team", **FILE)
     ] = None,
     max_workers: Annotated[int, typer.Option(help="RPC worker threads")] = 16,
     max_sessions: Annotated[int, typer.Option(help="Most open sessions", min=1)] = 1024,
@@ -110,33 +130,41 @@ def serve_command(
         ),
     ] = False,
 ) -> None:
-    """Serve POLICY over gRPC until SIGTERM / Ctrl-C (then shut down gracefully)."""
+    """Serve POLICY over gRPC until SIGTERM / Ctrl-C (then shut down gracefully).
+
+    Exit codes: 0 stopped; 1 the address cannot be listened on (a port in use); 2 a bad POLICY,
+    address, site or file.
+    """
     from policies.server import TlsConfig, read_team_tokens, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if exit_with_parent:  # first: the parent may die while the policy loads
         threading.Thread(target=_sigterm_at_stdin_eof, name="parent-watch", daemon=True).start()
+    _checks.host_port(address)
     if (tls_cert is None) != (tls_key is None):
-        raise typer.BadParameter("give both --tls-cert and --tls-key, or neither")
+        raise UsageError("--tls-cert and --tls-key: give both, or neither")
     tls = TlsConfig.from_files(tls_cert, tls_key, tls_client_ca) if tls_cert and tls_key else None
     token: str | dict[str, str] | None = token_file.read_text().strip() if token_file else None
     if token_file and not token:
-        raise typer.BadParameter(f"{token_file} is empty", param_hint="--token-file")
+        raise UsageError(f"--token-file {str(token_file)!r}: the file is empty; expected a token")
     if tokens_file is not None:
         if token_file is not None:
-            raise typer.BadParameter("give --token-file or --tokens-file, not both")
+            raise UsageError("--token-file and --tokens-file: give one, not both")
         try:
             token = read_team_tokens(tokens_file)
         except (OSError, ValueError) as exc:
-            raise typer.BadParameter(str(exc), param_hint="--tokens-file") from None
+            raise UsageError(f"--tokens-file {str(tokens_file)!r}: {exc}") from None
     limits = {"max_sessions": max_sessions, "session_idle_s": session_idle_s,
               "rps_per_token": rps_per_token, "reflection": not no_reflection}  # fmt: skip
+    _check_listen(address)  # before loading the policy, which may take a while
     loaded = load_policy(policy, site)
     try:
         server = serve(loaded, address, tls=tls, token=token, max_workers=max_workers,
                        **limits)  # type: ignore[arg-type]  # fmt: skip
     except ValueError as exc:  # a bad limit or token list
-        raise typer.BadParameter(str(exc)) from None
+        raise UsageError(str(exc)) from None
+    except OSError as exc:  # taken between the check and the bind
+        _cannot_listen(address, exc)
     server.stop_on_signals()
     # The bound address on stdout (port 0 resolves here); never the token.
     print(
@@ -144,3 +172,33 @@ def serve_command(
         flush=True,
     )
     server.wait()
+
+
+def _check_listen(address: str) -> None:
+    """Exit 1 naming the address if it cannot be listened on now (port 0 always can)."""
+    host, port = _checks.host_port(address)
+    if port == 0:
+        return
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    try:
+        # SO_REUSEADDR, as gRPC sets it: only a port someone listens on is refused.
+        with socket.create_server((host.strip("[]"), port), family=family):
+            pass
+    except OSError as exc:
+        _cannot_listen(address, exc)
+
+
+def _cannot_listen(address: str, exc: OSError) -> NoReturn:
+    host, port = _checks.host_port(address)
+    reason = os.strerror(exc.errno).lower() if exc.errno else "cannot bind"
+    if exc.errno == errno.EADDRINUSE:
+        hint = (f"see what holds the port: ss -ltnp 'sport = :{port}'; or choose another "
+                f"--address ({host}:0 takes any free port)")  # fmt: skip
+    else:
+        hint = "choose an address of this machine, e.g. 127.0.0.1:50051 or 0.0.0.0:50051"
+    print_error(
+        f"address {address!r}: cannot listen there ({reason}); expected a free port on an "
+        "address of this machine",
+        [hint],
+    )
+    raise typer.Exit(FAILED)

@@ -4,11 +4,11 @@ import signal
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from testbed.cli import _register, app
 from testbed.cli.serve import load_policy
+from testbed.errors import UsageError
 from tests.policies.doubles import LinearPolicy
 from tests.testbed.servers import start_cli_server, stop
 
@@ -56,5 +56,5 @@ def test_load_policy_forms() -> None:
     assert isinstance(load_policy("tests.policies.doubles:LinearPolicy"), LinearPolicy)
     assert load_policy("scripted:us-austin").spec().policy_id.endswith("us-austin")
     for bad in ("nonsense", "no.such.module:thing", "tests.policies.doubles:nothing"):
-        with pytest.raises(typer.BadParameter):
+        with pytest.raises(UsageError, match=bad):
             load_policy(bad)
