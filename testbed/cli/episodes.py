@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from testbed.cli import app
+from testbed.cli import _checks, app
+from testbed.errors import UsageError
 
 if TYPE_CHECKING:
     from testbed.episodes import EpisodeEntry
@@ -41,7 +42,11 @@ def episodes_command(
     fault: Annotated[bool, typer.Option(help="Only episodes with a policy fault.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List recorded episodes (site, policy, seed, outcome, faults, violations, replay command)."""
+    """List recorded episodes (site, policy, seed, outcome, faults, violations, replay command).
+
+    Exit codes: 0 listed (possibly none); 2 no such folder, or --site / --policy matches no
+    episode of the campaign.
+    """
     from testbed.episodes import EpisodeFilter, find_episodes, select_episodes
     from testbed.records import describe_set_aside
 
@@ -50,9 +55,9 @@ def episodes_command(
     try:
         entries, problems = find_episodes(campaign_dir, damaged)
     except FileNotFoundError as error:
-        console.print(f"ERROR {error}", markup=False)
-        raise typer.Exit(code=2) from None
+        raise UsageError(str(error)) from None
     where = EpisodeFilter(failed, site, policy, violation, fault)
+    _checks.episode_filter(entries, where, campaign_dir)
     chosen = select_episodes(entries, where)
     if as_json:
         console.print_json(json.dumps([entry.to_json() for entry in chosen]))

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from testbed.cli import app
+from testbed.cli import _checks, app
+from testbed.errors import UsageError
 
 export_app = typer.Typer(
     help="Export recorded episodes to other tools' formats (guide: docs/replay.md).",
@@ -36,18 +37,22 @@ def minari_command(
     ] = None,
     failed: Annotated[bool, typer.Option(help="Only episodes that did not succeed.")] = False,
 ) -> None:
-    """Write the campaign's episodes as a Minari dataset (minari.load_dataset reads it)."""
-    from testbed.episodes import EpisodeFilter
-    from testbed.errors import ExportError
+    """Write the campaign's episodes as a Minari dataset (minari.load_dataset reads it).
+
+    Exit codes: 0 written; 2 nothing to export (no such folder, a filter that matches no
+    episode, unreadable or mixed records) or the dataset exists already.
+    """
+    from testbed.episodes import EpisodeFilter, find_episodes
     from testbed.minari_export import export_minari
 
     console = Console(highlight=False, soft_wrap=True)
     where = EpisodeFilter(failed=failed, site=site, policy=policy)
     try:
-        result = export_minari(campaign_dir, dataset_id, out=out, where=where)
-    except ExportError as error:
-        console.print(f"ERROR {error}", markup=False)
-        raise typer.Exit(code=2) from None
+        entries, _ = find_episodes(campaign_dir)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from None
+    _checks.episode_filter(entries, where, campaign_dir)
+    result = export_minari(campaign_dir, dataset_id, out=out, where=where)  # ExportError: exit 2
     console.print(
         f"OK {result.dataset_id}: {result.episodes} episodes, {result.steps} steps of "
         f"{result.env_id} {result.env_kwargs} in {result.path}",

@@ -1,6 +1,7 @@
 """``testbed replay EPISODE``: re-simulate a recorded episode, verify it, film it, watch it.
 
 Exit codes: 0 replayed (and, with ``--verify``, bit-identical), 1 diverged, 2 cannot replay.
+Errors go to stderr as ``error: ...`` (with ``--json``: the JSON object on stdout).
 Guide: docs/replay.md.
 """
 
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from testbed.cli import app
+from testbed.cli._errors import print_error
 from testbed.errors import ReplayDivergenceError, ReplayError
 
 if TYPE_CHECKING:  # replay and video pull in gymnasium, pybullet, imageio: only when run
@@ -134,15 +136,16 @@ class _RealTime:
 def _progress(
     console: Console, record: EpisodeRecord, start: int, quiet: bool
 ) -> Iterator[Observer]:
-    """A rich progress bar (on stderr) over the replayed steps; yields its observer."""
+    """A progress bar over the replayed steps (on stderr, if a terminal); yields its observer."""
+    errors = Console(stderr=True)
     bar = Progress(
         TextColumn("replay {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=errors,
         transient=True,
-        disable=quiet or record.steps - start < 200,
+        disable=quiet or record.steps - start < 200 or not errors.is_terminal,
     )
     task = bar.add_task(record.meta.site, total=record.steps, completed=start)
     with bar:
@@ -157,8 +160,7 @@ def _fail(console: Console, as_json: bool, status: str, error: Exception, code: 
             data.update(index=list(error.index), recorded=error.recorded, replayed=error.replayed)
         console.print_json(json.dumps(data, default=str))
     else:
-        label = "DIVERGED" if status == "diverged" else "ERROR"
-        console.print(f"{label} {error}", markup=False)
+        print_error(str(error))
     raise typer.Exit(code=code)
 
 

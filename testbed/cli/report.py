@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from testbed.cli import app
-from testbed.errors import TestbedError
+from testbed.cli._errors import FAILED, print_error
+from testbed.errors import TestbedError, UsageError
 
 if TYPE_CHECKING:  # the evaluator pulls in scipy and pandas: only when the command runs
     from testbed.evaluator import TransferReport
@@ -37,19 +38,24 @@ def report(
         bool, typer.Option("--open", help="Open report.html in the web browser.")
     ] = False,
 ) -> None:
-    """Aggregate every trial of a campaign into the transfer matrix and write the report."""
+    """Aggregate every trial of a campaign into the transfer matrix and write the report.
+
+    Exit codes: 0 written; 1 a report file cannot be written; 2 no such folder, a folder
+    without episode records, or a --baseline that is not a policy of the campaign.
+    """
     from testbed.records import describe_set_aside
     from testbed.report import write_report  # imports matplotlib: only when the command runs
 
     console = _console()
     if not campaign_dir.is_dir():
-        console.print(f"error: {campaign_dir} is not a folder", markup=False)
-        raise typer.Exit(code=1)
+        raise UsageError(f"campaign folder {str(campaign_dir)!r}: no such folder")
     try:
         written = write_report(campaign_dir, out, baseline=baseline)
-    except (TestbedError, ValueError, OSError) as error:  # OSError: cannot write <file>
-        console.print(f"error: {error}", markup=False)
-        raise typer.Exit(code=1) from None
+    except (TestbedError, ValueError) as error:  # no records, an unknown baseline
+        raise UsageError(str(error)) from None
+    except OSError as error:  # cannot write <file>: <reason>
+        print_error(str(error))
+        raise typer.Exit(FAILED) from None
     if written.damaged:
         console.print(describe_set_aside(list(written.damaged)), markup=False)
     for problem in written.skipped:

@@ -170,7 +170,8 @@ def test_replay_of_a_damaged_record_is_one_error_line(tmp_path: Path, name: str)
     result = runner.invoke(app, ["replay", str(path)], env={"COLUMNS": "300"})
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"ERROR {path}: {DAMAGE[name][1]}")
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: {DAMAGE[name][1]}")
+    assert result.stderr == result.output  # errors go to stderr
     assert "Traceback" not in result.output and "Aborted" not in result.output
     assert "allow_pickle" not in result.output
     assert path.exists()  # replay names the file, it does not move it

@@ -98,11 +98,29 @@ def test_json_summarises_outcome_faults_and_violations(campaign: Path) -> None:
         (["--failed", "--site", "kr-changwon"], {("kr-home", 1)}),
         (["--policy", "scripted_kr", "--site", "kr-changwon"], {("kr-home", 0), ("kr-home", 1)}),
         (["--policy", "scripted-sort@kr-changwon@1.0.0", "--fault"], {("kr-at-us", 0)}),
-        (["--policy", "someone-else"], set()),
+        (["--failed", "--site", "us-austin", "--violation", "tcp_speed"], set()),
     ],
 )
 def test_filters(campaign: Path, options: list[str], expected: set[tuple[str, int]]) -> None:
     assert {(r["trial"], r["episode"]) for r in _json(campaign, *options)} == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--site", "us-austn"], "--site 'us-austn' matches no episode in {campaign}; expected one "
+         "of kr-changwon, us-austin; did you mean 'us-austin'?"),
+        (["--policy", "someone-else"], "--policy 'someone-else' matches no episode in {campaign}; "
+         "expected one of scripted_kr (or a policy id@version: scripted-sort@kr-changwon@1.0.0)"),
+    ],
+)  # fmt: skip
+def test_a_filter_that_matches_no_episode_is_a_usage_error(
+    campaign: Path, options: list[str], expected: str
+) -> None:
+    result = runner.invoke(app, ["episodes", str(campaign), *options])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {expected.format(campaign=campaign)}\n"
+    assert result.stdout == ""
 
 
 def test_browsing_reads_only_the_meta(campaign: Path) -> None:

@@ -133,7 +133,7 @@ def test_cli_exits_non_zero_on_divergence_and_says_where(tmp_path: Path) -> None
     path = write_record(tmp_path / "ep-00000.npz", _tampered(cached_episode("kr-changwon"), 90))
     result = runner.invoke(app, ["replay", str(path)])
     assert result.exit_code == 1, result.output
-    assert "DIVERGED" in result.output and "at step 90 (observation 91)" in result.output
+    assert result.stderr.startswith(f"error: {path}: replay diverged at step 90 (observation 91)")
     assert "recorded" in result.output and "replayed" in result.output
     unverified = runner.invoke(app, ["replay", str(path), "--no-verify"])
     assert unverified.exit_code == 0, unverified.output

@@ -294,7 +294,7 @@ def test_cli_prints_matrix_and_paths(campaign: Path, tmp_path: Path) -> None:
 
 def test_cli_names_a_folder_without_records(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error: the folder is not a campaign
     assert str(tmp_path) in result.output.replace("\n", "")
     assert "no episode records" in result.output
 
