@@ -76,12 +76,19 @@ def _run(cfg: DictConfig) -> None:
     add_help_option=False,
 )
 def train_command(ctx: typer.Context) -> None:
-    """Train an SB3 policy; arguments are Hydra overrides (``--help`` shows Hydra's help)."""
+    """Train an SB3 policy; arguments are Hydra overrides (``--help`` shows Hydra's help).
+
+    An unknown key or recipe is refused before anything runs (exit code 2, docs/cli.md).
+    """
     import hydra
 
     from testbed.train_config import register_train_configs
 
     register_train_configs()
+    if all(a in ("-m", "--multirun") or not a.startswith("-") for a in ctx.args):
+        from testbed.cli._overrides import check_overrides
+
+        check_overrides(list(ctx.args), config_dir(), "train", "testbed train")
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_run)
     # Hydra parses sys.argv: hand it the overrides as if `train` were the program.
     saved = sys.argv

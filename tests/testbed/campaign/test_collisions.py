@@ -30,7 +30,7 @@ def test_a_dry_run_shows_the_collision(tmp_path: Path) -> None:
                      timeout=120)  # fmt: skip
     assert result.returncode == 2
     assert "same folder as #1" in result.stdout
-    assert "error: trials #1 and #2 would both write" in result.stdout
+    assert "error: trials #1 and #2 would both write" in result.stderr
     assert not campaign_dir.exists()
 
 
