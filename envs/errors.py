@@ -52,3 +52,14 @@ class UnknownSiteError(EnvsError):
 
 class SimulationError(EnvsError):
     """The physics engine could not build or step the cell as specified."""
+
+
+class MissingStationError(EnvsError, ValueError):
+    """A task needs a kind of station (``conveyor``, ``bin``...) that the site's bundle lacks."""
+
+    def __init__(self, site_id: str, kind: str, task: str) -> None:
+        super().__init__(
+            f"site {site_id!r} has no {kind} station, which task {task} needs "
+            f"(add a row of kind {kind!r} to its stations.csv)"
+        )
+        self.site_id, self.kind, self.task = site_id, kind, task

@@ -84,7 +84,7 @@ class BaseFrame:
     On plain floats: for 3-vectors that is cheaper than numpy's per-call overhead.
     """
 
-    def __init__(self, origin: Sequence[float], yaw: float) -> None:
+    def __init__(self, origin: Sequence[float] | np.ndarray, yaw: float) -> None:
         self.origin = (float(origin[0]), float(origin[1]), float(origin[2]))
         self.cos, self.sin = math.cos(-yaw), math.sin(-yaw)
 

@@ -1,18 +1,22 @@
 """The work cell: the PyBullet scene a site's factory data describes.
 
-`Cell` owns scene description only (floor, conveyor, bins, tables, robot, part bodies) and the
-geometry queries the task needs (is this part on the belt, in which bin). Step logic lives in
-the task and the env.
+`Cell` owns scene description only (floor, conveyor, bins, tables and fixtures, robot, part
+bodies) and the geometry queries the task needs (is this part on the belt, in which bin). Every
+station kind but the robot is optional: the cell builds the stations the site has, and a task
+names the kinds it needs (`Cell.check_stations`: a clear error naming a missing kind). Step logic
+lives in the task and the env.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 
-from envs.factory.schema import Part, SiteSpec, Station
+from envs.errors import MissingStationError
+from envs.factory.schema import Part, SiteSpec, Station, StationKind
 from envs.robots.arm import CartesianArm
 from envs.sim import Camera, Shapes, Sim, Vec3
 
@@ -43,22 +47,20 @@ class Cell:
         site: The validated factory data.
     """
 
-    def __init__(self, sim: Sim, site: SiteSpec) -> None:
+    def __init__(
+        self, sim: Sim, site: SiteSpec, needs: Collection[StationKind] | None = None
+    ) -> None:
+        if needs is not None:
+            Cell.check_stations(site, needs)
         self.sim = sim
         self.site = site
         self._part_shapes: dict[str, Shapes] = {}
         self.floor = sim.load_urdf("plane.urdf", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
-        self.conveyor_station = site.conveyor
-        self.conveyor = self._build_box_station(site.conveyor, _CONVEYOR_COLOR)
-        conv_pos, conv_rpy = site.world_pose(site.conveyor.station_id)
-        self.belt_yaw = conv_rpy[2]
-        self.belt_direction = np.array([math.cos(self.belt_yaw), math.sin(self.belt_yaw), 0.0])
-        self.belt_center = np.asarray(conv_pos, dtype=np.float64)
-        self.belt_half_length = site.conveyor.size_x / 2.0
-        self.belt_top_z = conv_pos[2] + site.conveyor.size_z / 2.0
-        self.belt_speed = float(site.conveyor.conveyor_speed_mps or 0.0)
-        v = self.belt_speed * self.belt_direction
-        self._belt_velocity: Vec3 = (float(v[0]), float(v[1]), 0.0)
+        conveyors = site.stations_of("conveyor")
+        self.conveyor_station = conveyors[0] if conveyors else None
+        self.conveyor = -1
+        if self.conveyor_station is not None:
+            self._build_conveyor(self.conveyor_station)
         self.bins = tuple(self._build_bin(station) for station in site.bins)
         for station in site.stations:
             if station.kind in ("table", "fixture"):
@@ -76,7 +78,31 @@ class Cell:
         )
         self.camera = self._camera()
 
+    @staticmethod
+    def check_stations(site: SiteSpec, needs: Collection[StationKind], task: str = "") -> None:
+        """Check that the site has a station of every kind in ``needs``.
+
+        Raises:
+            MissingStationError: Naming the first missing kind (and the task, if given).
+        """
+        for kind in needs:
+            if not site.stations_of(kind):
+                raise MissingStationError(site.site_id, kind, task or "this task")
+
     # ------------------------------------------------------------------ building
+
+    def _build_conveyor(self, station: Station) -> None:
+        site = self.site
+        self.conveyor = self._build_box_station(station, _CONVEYOR_COLOR)
+        conv_pos, conv_rpy = site.world_pose(station.station_id)
+        self.belt_yaw = conv_rpy[2]
+        self.belt_direction = np.array([math.cos(self.belt_yaw), math.sin(self.belt_yaw), 0.0])
+        self.belt_center = np.asarray(conv_pos, dtype=np.float64)
+        self.belt_half_length = station.size_x / 2.0
+        self.belt_top_z = conv_pos[2] + station.size_z / 2.0
+        self.belt_speed = float(station.conveyor_speed_mps or 0.0)
+        v = self.belt_speed * self.belt_direction
+        self._belt_velocity: Vec3 = (float(v[0]), float(v[1]), 0.0)
 
     def _build_box_station(self, station: Station, color: tuple[float, float, float, float]) -> int:
         position, rpy = self.site.world_pose(station.station_id)
@@ -99,16 +125,29 @@ class Cell:
 
     def _camera(self) -> Camera:
         cameras = self.site.stations_of("camera")
-        target = tuple(float(v) for v in (self.belt_center + self.bins[0].center) / 2.0)
+        target = tuple(float(v) for v in self._scene_center())
         if cameras:
             eye, _ = self.site.world_pose(cameras[0].station_id)
             return Camera(eye=eye, target=target)  # type: ignore[arg-type]
         return Camera(eye=(1.4, -0.9, 1.1), target=target)  # type: ignore[arg-type]
 
+    def _scene_center(self) -> np.ndarray:
+        """Between the belt and the first bin; whichever of them the cell has, else the robot."""
+        ends = [self.belt_center] if self.conveyor_station is not None else []
+        ends += [self.bins[0].center] if self.bins else []
+        if not ends:
+            return np.asarray(self.arm.base_position, dtype=np.float64)
+        return ends[0] if len(ends) == 1 else (ends[0] + ends[1]) / 2.0
+
     def min_tool_z(self) -> float:
-        """Lowest tool height worth commanding: just above the floor of the lowest bin."""
-        floors = [b.floor_z for b in self.bins] + [self.belt_top_z]
-        return min(floors) + 0.005
+        """Lowest tool height worth commanding: just above the floor of the lowest bin or belt.
+
+        With neither, just above the floor.
+        """
+        floors = [b.floor_z for b in self.bins]
+        if self.conveyor_station is not None:
+            floors.append(self.belt_top_z)
+        return (min(floors) if floors else 0.0) + 0.005
 
     # ------------------------------------------------------------------ parts
 
