@@ -22,7 +22,7 @@ class CellContract(Protocol):
     Attributes:
         control_dt: Simulated seconds per ``step`` (the control period).
         site_id: The site the env was built for (``kr-changwon``).
-        bundle_hash: The hash of the site's factory bundle (``sha256:...``).
+        bundle_hash: The hash of the site's factory bundle.
     """
 
     control_dt: float

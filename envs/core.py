@@ -107,7 +107,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
 
     @property
     def bundle_hash(self) -> str:
-        """The hash of the site's factory bundle (``sha256:...``)."""
+        """The hash of the site's factory bundle ."""
         return self.site.bundle_hash
 
     # ------------------------------------------------------------------ gymnasium API

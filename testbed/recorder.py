@@ -2,7 +2,7 @@
 
 It keeps, per step, the action the simulator received, the observation, reward, termination
 flags, the numeric info values and the env's events; and every ``snapshot_every`` steps a state
-snapshot, if the env offers ``save_snapshot() -> bytes`` (state before that step's action).
+snapshot (the env contract's ``save_snapshot``: state before that step's action).
 `EpisodeRecorder.record` turns the buffers into an `EpisodeRecord` once the episode is over.
 """
 
@@ -14,6 +14,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
+from testbed.env_contract import contract_of
 from testbed.records import EpisodeMeta, EpisodeRecord
 
 #: Per-step info values recorded as arrays (when the env provides them).
@@ -24,12 +25,16 @@ class EpisodeRecorder(gym.Wrapper):
     """Record the current episode of ``env``; `reset` starts a new recording.
 
     Args:
-        env: The env to record.
+        env: The env to record (offering `envs.contract.CellContract`).
         snapshot_every: Steps between state snapshots (0 disables them).
+
+    Raises:
+        testbed.env_contract.EnvContractError: If the env does not offer the contract.
     """
 
     def __init__(self, env: gym.Env, snapshot_every: int = 100) -> None:
         super().__init__(env)
+        self.contract = contract_of(env)
         self.snapshot_every = snapshot_every
         self._clear()
         self.seed: int | None = None
@@ -75,10 +80,9 @@ class EpisodeRecorder(gym.Wrapper):
         return observation, reward, terminated, truncated, info
 
     def _snapshot(self) -> None:
-        save = getattr(self.env.unwrapped, "save_snapshot", None)
         step = len(self._actions)
-        if save is not None and self.snapshot_every > 0 and step % self.snapshot_every == 0:
-            self._snapshots[step] = save()
+        if self.snapshot_every > 0 and step % self.snapshot_every == 0:
+            self._snapshots[step] = self.contract.save_snapshot()
 
     def record(self, meta: EpisodeMeta, latencies_ms: list[float] | None = None) -> EpisodeRecord:
         """The recorded episode with ``meta`` (events and snapshot interval filled in)."""

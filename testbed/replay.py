@@ -27,6 +27,7 @@ import numpy as np
 
 import envs  # noqa: F401  (registers the env ids a record names)
 from envs.errors import EnvsError
+from testbed.env_contract import EnvContractError, contract_of
 from testbed.errors import ReplayDivergenceError, ReplayError
 from testbed.records import EpisodeMeta, EpisodeRecord, read_record
 
@@ -104,15 +105,20 @@ def open_env(meta: EpisodeMeta, source: str = "<record>", **overrides: Any) -> g
     """Rebuild the record's env (``gymnasium.make`` with its id and kwargs plus ``overrides``).
 
     Raises:
-        ReplayError: If the env cannot be built, or its site bundle differs from the record's.
+        ReplayError: If the env cannot be built, does not offer the env contract
+            (`envs.contract.CellContract`), or its site bundle differs from the record's.
     """
     kwargs = {**meta.env_kwargs, **overrides}
     try:
         env = gym.make(meta.env_id, **kwargs)
     except (gym.error.Error, EnvsError, ValueError, TypeError, OSError) as exc:
         raise ReplayError(f"{source}: cannot rebuild {meta.env_id} with {kwargs}: {exc}") from exc
-    site = getattr(env.unwrapped, "site", None)
-    now = _bare_hash(getattr(site, "bundle_hash", ""))
+    try:
+        contract = contract_of(env)
+    except EnvContractError as exc:
+        env.close()
+        raise ReplayError(f"{source}: cannot replay {meta.env_id}: {exc}") from exc
+    now = _bare_hash(contract.bundle_hash)
     if now != _bare_hash(meta.bundle_hash):
         env.close()
         raise ReplayError(
@@ -188,12 +194,9 @@ def _start(
     observation, _ = env.reset(seed=record.meta.seed)
     start = max((s for s in record.snapshots if s <= from_step), default=0) if from_step else 0
     if start:
-        load = getattr(env.unwrapped, "load_snapshot", None)
-        if load is None:
-            raise ReplayError(f"{source}: {record.meta.env_id} cannot restore state snapshots")
         try:
-            observation = load(record.snapshots[start])
-        except (ValueError, EnvsError) as exc:
+            observation = contract_of(env).load_snapshot(record.snapshots[start])
+        except (ValueError, EnvsError, EnvContractError) as exc:
             raise ReplayError(f"{source}: snapshot at step {start}: {exc}") from exc
     if checker is not None:
         checker.observation(start, start, observation)

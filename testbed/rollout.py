@@ -16,6 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from testbed.env_contract import contract_of
 from testbed.errors import InvalidActionError, PolicyDeadlineError, PolicyError
 from testbed.outcomes import FAULT_LIMIT, outcome_reason
 from testbed.policy import ActionValidator, Policy, SessionInfo
@@ -74,7 +75,7 @@ def run_episode(
     """Reset `env` with the session's seed and step it with `policy` until the episode ends.
 
     Args:
-        env: The environment.
+        env: The environment (offering `envs.contract.CellContract`).
         policy: Anything satisfying `Policy`.
         session: Who runs the episode (its seed seeds ``env.reset``).
         max_steps: Stop after this many steps (``ended_by="max_steps"``); None: no cap.
@@ -86,6 +87,7 @@ def run_episode(
     if policy_id is None:
         spec = policy.spec()
         policy_id = f"{spec.policy_id}@{spec.version}"
+    contract = contract_of(env)  # before anything runs: the env must offer episode_summary
     result = EpisodeResult(session=session, policy_id=policy_id)
     observation, _ = env.reset(seed=session.seed)
     try:
@@ -127,9 +129,7 @@ def run_episode(
             break
     else:
         result.ended_by = "max_steps"
-        summary = getattr(env.unwrapped, "episode_summary", None)
-        if callable(summary):  # score what happened before the cap
-            result.metrics = dict(summary())
+        result.metrics = dict(contract.episode_summary())  # score what happened before the cap
     return result
 
 

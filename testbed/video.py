@@ -27,6 +27,7 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from testbed.env_contract import contract_of
 from testbed.errors import ReplayError
 from testbed.records import EpisodeRecord, atomic_write_text
 from testbed.replay import Observer, ReplayReport, ReplayStep, open_env, replay_episode
@@ -138,7 +139,7 @@ def render_video(
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")
     env = open_env(record.meta, source, **_render_kwargs(settings))
     try:
-        control_dt = float(getattr(env.unwrapped, "control_dt", 1.0 / 30.0))
+        control_dt = contract_of(env).control_dt
         fps = settings.fps or round(1.0 / control_dt, 6)
         film = _Film(record, settings, control_dt, fps, from_step)
         start = time.perf_counter()
@@ -331,7 +332,7 @@ def _helper_main(
     try:
         env = open_env(record.meta, source, **_render_kwargs(settings))
         try:
-            control_dt = float(getattr(env.unwrapped, "control_dt", 1.0 / 30.0))
+            control_dt = contract_of(env).control_dt
             fps = settings.fps or round(1.0 / control_dt, 6)
             film = _Film(record, settings, control_dt, fps, from_step, lambda f, _: queue.put(f))
             film.share = share
