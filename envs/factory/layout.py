@@ -199,9 +199,9 @@ class Layout:
         """How far the controller's IK leaves the tool from a world point (m)."""
         return self.probe.residual(self.to_base(point))
 
-    def path_residuals(self, points: list[np.ndarray]) -> tuple[float, ...]:
+    def follow(self, points: list[np.ndarray]) -> tuple[float, ...]:
         """How close the controller's IK follows the tool along world points, in order."""
-        return self.probe.path_residuals([self.to_base(point) for point in points])
+        return self.probe.follow([self.to_base(point) for point in points])
 
     def zone_at(self, point: np.ndarray) -> str | None:
         """The name of the first keep-out zone holding the point, if any."""

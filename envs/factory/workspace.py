@@ -36,8 +36,10 @@ from envs.robots.models import INNER_RADIUS_M
 
 SAMPLE_STEP_M = 0.05
 """Spacing of the points tried along the belt."""
+MAX_LAG_M = 0.05
+"""How far the tool may fall behind a carry's path and still be counted as following it."""
 _SAME_HEIGHT_M = 0.01
-_CARRIES_TRIED = 8  # pick points whose whole carry path is checked for reach, per bin
+_CARRIES_TRIED = 12  # pick points whose whole carry path is checked for reach, per bin
 _SCANS: dict[tuple, tuple[tuple[float, str | None], ...]] = {}
 _SCAN_CACHE_LIMIT = 10_000
 
@@ -277,29 +279,61 @@ def _carry(layout: Layout, window: Window, spot: BinSpot, report: Report) -> np.
 
 
 def _blocked(layout: Layout, start: np.ndarray, end: np.ndarray) -> str | None:
+    """Why the carry's path cannot be used (base axis, keep-out zones), or None: cheap tests."""
     clearance = horizontal_clearance(layout.base, start, end)
     if clearance < INNER_RADIUS_M:
         return f"passes {clearance:.2f} m from the base axis"
+    path = carry_path(start, end)
     for zone in layout.spec.site.safety.keep_out_zones:
-        if segment_crosses(start, end, zone.min_xyz, zone.max_xyz):
+        if any(
+            segment_crosses(a, b, zone.min_xyz, zone.max_xyz)
+            for a, b in zip(path, path[1:], strict=False)
+        ):
             return f"crosses keep-out zone {zone.name!r}"
     return None
 
 
+def carry_path(start: np.ndarray, end: np.ndarray) -> list[np.ndarray]:
+    """The tool's path of a carry, a point every `SAMPLE_STEP_M` or less.
+
+    Up from the pick point to the higher of the two points' heights, straight across, then
+    down to the drop point.
+    """
+    height = max(float(start[2]), float(end[2]))
+    corners = [start, np.array([*start[:2], height]), np.array([*end[:2], height]), end]
+    path = [start]
+    for a, b in zip(corners, corners[1:], strict=False):
+        steps = max(1, math.ceil(float(np.linalg.norm(b - a)) / SAMPLE_STEP_M))
+        path += [a + (b - a) * (k / steps) for k in range(1, steps + 1)]
+    return path
+
+
 def _out_of_reach_along(layout: Layout, start: np.ndarray, end: np.ndarray) -> str | None:
-    """Why the tool cannot follow the straight path (bounds, zones, IK step by step), or None."""
-    steps = max(1, math.ceil(float(np.linalg.norm(end - start)) / SAMPLE_STEP_M))
-    path = [start + (end - start) * (k / steps) for k in range(steps + 1)]
+    """Why the tool cannot make the carry (`carry_path`), or None.
+
+    Every point on the way must be within the controller's bounds, and the IK, following the
+    path step by step (`ReachProbe.follow`: the arm swung to the pick point from its ready
+    pose, joints held to their limits), must end within `REACH_TOLERANCE_M` of the drop point.
+    On the way it may fall up to `MAX_LAG_M` behind (a joint at its limit), as the
+    controller does, and catch up; further behind, the controller is stuck.
+    """
+    path = carry_path(start, end)
     for point in path[1:-1]:
         bounds = layout.out_of_bounds(point)
         if bounds:
             return f"passes {fmt(point)}, {bounds}"
-    for point, residual in zip(path, layout.path_residuals(path), strict=True):
-        if residual > REACH_TOLERANCE_M:
-            return (
-                f"passes {fmt(point)}, where the IK, following the path, gets the tool only "
-                f"within {residual * 1000:.0f} mm"
-            )
+    residuals = layout.follow(path)
+    worst = int(np.argmax(residuals))
+    if residuals[worst] > MAX_LAG_M:
+        return (
+            f"passes {fmt(path[worst])}, where the arm, following the path from the pick "
+            f"point, falls {residuals[worst] * 1000:.0f} mm behind (a joint at its limit)"
+        )
+    if residuals[-1] > REACH_TOLERANCE_M:
+        return (
+            f"ends {residuals[-1] * 1000:.0f} mm from the drop point: the arm, following the "
+            "path from the pick point, is held by a joint limit"
+        )
     return None
 
 

@@ -12,6 +12,7 @@ once, and the tool point is rotated with plain floats (``np.cross`` cost ~15 us 
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
 
@@ -189,18 +190,37 @@ class CartesianArm:
             ry *= scale
         return bx + rx, by + ry, min(max(z, self.workspace_min_z), bz + MAX_HEIGHT_ABOVE_BASE_M)
 
-    def place_tool(self, target: Vec3) -> np.ndarray:
+    def place_tool(self, target: Vec3) -> tuple[np.ndarray, list[float]]:
         """Set the arm joints (no dynamics) to the controller's IK solution for a tool target.
 
         For reach probes in a simulation of their own (`envs.robots.reach`): the solve starts
-        from the joints as they are, like a control step; `reset` restores the ready pose.
+        from the joints as they are, like a control step, and is clipped to the joint limits
+        the simulation holds the joints to (IK without null space ignores them: a KUKA's elbow
+        stops at 120 degrees); `reset` restores the ready pose.
 
         Returns:
-            The tool position the solution reaches (world frame).
+            The tool position the solution reaches (world frame), and the arm joint angles.
         """
-        for joint, angle in zip(self.arm_joints, self._solve_ik(target), strict=True):
+        angles = [
+            min(max(angle, low), high)
+            for angle, (low, high) in zip(self._solve_ik(target), self._joint_limits, strict=True)
+        ]
+        return self.place_joints(angles), angles
+
+    def place_joints(self, angles: list[float]) -> np.ndarray:
+        """Set the arm joints to ``angles`` (no dynamics); returns the tool position reached."""
+        for joint, angle in zip(self.arm_joints, angles, strict=True):
             self.sim.reset_joint(self.body, joint, angle)
         return self.tool_state()[0]
+
+    @cached_property
+    def _joint_limits(self) -> list[tuple[float, float]]:
+        """Each arm joint's limits, as the simulation enforces them (none where they are bogus)."""
+        limits = []
+        for joint in self.arm_joints:
+            low, high = self.sim.joint_info(self.body, joint)[8:10]
+            limits.append((low, high) if low < high else (-math.inf, math.inf))
+        return limits
 
     def _solve_ik(self, target: Vec3) -> list[float]:
         ox, oy, oz = self._link_offset

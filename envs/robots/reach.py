@@ -23,10 +23,11 @@ from envs.robots.models import ROBOT_MODELS, RobotModelInfo
 from envs.sim import Sim, Vec3
 
 _ROUNDS = 6
+_FOLLOW_ROUNDS = 12  # per point of a followed path
+_LEAD_M = 0.05  # arm._TARGET_LEAD_M: how far a command may lead the tool, per axis
 _CONVERGED_M = 0.001  # a round this close ends the search
 _ARC_STEP_M = 0.1  # waypoint spacing of the swing (5 cm found the same answers, slower)
 _SWING_ABOVE_M = 0.004  # a direct miss by less is good enough
-_SWING_BELOW_M = 0.05  # a direct miss by more is out of reach (swinging never closed such a gap)
 _STALLED_M = 0.0002  # a round that gains less ends the search
 _CACHE_LIMIT = 200_000
 _PROBES: dict[tuple[str, int], ReachProbe] = {}
@@ -69,12 +70,14 @@ class ReachProbe:
                     self._cache.clear()
             return cached
 
-    def path_residuals(self, points: Sequence[Vec3]) -> tuple[float, ...]:
+    def follow(self, points: Sequence[Vec3]) -> tuple[float, ...]:
         """How close the tool follows a path (base frame) the way the controller would.
 
-        The first point is reached as `residual` reaches a point; each next one is solved from
-        the joints the last one left, as successive control steps solve (so a path through a
-        joint limit shows, though each of its points may be in reach on its own).
+        The tool swings to the first point from the ready pose (`swing`, as a policy that
+        turns to the belt would); each next point is solved from the joints the last one left,
+        as successive control steps solve, with the joints held to their limits. So a path the
+        wrist or the base cannot turn through shows, though each of its points may be in reach
+        on its own: the arm keeps the configuration it arrived in.
 
         Returns:
             The distance between the tool and each point of the path.
@@ -83,48 +86,86 @@ class ReachProbe:
         with self._lock:
             cached = self._paths.get(key)
             if cached is None:
-                targets = [tuple(v / 1000 for v in point) for point in key]
-                first = self._solve(targets[0])  # type: ignore[arg-type]
-                rest = [self._rounds(t, reset=False) for t in targets[1:]]  # type: ignore[arg-type]
-                cached = self._paths[key] = (first, *rest)
-                if len(self._paths) > _CACHE_LIMIT // 10:
+                targets: list[Vec3] = [(x / 1000, y / 1000, z / 1000) for x, y, z in key]
+                for waypoint in self._arc(targets[0]):
+                    self._arm.place_tool(waypoint)
+                cached = tuple(self._steps(target) for target in targets[:-1])
+                cached += (self._steps(targets[-1], 4 * _FOLLOW_ROUNDS),)  # time to catch up
+                if len(self._paths) >= _CACHE_LIMIT // 10:
                     self._paths.clear()
+                self._paths[key] = cached
             return cached
 
     def _solve(self, target: Vec3) -> float:
         best = self._rounds(target, reset=True)
-        if _SWING_ABOVE_M < best < _SWING_BELOW_M:  # a long swing? go there as a policy would
+        if best > _SWING_ABOVE_M:  # a long swing? go there as a policy would
             for waypoint in self._arc(target):
                 self._arm.place_tool(waypoint)
             best = min(best, self._rounds(target, reset=False))
         return best
 
+    def _steps(self, target: Vec3, rounds: int = _FOLLOW_ROUNDS) -> float:
+        """IK steps towards ``target`` like control steps, going on through worse poses.
+
+        Each commands a point at most `_LEAD_M` ahead of the tool on every axis (as
+        `CartesianArm.command` does). Leaves the arm in the best pose found; returns its miss.
+        """
+        tool = self._arm.tool_state()[0]
+        best, best_angles = math.dist(tool, target), None
+        for _ in range(rounds):
+            lead = [min(max(g - t, -_LEAD_M), _LEAD_M) for t, g in zip(tool, target, strict=True)]
+            command = (tool[0] + lead[0], tool[1] + lead[1], tool[2] + lead[2])
+            tool, angles = self._arm.place_tool(command)
+            miss = math.dist(tool, target)
+            if miss < best:
+                best, best_angles = miss, angles
+                if miss <= _CONVERGED_M:
+                    break
+        if best_angles is not None:
+            self._arm.place_joints(best_angles)
+        return best
+
     def _rounds(self, target: Vec3, reset: bool) -> float:
+        """IK rounds towards ``target``; leaves the arm in the best pose found, returns its miss."""
         if reset:
             self._arm.reset()
-        best = math.inf
+        best, best_angles = math.inf, None
         for _ in range(_ROUNDS):
-            miss = math.dist(self._arm.place_tool(target), target)
-            if miss <= _CONVERGED_M or best - miss < _STALLED_M:
-                return min(best, miss)
-            best = miss
+            tool, angles = self._arm.place_tool(target)
+            miss = math.dist(tool, target)
+            if miss < best:
+                gain, best, best_angles = best - miss, miss, angles
+                if miss <= _CONVERGED_M or gain < _STALLED_M:
+                    break
+            else:  # worse (the KUKA's IK alternates): go back to the best pose and stop
+                self._arm.place_joints(best_angles)  # type: ignore[arg-type]
+                break
         return best
 
     def _arc(self, target: Vec3) -> list[Vec3]:
-        """Waypoints from the ready pose's tool point to ``target``, about the base axis."""
+        """Waypoints from the ready pose's tool point to ``target`` (see `swing`)."""
         self._arm.reset()
-        hx, hy, hz = (float(v) for v in self._arm.tool_state()[0])
-        h_angle, h_radius = math.atan2(hy, hx), math.hypot(hx, hy)
-        angle, radius = math.atan2(target[1], target[0]), math.hypot(target[0], target[1])
-        turn = math.remainder(angle - h_angle, math.tau)
-        length = abs(turn) * max(radius, h_radius) + abs(radius - h_radius) + abs(target[2] - hz)
-        steps = max(1, math.ceil(length / _ARC_STEP_M))
-        waypoints = []
-        for k in range(1, steps + 1):
-            f = k / steps
-            a, r = h_angle + f * turn, h_radius + f * (radius - h_radius)
-            waypoints.append((r * math.cos(a), r * math.sin(a), hz + f * (target[2] - hz)))
-        return waypoints
+        home = self._arm.tool_state()[0]
+        return swing((float(home[0]), float(home[1]), float(home[2])), target)
+
+
+def swing(start: Vec3, target: Vec3, step: float = _ARC_STEP_M) -> list[Vec3]:
+    """Waypoints about the base axis from ``start`` to ``target`` (base frame), the short way.
+
+    Angle, distance from the axis and height change in proportion, so the path keeps clear of
+    the axis; waypoints are about ``step`` apart. The last one is ``target``.
+    """
+    h_angle, h_radius = math.atan2(start[1], start[0]), math.hypot(start[0], start[1])
+    angle, radius = math.atan2(target[1], target[0]), math.hypot(target[0], target[1])
+    turn = math.remainder(angle - h_angle, math.tau)
+    length = abs(turn) * max(radius, h_radius) + abs(radius - h_radius) + abs(target[2] - start[2])
+    steps = max(1, math.ceil(length / step))
+    waypoints = []
+    for k in range(1, steps + 1):
+        f = k / steps
+        a, r = h_angle + f * turn, h_radius + f * (radius - h_radius)
+        waypoints.append((r * math.cos(a), r * math.sin(a), start[2] + f * (target[2] - start[2])))
+    return waypoints
 
 
 def probe(model: str) -> ReachProbe:
