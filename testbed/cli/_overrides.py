@@ -139,7 +139,7 @@ def _keys(node: Any, prefix: str = "") -> list[str]:
         return []
     keys = []
     for key in node.keys():
-        path = f"{prefix}{key}"
+        path = prefix + str(key)
         keys.append(path)
         keys.extend(_keys(node._get_node(key), f"{path}."))
     return keys
