@@ -69,12 +69,12 @@ def unknown(
 
 def exit_code(error: BaseException) -> int:
     """2 for the user's mistake, 1 for work that failed (see the module docstring)."""
-    from envs.errors import FactoryDataError, UnknownSiteError
+    from envs.errors import FactoryDataError, MissingStationError, UnknownSiteError
 
     if isinstance(error, ReplayDivergenceError):
         return FAILED
     mistakes = (UsageError, ReplayError, ExportError, CampaignError, UnknownSiteError,
-                FactoryDataError, click_errors.UsageError)  # fmt: skip
+                FactoryDataError, MissingStationError, click_errors.UsageError)  # fmt: skip
     return USAGE if isinstance(error, mistakes) else FAILED
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from envs.errors import SimulationError, UnknownSiteError
+from envs.errors import MissingStationError, SimulationError, UnknownSiteError
 from testbed.cli import _register, app
 from testbed.cli._errors import did_you_mean, exit_code
 from testbed.errors import PolicyUnavailableError, ReplayDivergenceError, UsageError
@@ -139,6 +139,7 @@ def test_a_real_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None
     [
         (UsageError("x"), 2),
         (UnknownSiteError("x"), 2),
+        (MissingStationError("kr-changwon", "conveyor", "conveyor_sort"), 2),
         (ReplayDivergenceError("f", 1, 2, "reward", (), 0.0, 1.0), 1),
         (PolicyUnavailableError("x"), 1),
         (SimulationError("x"), 1),
