@@ -97,6 +97,7 @@ def replay_command(
 def _replay(
     record: EpisodeRecord, path: Path, verify: bool, from_step: int, gui: bool, observer: Observer
 ) -> ReplayReport:
+    from testbed.env_contract import contract_of
     from testbed.replay import open_env, replay_episode
 
     if not gui:
@@ -106,7 +107,7 @@ def _replay(
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
         raise ReplayError("--gui needs a display: DISPLAY is not set (use --video instead)")
     env = open_env(record.meta, str(path), render_mode="human")
-    pace = _RealTime(float(getattr(env.unwrapped, "control_dt", 1.0 / 30.0)))
+    pace = _RealTime(contract_of(env).control_dt)  # open_env has checked the contract
     try:
         return replay_episode(
             record,
