@@ -39,7 +39,7 @@ SAMPLE_STEP_M = 0.05
 MAX_LAG_M = 0.05
 """How far the tool may fall behind a carry's path and still be counted as following it."""
 _SAME_HEIGHT_M = 0.01
-_CARRIES_TRIED = 12  # pick points whose whole carry path is checked for reach, per bin
+_CARRIES_TRIED = 6  # pick points whose whole carry path is checked for reach, per bin
 _SCANS: dict[tuple, tuple[tuple[float, str | None], ...]] = {}
 _SCAN_CACHE_LIMIT = 10_000
 
@@ -249,13 +249,14 @@ def _drop_point(layout: Layout, spot: BinSpot, report: Report) -> bool:
 def _carry(layout: Layout, window: Window, spot: BinSpot, report: Report) -> np.ndarray | None:
     """The pick point of a straight carry to the bin, or None after reporting that none works.
 
-    Pick points are tried nearest the drop point first; the cheap tests (clearance of the base
-    axis, keep-out zones) go before the reach of every point along the path, which is checked
-    for at most `_CARRIES_TRIED` of them.
+    Pick points are tried in order of the berth their path gives the base axis, widest first
+    (the arm folds least); the cheap tests (that berth, keep-out zones) go before following the
+    path, which is done for at most `_CARRIES_TRIED` of them.
     """
     tried, first = 0, ""
     points = np.array(window.points)
-    for start in points[np.argsort(np.linalg.norm(points - spot.drop, axis=1), kind="stable")]:
+    clearance = [horizontal_clearance(layout.base, p, spot.drop) for p in points]
+    for start in points[np.argsort(clearance, kind="stable")[::-1]]:  # widest berth first
         blocked = _blocked(layout, start, spot.drop)
         if blocked is None:
             if tried == _CARRIES_TRIED:
@@ -313,7 +314,8 @@ def _out_of_reach_along(layout: Layout, start: np.ndarray, end: np.ndarray) -> s
 
     Every point on the way must be within the controller's bounds, and the IK, following the
     path step by step (`ReachProbe.follow`: the arm swung to the pick point from its ready
-    pose, joints held to their limits), must end within `REACH_TOLERANCE_M` of the drop point.
+    pose, joints held to their limits), must start and end within `REACH_TOLERANCE_M` of the
+    pick and the drop point.
     On the way it may fall up to `MAX_LAG_M` behind (a joint at its limit), as the
     controller does, and catch up; further behind, the controller is stuck.
     """
@@ -323,6 +325,11 @@ def _out_of_reach_along(layout: Layout, start: np.ndarray, end: np.ndarray) -> s
         if bounds:
             return f"passes {fmt(point)}, {bounds}"
     residuals = layout.follow(path)
+    if residuals[0] > REACH_TOLERANCE_M:
+        return (
+            f"starts where the arm, turning to it from its ready pose, gets the tool only "
+            f"within {residuals[0] * 1000:.0f} mm"
+        )
     worst = int(np.argmax(residuals))
     if residuals[worst] > MAX_LAG_M:
         return (

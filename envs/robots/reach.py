@@ -23,7 +23,7 @@ from envs.robots.models import ROBOT_MODELS, RobotModelInfo
 from envs.sim import Sim, Vec3
 
 _ROUNDS = 6
-_FOLLOW_ROUNDS = 12  # per point of a followed path
+_FOLLOW_ROUNDS = 6  # per point of a followed path
 _LEAD_M = 0.05  # arm._TARGET_LEAD_M: how far a command may lead the tool, per axis
 _CONVERGED_M = 0.001  # a round this close ends the search
 _ARC_STEP_M = 0.1  # waypoint spacing of the swing (5 cm found the same answers, slower)
