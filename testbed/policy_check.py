@@ -137,9 +137,11 @@ def _run_checks(check: _Check) -> None:
             return
         check.run("GetSpec", lambda: _describe(policy))
         info = SessionInfo("check-handshake", check.site, "check-policy", 0, 0)
-        if not check.run(
-            "handshake", lambda: policy.reset(info) or "; ".join(policy.warnings) or "accepted"
-        ):
+        def handshake() -> str:
+            policy.reset(info)
+            return "; ".join(policy.warnings) or "accepted"
+
+        if not check.run("handshake", handshake):
             return
         caps = policy.spec().capabilities
     check.run("episode (unary Act)", lambda: _episode(check, "unary"))

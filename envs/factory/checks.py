@@ -120,13 +120,13 @@ def _check_robot(bundle: Bundle, issues: list[DataIssue]) -> None:
     if bundle.site is None:
         return
     wanted = bundle.site.robot.station_id
-    row = next((r for r in stations.rows if r.model.station_id == wanted), None)
-    if row is None and wanted not in stations.failed_keys:
+    named = next((r for r in stations.rows if r.model.station_id == wanted), None)
+    if named is None and wanted not in stations.failed_keys:
         names = _known(r.model.station_id for r in robots)
         expected = f"the station_id of the robot in stations.csv (robot stations: {names})"
         issues.append(DataIssue("site.yaml", "robot.station_id", repr(wanted), expected))
-    elif row is not None and row.model.kind != "robot":
-        expected = f"a station of kind robot (stations.csv {row.where} is a {row.model.kind})"
+    elif named is not None and named.model.kind != "robot":
+        expected = f"a station of kind robot (stations.csv {named.where} is a {named.model.kind})"
         issues.append(DataIssue("site.yaml", "robot.station_id", repr(wanted), expected))
 
 

@@ -80,6 +80,7 @@ def _random_policy(site: str) -> Any:
 
     env = gymnasium.make(ENV_ID, site=site)
     try:
+        assert isinstance(env.action_space, gymnasium.spaces.Box)
         observation, action = spaces_to_specs(env.observation_space, env.action_space)
     finally:
         env.close()
