@@ -161,7 +161,8 @@ class Layout:
     def footprint(self) -> Box:
         """The robot's base and first link as a box (`RobotModelInfo.footprint`)."""
         low, high = self.model.footprint
-        return Box.spanning(low, high, tuple(self.base), self.yaw)  # type: ignore[arg-type]
+        x, y, z = (float(v) for v in self.base)
+        return Box.spanning(low, high, (x, y, z), self.yaw)
 
     @cached_property
     def probe(self) -> ReachProbe:

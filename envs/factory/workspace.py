@@ -79,8 +79,8 @@ def check_reach(
     window = _pick_window(layout, report)
     reachable = [spot for spot in layout.bins if _drop_point(layout, spot, report)]
     carries: dict[str, tuple[float, float, float]] = {}
-    for spot in reachable if window is not None else []:
-        start = _carry(layout, window, spot, report)  # type: ignore[arg-type]
+    for spot in reachable:
+        start = None if window is None else _carry(layout, window, spot, report)
         if start is not None:
             carries[spot.station.station_id] = (float(start[0]), float(start[1]), float(start[2]))
     _fixtures(layout, report)

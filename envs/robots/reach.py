@@ -1,13 +1,19 @@
-"""Reach probes: how close a robot model's controller can put its tool (pointing down) to a point.
+"""Reach probes: how close a robot model's controller can put its tool (pointing down).
 
 A probe builds one robot model in a DIRECT `Sim` of its own (0.1-0.5 s, once per model and
-process), base at the origin with yaw 0, and answers `ReachProbe.residual`: the distance the
-controller's own IK (`CartesianArm.place_tool`, the model's null-space settings and joint
-limits) leaves between the tool and a point given in the robot base frame, solving from the
-ready pose. A few rounds are tried, each from the joints the last one reached, as successive
-control steps would (the KUKA's IK alternates between a solution and a miss), and the best is
-kept. Answers are cached per point (to the millimetre), so checking many bundles stays cheap:
-about 0.4 ms a new point.
+process), base at the origin with yaw 0, and answers two questions, in the robot base frame:
+
+- `ReachProbe.residual`: how close the controller's own IK (`CartesianArm.place_tool`: the
+  model's null-space settings, joints held to their limits) gets the tool to a point, solving
+  from the ready pose. A few rounds are tried, each from the joints the last one reached, as
+  successive control steps would (the KUKA's IK alternates between a solution and a miss); a
+  point missed by more than a few millimetres is tried again after a `swing` to it about the
+  base, as a policy would turn to it.
+- `ReachProbe.follow`: how closely the arm follows a path, step by step from the joints it has
+  (so a joint limit met on the way shows).
+
+Answers are cached per point and per path (to the millimetre), so checking many bundles with
+one cell's geometry stays cheap: about 0.4-3 ms a new point.
 """
 
 from __future__ import annotations
@@ -65,7 +71,7 @@ class ReachProbe:
         with self._lock:
             cached = self._cache.get(key)
             if cached is None:
-                cached = self._cache[key] = self._solve(tuple(v / 1000 for v in key))  # type: ignore[arg-type]
+                cached = self._cache[key] = self._solve((key[0] / 1e3, key[1] / 1e3, key[2] / 1e3))
                 if len(self._cache) > _CACHE_LIMIT:
                     self._cache.clear()
             return cached
@@ -137,8 +143,8 @@ class ReachProbe:
                 gain, best, best_angles = best - miss, miss, angles
                 if miss <= _CONVERGED_M or gain < _STALLED_M:
                     break
-            else:  # worse (the KUKA's IK alternates): go back to the best pose and stop
-                self._arm.place_joints(best_angles)  # type: ignore[arg-type]
+            elif best_angles is not None:  # worse (the KUKA's IK alternates): back to the best
+                self._arm.place_joints(best_angles)
                 break
         return best
 

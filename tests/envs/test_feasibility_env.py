@@ -65,8 +65,8 @@ def carry(spec: SiteSpec, start: np.ndarray, bin_index: int) -> bool:
         observation, _ = env.reset(seed=0)
         assert env.cell is not None
         assert not env.cell.arm.base_position.any() and env.cell.robot_yaw == 0.0
-        home = tuple(float(v) for v in observation["ee_pos"])
-        for waypoint in swing(home, tuple(start))[:-1]:  # type: ignore[arg-type]
+        hx, hy, hz = (float(v) for v in observation["ee_pos"])
+        for waypoint in swing((hx, hy, hz), (start[0], start[1], start[2]))[:-1]:
             drive(env, np.array(waypoint), steps=20, stop=False)
         assert drive(env, start, steps=150), f"the tool never reached the pick point {start}"
         drop = env.cell.drop_point(bin_index)
