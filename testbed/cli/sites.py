@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from testbed.cli import app
+from testbed.cli._errors import print_error
 
 if TYPE_CHECKING:  # the commands import envs themselves: `testbed --help` and serve stay fast
     from envs.factory.schema import SiteSpec
@@ -49,7 +51,9 @@ def list_command() -> None:
     console = _console()
     console.print(table)
     if failed:
-        console.print(f"invalid sites: {', '.join(failed)} (run: testbed sites check SITE)")
+        print_error(
+            f"invalid packaged sites: {', '.join(failed)}", [f"testbed sites check {failed[0]}"]
+        )
         raise typer.Exit(code=1)
 
 
@@ -77,23 +81,23 @@ def check_command(
     """
     from envs.factory.loader import check_bundle
     from envs.sites import list_sites, resolve_site
+    from testbed.cli._checks import site
 
     console = _console()
+    site(path)  # an unknown id or a missing folder is a usage error, with did-you-mean
     try:
         check = check_bundle(resolve_site(path) if path in list_sites() else Path(path))
     except OSError as error:
-        console.print(f"INVALID {path}: cannot read the bundle ({error})", markup=False)
+        print_error(f"bundle {path!r}: cannot read it ({error})")
         raise typer.Exit(code=1) from None
     if check.spec is None:
-        console.print(f"INVALID {check.root}: {check.total_errors} issue(s)", markup=False)
-        for issue in check.errors:
-            console.print(f"  - {issue}", markup=False)
+        issues = "\n".join(f"  - {issue}" for issue in check.errors)
+        print_error(f"bundle {check.root}: {check.total_errors} issue(s)\n{issues}")
     else:
         _print_summary(console, check.spec, check.window)
     if check.warnings:
-        console.print(f"{len(check.warnings)} warning(s):", markup=False)
-        for issue in check.warnings:
-            console.print(f"  ! {issue}", markup=False)
+        warnings = [f"warning: {issue}" for issue in check.warnings]
+        print("\n".join(warnings), file=sys.stderr, flush=True)
     if check.spec is None:
         raise typer.Exit(code=1)
 

@@ -365,7 +365,7 @@ def test_the_docs_floor_bin_example_fails_as_shown_and_its_fix_passes(tmp_path: 
     minimal = docs.split("## A minimal worked example", 1)[1]
     site = re.search(r"```yaml\n(.*?)```", section, re.S)
     layouts = re.findall(r"```\n(station_id,.*?)```", section, re.S)
-    outputs = re.findall(r"```\n((?:INVALID|OK) .*?)```", section, re.S)
+    outputs = re.findall(r"```\n((?:error: bundle|OK) .*?)```", section, re.S)
     assert site and len(layouts) == len(outputs) == 2
     (tmp_path / "site.yaml").write_text(site[1], encoding="utf-8")
     for name in ("parts.csv", "arrivals.csv"):
@@ -376,8 +376,8 @@ def test_the_docs_floor_bin_example_fails_as_shown_and_its_fix_passes(tmp_path: 
         (tmp_path / "stations.csv").write_text(layout, encoding="utf-8")
         check = check_bundle(tmp_path)
         shown = [line for line in output.splitlines() if line.startswith("  - ")]
-        if output.startswith("INVALID"):
-            assert output.startswith(f"INVALID floor-cell: {len(check.errors)} issue(s)")
+        if output.startswith("error:"):
+            assert output.startswith(f"error: bundle floor-cell: {len(check.errors)} issue(s)")
             for line, issue in zip(shown, check.errors, strict=True):  # "..." elides text
                 fragments = [f.strip() for f in line[4:].split("...") if f.strip()]
                 assert all(fragment in str(issue) for fragment in fragments), str(issue)

@@ -91,7 +91,7 @@ def test_check_prints_layout_errors_and_exits_1(bundle: Path) -> None:
     result = runner.invoke(app, ["sites", "check", str(bundle)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[0] == f"INVALID {bundle.resolve()}: 1 issue(s)"
+    assert lines[0] == f"error: bundle {bundle.resolve()}: 1 issue(s)"
     assert lines[1].startswith("  - stations.csv: row 4 (line 5), station bin2: expected a drop")
     assert "5.00 m from the base axis" in lines[1]
 
@@ -101,7 +101,7 @@ def test_check_prints_warnings_and_exits_0() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.startswith("OK ")
     assert "  pick window:   conv1 from -0.55 to 0.70 m along the belt" in result.output
-    assert "1 warning(s):\n  ! site.yaml: robot.controller.max_ee_speed_mps: " in result.output
+    assert "warning: site.yaml: robot.controller.max_ee_speed_mps: " in result.output
 
 
 def test_check_prints_the_total_of_a_capped_list(bundle: Path) -> None:
@@ -109,6 +109,6 @@ def test_check_prints_the_total_of_a_capped_list(bundle: Path) -> None:
     result = runner.invoke(app, ["sites", "check", str(bundle)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[0] == f"INVALID {bundle.resolve()}: 2000 issue(s)"
+    assert lines[0] == f"error: bundle {bundle.resolve()}: 2000 issue(s)"
     assert len(lines) == 1 + LISTED_PER_FILE + 1
     assert lines[-1].startswith("  - arrivals.csv: 1,950 more issue(s) not listed: expected")

@@ -62,7 +62,7 @@ def test_check_bad_bundle_lists_every_issue_and_exits_1(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sites", "check", str(bundle)])
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert lines[0] == f"INVALID {bundle.resolve()}: 3 issue(s)"
+    assert lines[0] == f"error: bundle {bundle.resolve()}: 3 issue(s)"
     assert lines[1:] == [
         "  - site.yaml: robot.gripper.kind (line 21): expected 'suction' (got 'vacuum')",
         "  - stations.csv: row 2 (line 3), column kind: expected 'robot', 'conveyor', "
@@ -72,10 +72,16 @@ def test_check_bad_bundle_lists_every_issue_and_exits_1(tmp_path: Path) -> None:
     ]
 
 
-def test_check_missing_folder_exits_1(tmp_path: Path) -> None:
+def test_check_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sites", "check", str(tmp_path / "nowhere")])
-    assert result.exit_code == 1
-    assert "no such folder" in result.output
+    assert result.exit_code == 2
+    assert "error: unknown site" in result.output and "or a bundle folder" in result.output
+
+
+def test_check_a_misspelt_site_id_suggests_the_packaged_one() -> None:
+    result = runner.invoke(app, ["sites", "check", "kr-changwn"])
+    assert result.exit_code == 2
+    assert "did you mean 'kr-changwon'?" in result.output
 
 
 def test_values_with_markup_characters_are_printed_verbatim(tmp_path: Path) -> None:
