@@ -153,7 +153,11 @@ def yaml_defect(rng: random.Random, draft: Draft) -> Expect | None:
         robot["grippr"] = {"kind": "suction"}
         return Expect("site.yaml", "robot.grippr", "did you mean 'gripper'")
     if kind == "missing":
-        key = rng.choice(["site_id", "name", "provenance", "robot", "safety"])
+        keys = ("site_id", "name", "provenance", "robot", "safety")
+        present = [k for k in keys if k in draft.site]
+        if not present:  # other defects removed them all
+            return None
+        key = rng.choice(present)
         del draft.site[key]
         return Expect("site.yaml", key, "required")
     robot["station_id"] = draft.stations[1]["station_id"]  # not the robot

@@ -126,7 +126,7 @@ def test_every_snapshot_replays_bit_identically(site: str) -> None:
     check_site(site, FAST_PLANS[site], every=60)
 
 
-@pytest.mark.slow
+@pytest.mark.nightly  # ~5 min: whole episodes; the fast test above covers the same cases
 @pytest.mark.parametrize("site", ["kr-changwon", "jp-nagoya", "us-austin"])
 def test_every_snapshot_of_whole_episodes_replays_bit_identically(site: str) -> None:
     plan = [
