@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import webbrowser
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from testbed.cli import app
 from testbed.cli._errors import FAILED, print_error
 from testbed.errors import TestbedError, UsageError
-
-if TYPE_CHECKING:  # the evaluator pulls in scipy and pandas: only when the command runs
-    from testbed.evaluator import TransferReport
 
 
 def _console() -> Console:
@@ -43,6 +39,7 @@ def report(
     Exit codes: 0 written; 1 a report file cannot be written; 2 no such folder, a folder
     without episode records, or a --baseline that is not a policy of the campaign.
     """
+    from testbed.campaign.summary import success_table
     from testbed.records import describe_set_aside
     from testbed.report import write_report  # imports matplotlib: only when the command runs
 
@@ -60,32 +57,8 @@ def report(
         console.print(describe_set_aside(list(written.damaged)), markup=False)
     for problem in written.skipped:
         console.print(f"skipped {problem}", markup=False)
-    console.print(_summary(written.matrix))
+    console.print(success_table(written.matrix))
     console.print(f"report: {written.html}", markup=False)
     console.print(f"        {written.markdown}", markup=False)
     if open_:
         webbrowser.open(written.html.resolve().as_uri())
-
-
-def _summary(matrix: TransferReport) -> Table:
-    pct = f"{matrix.confidence:.0%}"
-    table = Table(
-        title=f"Success rate [Wilson {pct}], rows: policies by home site, *: home site",
-        header_style="bold",
-    )
-    table.add_column("policy")
-    table.add_column("home site")
-    for site in matrix.sites:
-        table.add_column(site, justify="center")
-    for policy in matrix.policies:
-        row = [policy, matrix.home_sites[policy]]
-        for site in matrix.sites:
-            cell = matrix.cell(policy, site)
-            if cell is None:
-                row.append("-")
-                continue
-            s = cell.success
-            mark = " *" if cell.is_home else ""
-            row.append(f"{s.value:.0%} [{s.low:.0%}, {s.high:.0%}] n={cell.episodes}{mark}")
-        table.add_row(*row)
-    return table
