@@ -223,14 +223,7 @@ class ConveyorSort(Task):
 class ConveyorSortEnv(CellEnv):
     """A site's cell running the conveyor-sort task.
 
-    Args:
-        site: A packaged site id (``kr-changwon``), a bundle folder, or a loaded `SiteSpec`.
-        render_mode: ``"rgb_array"`` to render frames, ``"human"`` to open the PyBullet GUI
-            (needs a display).
-        render_size: (width, height) of rendered frames.
-        renderer: ``"tiny"`` (CPU TinyRenderer) or ``"egl"`` (headless OpenGL) for frames.
-        camera: A camera station of the site's stations.csv to render from (looking along
-            its orientation); None for the cell camera.
+    Takes `CellEnv`'s arguments (site and rendering options), the task being this one.
     """
 
     task: ConveyorSort

@@ -236,15 +236,11 @@ class TouchPartEnv(CellEnv):
     """A site's cell running the touch-part task.
 
     Args:
-        site: A packaged site id (``kr-changwon``), a bundle folder, or a loaded `SiteSpec`.
         time_limit_s: Simulated time before the episode is truncated.
         success_radius_m: Distance from the top-face centre that counts as touching.
-        render_mode: ``"rgb_array"`` to render frames, ``"human"`` to open the PyBullet GUI.
-        render_size: (width, height) of rendered frames.
-        renderer: ``"tiny"`` (CPU TinyRenderer) or ``"egl"`` (headless OpenGL) for frames.
-        camera: A camera station of the site's stations.csv to render from; None for the cell
-            camera. (The same rendering options as `Testbed/ConveyorSort-v0`, so replay can
-            film either task.)
+
+    ``site`` and the rendering options are `CellEnv`'s (the same as `Testbed/ConveyorSort-v0`,
+    so replay can film either task).
 
     Raises:
         ValueError: If `time_limit_s` or `success_radius_m` is not positive.
