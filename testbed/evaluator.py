@@ -26,19 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from testbed.damaged_records import SetAside, set_aside, set_aside_records
 from testbed.errors import TestbedError
 from testbed.kpis import KPIS, KpiValue, column, point
 from testbed.outcomes import SUCCESS_KEY, UNKNOWN, outcome_category
-from testbed.records import (
-    RECORD_GLOB,
-    EpisodeMeta,
-    RecordError,
-    SetAside,
-    episode_row,
-    read_summary,
-    set_aside,
-    set_aside_records,
-)
+from testbed.records import RECORD_GLOB, EpisodeMeta, RecordError, episode_row, read_summary
 from testbed.statistics import (
     Estimate,
     normalised_score,
@@ -67,7 +59,7 @@ def load_episodes(
         campaign_dir: The campaign folder.
         skipped: If given, unreadable records are appended here as messages instead of raising.
         damaged: If given, files that hold no usable record (damaged, or not a record) are set
-            aside (`testbed.records.set_aside`) and listed here, with those set aside earlier
+            aside (`testbed.damaged_records.set_aside`) and listed here, with those set aside earlier
             and not recorded again since; otherwise they count as unreadable.
 
     Raises:

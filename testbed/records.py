@@ -36,10 +36,7 @@ from __future__ import annotations
 import errno
 import io
 import json
-import logging
 import math
-import os
-import re
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -56,12 +53,10 @@ from testbed.outcomes import outcome_reason
 RECORD_FORMAT = "testbed.episode/1"
 RECORD_SUFFIX = ".npz"
 RECORD_GLOB = f"episodes/ep-*{RECORD_SUFFIX}"
-DAMAGED_SUFFIX = ".damaged"
 _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
 #: What numpy and zipfile raise on a damaged archive (an OSError only as EINVAL: a bad offset).
 _CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, ValueError, OSError)
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -395,126 +390,6 @@ def _meta(path: Path, array: np.ndarray | None) -> EpisodeMeta:
         return EpisodeMeta.from_json(json.dumps(data))
     except (ValueError, TypeError, KeyError) as exc:
         raise RecordError(path, RecordError.NOT_A_RECORD, f"malformed meta: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class SetAside:
-    """A file that was under an episode record's name but held no usable record.
-
-    Attributes:
-        record: The record's path (its episode now counts as not recorded).
-        reason: What was wrong: ``damaged episode record (empty file)``.
-        moved_to: Where the file is now, or None if it could not be moved (see ``note``).
-        note: Why it could not be moved.
-    """
-
-    record: Path
-    reason: str
-    moved_to: Path | None = None
-    note: str = ""
-
-    def describe(self) -> str:
-        """``<record>: <reason>, now <new name>``, or why it is still in place."""
-        if self.moved_to is None:
-            return f"{self.record}: {self.reason}, could not be moved aside: {self.note}"
-        return f"{self.record}: {self.reason}, now {self.moved_to.name}"
-
-
-def set_aside(error: RecordError) -> SetAside:
-    """Move the file of ``error`` aside: ``ep-NNNNN.npz`` -> ``ep-NNNNN.npz.damaged``.
-
-    The file is renamed in its folder (``.<n>.damaged`` if that name is taken), never deleted;
-    it then no longer matches `RECORD_GLOB`, so no reader counts it and a rerun of the trial
-    records the episode again. Never raises: a file that cannot be moved (a read-only folder)
-    is returned with ``moved_to=None`` and the reason in ``note``.
-    """
-    path = error.path
-    target = path.with_name(path.name + DAMAGED_SUFFIX)
-    number = 1
-    while target.exists():
-        number += 1
-        target = path.with_name(f"{path.name}.{number}{DAMAGED_SUFFIX}")
-    try:
-        os.rename(path, target)
-    except OSError as exc:
-        return SetAside(path, error.reason, None, exc.strerror or str(exc))
-    return SetAside(path, error.reason, target)
-
-
-_SET_ASIDE_NAME = re.compile(
-    rf"^(ep-.+?{re.escape(RECORD_SUFFIX)})(?:\.\d+)?{re.escape(DAMAGED_SUFFIX)}$"
-)
-
-
-def set_aside_records(root: Path, pattern: str = f"**/{RECORD_GLOB}") -> list[SetAside]:
-    """Records under ``root`` that were set aside and not recorded again since.
-
-    Args:
-        root: A campaign or trial folder.
-        pattern: The records' glob relative to ``root`` (`RECORD_GLOB` for a trial folder).
-
-    Returns:
-        One entry per missing record (the latest file set aside for it), by path; its reason is
-        diagnosed again from the file set aside.
-    """
-    latest: dict[Path, Path] = {}
-    for moved in sorted(Path(root).glob(pattern + "*" + DAMAGED_SUFFIX), key=_set_aside_order):
-        if match := _SET_ASIDE_NAME.match(moved.name):
-            latest[moved.with_name(match.group(1))] = moved
-    found = []
-    for record, moved in sorted(latest.items()):
-        if not record.exists():
-            try:
-                read_meta(moved, verify=True)
-                reason = "set aside by hand"
-            except RecordError as error:
-                reason = error.reason
-            found.append(SetAside(record, reason, moved))
-    return found
-
-
-def _set_aside_order(path: Path) -> tuple[str, int]:
-    number = path.name[: -len(DAMAGED_SUFFIX)].rsplit(".", 1)[-1]
-    return str(path.parent), int(number) if number.isdigit() else 1
-
-
-def set_aside_damaged(trial_dir: Path) -> list[Path]:
-    """Check every record of a trial (CRC included); set aside those that hold no record.
-
-    The trial runner calls this before it resumes or skips a trial: a damaged record is then
-    an episode still to run, never a trial that cannot resume.
-
-    Returns:
-        The record paths of the trial that are missing because they were set aside (now, or
-        earlier by a report or the episode browser): episodes to run again. Never raises.
-    """
-    root = Path(trial_dir)
-    try:
-        for path in sorted(root.glob(RECORD_GLOB)):
-            try:
-                read_meta(path, verify=True)
-            except RecordError as error:
-                if error.to_set_aside:
-                    aside = set_aside(error)
-                    log.warning("set aside %s; the episode runs again", aside.describe())
-        return [aside.record for aside in set_aside_records(root, RECORD_GLOB)]
-    except OSError as exc:  # the folder itself is unreadable: the runner will say so
-        log.warning("%s: cannot check the episode records: %s", root, exc)
-        return []
-
-
-def set_aside_headline(items: list[SetAside]) -> str:
-    """``N damaged records set aside, ...:``, the line above their `SetAside.describe` list."""
-    noun = "record" if len(items) == 1 else "records"
-    return (
-        f"{len(items)} damaged {noun} set aside, left out of every figure until a rerun of "
-        "the campaign records them again:"
-    )
-
-
-def describe_set_aside(items: list[SetAside]) -> str:
-    """`set_aside_headline` and one indented `SetAside.describe` line per record."""
-    return "\n".join([set_aside_headline(items), *(f"  {a.describe()}" for a in items)])
 
 
 def episode_row(meta: EpisodeMeta, latencies_ms: np.ndarray | None = None) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from typing import Any
 import pandas as pd
 
 from testbed.atomic import atomic_write, atomic_write_text
+from testbed.damaged_records import SetAside, set_aside_headline
 from testbed.evaluator import Cell, TransferReport, load_episodes, transfer_matrix
 from testbed.kpis import KPIS, point
 from testbed.plots import write_plots
-from testbed.records import SetAside, set_aside_headline
 from testbed.report_blocks import Block, to_html, to_markdown
 from testbed.statistics import DEFAULT_RESAMPLES
 from testbed.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted

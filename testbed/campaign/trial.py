@@ -34,10 +34,11 @@ from testbed.campaign.folders import (
 )
 from testbed.campaign.progress import episode_progress
 from testbed.config import TestbedConfig, validate
+from testbed.damaged_records import set_aside_damaged
 from testbed.errors import PolicyAuthError, PolicyHandshakeError, PolicyUnavailableError
 from testbed.policy import SessionInfo
 from testbed.recorder import EpisodeRecorder
-from testbed.records import EpisodeMeta, Fault, set_aside_damaged
+from testbed.records import EpisodeMeta, Fault
 from testbed.rollout import EpisodeResult, run_episode
 
 log = logging.getLogger(__name__)

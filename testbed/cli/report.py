@@ -40,7 +40,7 @@ def report(
     without episode records, or a --baseline that is not a policy of the campaign.
     """
     from testbed.campaign.summary import success_table
-    from testbed.records import describe_set_aside
+    from testbed.damaged_records import describe_set_aside
     from testbed.report import write_report  # imports matplotlib: only when the command runs
 
     console = _console()

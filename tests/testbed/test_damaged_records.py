@@ -20,17 +20,16 @@ from typer.testing import CliRunner
 
 from testbed.campaign.trial import run_trial
 from testbed.cli import _register, app
+from testbed.damaged_records import SetAside, set_aside_damaged
 from testbed.evaluator import load_episodes
 from testbed.records import (
     RECORD_GLOB,
     EpisodeMeta,
     EpisodeRecord,
     RecordError,
-    SetAside,
     read_meta,
     read_record,
     record_path,
-    set_aside_damaged,
     write_record,
 )
 from testbed.report import write_report
@@ -228,7 +227,7 @@ def test_a_folder_that_cannot_be_changed_keeps_its_damaged_record(
     def refuse(src: object, dst: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("testbed.records.os.rename", refuse)
+    monkeypatch.setattr("testbed.damaged_records.os.rename", refuse)
     aside: list[SetAside] = []
     df = load_episodes(tmp_path, damaged=aside)
     assert len(df) == 2
