@@ -1,7 +1,7 @@
 """`CellContract`: what the testbed may rely on from an env, and nothing else.
 
 The testbed checks an env against it once, when it makes the env
-(``testbed.env_contract.contract_of``), and from then on uses these members only; it never
+(``testbed.episodes.env_contract.contract_of``), and from then on uses these members only; it never
 probes an env for optional attributes. `envs.core.CellEnv` offers it, so every task does.
 Where the env id and keyword arguments come from: Gymnasium's ``env.spec``.
 """

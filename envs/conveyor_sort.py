@@ -41,6 +41,7 @@ import numpy as np
 from envs import observation as obs
 from envs.core import CellEnv
 from envs.factory.schema import Part, SiteSpec
+from envs.factory.task_sections import ConveyorSortSection
 from envs.metrics import EpisodeMetrics
 from envs.observation import MAX_BINS, NO_PART, BaseFrame, part_type
 from envs.sensing import PartSensor
@@ -76,8 +77,8 @@ class ConveyorSort(Task):
         self._potential = 0.0
 
     def time_limit_s(self) -> float:
-        """The site's task time limit (site.yaml ``task.time_limit_s``)."""
-        return self.site.site.task.time_limit_s
+        """The site's time limit (site.yaml ``tasks:``, the ``conveyor-sort`` section)."""
+        return self.site.site.task_section(ConveyorSortSection).time_limit_s
 
     def clear(self) -> None:
         """Remove the last episode's part bodies, the last made first."""

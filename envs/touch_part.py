@@ -33,6 +33,7 @@ import numpy as np
 from envs.cells.cell import Cell
 from envs.core import CellEnv
 from envs.factory.schema import Part, SiteSpec
+from envs.factory.task_sections import TouchPartSection
 from envs.metrics import EpisodeMetrics
 from envs.observation import BaseFrame, part_type
 from envs.sensing import PartSensor
@@ -236,8 +237,10 @@ class TouchPartEnv(CellEnv):
     """A site's cell running the touch-part task.
 
     Args:
-        time_limit_s: Simulated time before the episode is truncated.
-        success_radius_m: Distance from the top-face centre that counts as touching.
+        time_limit_s: Simulated time before the episode is truncated; None takes the site's
+            ``touch-part`` section of ``tasks:`` (default 3 s).
+        success_radius_m: Distance from the top-face centre that counts as touching; None
+            takes the site's section (default 0.02 m).
 
     ``site`` and the rendering options are `CellEnv`'s (the same as `Testbed/ConveyorSort-v0`,
     so replay can film either task).
@@ -251,21 +254,24 @@ class TouchPartEnv(CellEnv):
     def __init__(
         self,
         site: str | SiteSpec = "kr-changwon",
-        time_limit_s: float = 3.0,
-        success_radius_m: float = 0.02,
+        time_limit_s: float | None = None,
+        success_radius_m: float | None = None,
         render_mode: str | None = None,
         render_size: tuple[int, int] = (320, 240),
         renderer: str = "tiny",
         camera: str | None = None,
     ) -> None:
-        if time_limit_s <= 0 or success_radius_m <= 0:
-            raise ValueError(
-                "TouchPartEnv: time_limit_s and success_radius_m: expected > 0, "
-                f"got {time_limit_s} and {success_radius_m}"
-            )
+        for name, value in (("time_limit_s", time_limit_s), ("success_radius_m", success_radius_m)):
+            if value is not None and not value > 0:
+                raise ValueError(f"TouchPartEnv: {name}: expected > 0, got {value}")
 
         def make_task(spec: SiteSpec) -> TouchPart:
-            return TouchPart(spec, time_limit_s, success_radius_m)
+            section = spec.site.task_section(TouchPartSection)
+            return TouchPart(
+                spec,
+                section.time_limit_s if time_limit_s is None else time_limit_s,
+                section.success_radius_m if success_radius_m is None else success_radius_m,
+            )
 
         super().__init__(make_task, site, render_mode, render_size, renderer, camera)
 

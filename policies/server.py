@@ -214,7 +214,7 @@ def _server_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),  # never share a port with another server
-        # Accept the client's keepalive pings (testbed.policy_client pings every 30 s).
+        # Accept the client's keepalive pings (testbed.link.client pings every 30 s).
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ("grpc.http2.max_ping_strikes", 0),

@@ -2,7 +2,7 @@
 
 A policy server checks its own policy's output before it goes on the wire (a broken policy is
 then reported as the policy's fault: INTERNAL, naming the policy and the field), and the testbed
-checks every action it receives before the simulator sees it (``testbed.policy``). Both use
+checks every action it receives before the simulator sees it (``testbed.link.policy``). Both use
 `ActionCheck`, so the two sides can never disagree on what a valid action is.
 """
 

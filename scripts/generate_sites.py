@@ -162,7 +162,7 @@ def site_yaml(site_id: str, p: dict[str, Any]) -> dict[str, Any]:
         "policy_link": p["policy_link"],
         "safety": p["safety"],
         "takt_time_s": p["takt_time_s"],
-        "task": p["task"],
+        "tasks": [{"kind": "conveyor-sort", **p["task"]}],
     }
 
 

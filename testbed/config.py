@@ -58,7 +58,7 @@ class TaskConfig:
 
 
 @dataclass
-class TlsConfig:
+class ClientTlsConfig:
     """Client-side TLS for a remote policy (paths to PEM files)."""
 
     ca: str | None = None
@@ -99,7 +99,7 @@ class PolicyConfig:
     mode: str = "unary"
     deadline_ms: float = 1000.0
     token_env: str | None = None
-    tls: TlsConfig = field(default_factory=TlsConfig)
+    tls: ClientTlsConfig = field(default_factory=ClientTlsConfig)
     seed: int | None = None
     startup_timeout_s: float = 60.0
     max_restarts: int = 2

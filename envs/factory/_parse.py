@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 from envs.errors import DataIssue
 from envs.factory._yaml import YamlProblem, check_bounds, compose_and_load
 from envs.factory.schema import IDENTIFIER_PATTERN, SLUG_PATTERN, SiteFile
+from envs.factory.task_sections import SECTIONS_BY_KIND
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -157,13 +158,31 @@ def _dotted(loc: Sequence[str | int]) -> str:
     return text or "top level"
 
 
+def _without_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop the ``kind`` pydantic puts after a ``tasks`` index (the user never wrote it)."""
+    return tuple(
+        part
+        for i, part in enumerate(loc)
+        if not (i >= 2 and loc[i - 2] == "tasks" and isinstance(loc[i - 1], int))
+    )
+
+
 def _yaml_issue(detail: ErrorDetails, lines: dict[tuple[str | int, ...], int]) -> DataIssue:
-    loc = tuple(detail["loc"])
+    tagged = tuple(detail["loc"])
+    loc = _without_tags(tagged)
+    if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):  # tasks[i].kind
+        ctx = detail.get("ctx", {})
+        kinds = ", ".join(SECTIONS_BY_KIND)
+        where = _dotted((*loc, "kind"))
+        line = lines.get((*loc, "kind"), lines.get(loc))
+        where += f" (line {line})" if line else ""
+        got = repr(ctx["tag"]) if "tag" in ctx else ""
+        return DataIssue("site.yaml", where, got, f"a task kind: one of {kinds}")
     line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
     where = _dotted(loc) + (f" (line {line})" if line else "")
     value = "" if detail["type"] == "missing" else short_repr(detail["input"])
     if detail["type"] == "extra_forbidden":
-        return DataIssue("site.yaml", where, value, _known_key_hint(loc))
+        return DataIssue("site.yaml", where, value, _known_key_hint(tagged))
     return DataIssue("site.yaml", where, value, expectation(detail))
 
 
@@ -173,8 +192,9 @@ def _known_key_hint(loc: tuple[str | int, ...]) -> str:
         if model is None:
             break
         if isinstance(part, str):
+            section = SECTIONS_BY_KIND.get(part)
             info = model.model_fields.get(part)
-            model = _model_in(info.annotation) if info else None
+            model = section or (_model_in(info.annotation) if info else None)
     if model is None:
         return "no such key"
     keys = list(model.model_fields)

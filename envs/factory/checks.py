@@ -54,8 +54,10 @@ def _rows(numbers: list[int]) -> str:
 
 
 def _known(ids: Iterable[str]) -> str:
+    """The first 12 ids, each cut to 40 characters (a malformed row's id can be any length)."""
     listed = sorted(ids)
-    return ", ".join(listed[:12]) + (", ..." if len(listed) > 12 else "") or "none"
+    shown = [i if len(i) <= 40 else i[:37] + "..." for i in listed[:12]]
+    return ", ".join(shown) + (", ..." if len(listed) > 12 else "") or "none"
 
 
 def _check_unique_ids(bundle: Bundle, issues: list[DataIssue]) -> None:

@@ -36,6 +36,7 @@ from envs.factory.layout import (
     fmt,
 )
 from envs.factory.schema import SiteSpec
+from envs.factory.task_sections import ConveyorSortSection
 from envs.factory.workspace import Window, check_reach
 from envs.observation import MAX_BINS
 
@@ -218,9 +219,14 @@ def _bin_heights(layout: Layout, report: Report) -> None:
         )
 
 
+TIME_LIMIT_KEY = "tasks[conveyor-sort].time_limit_s"
+PARTS_KEY = "tasks[conveyor-sort].parts_per_episode"
+
+
 def _timing(layout: Layout, window: Window, report: Report) -> None:
     site = layout.spec.site
-    n, limit = site.task.parts_per_episode, site.task.time_limit_s
+    section = site.task_section(ConveyorSortSection)
+    n, limit = section.parts_per_episode, section.time_limit_s
     process = layout.spec.arrival_process
     speed = layout.belt.speed
     distance = max(window.first - window.entry, 0.0)
@@ -233,17 +239,17 @@ def _timing(layout: Layout, window: Window, report: Report) -> None:
     )
     if earliest >= limit:
         report.site(
-            "task.time_limit_s",
+            TIME_LIMIT_KEY,
             words.format(earliest, "shortest"),
-            "a time limit in which every part can be sorted: task.time_limit_s >= "
-            f"{math.ceil(earliest + SORT_MARGIN_S):.0f}, fewer task.parts_per_episode, or "
+            f"a time limit in which every part can be sorted: {TIME_LIMIT_KEY} >= "
+            f"{math.ceil(earliest + SORT_MARGIN_S):.0f}, fewer {PARTS_KEY}, or "
             "shorter gaps in arrivals.csv",
         )
     elif typical + SORT_MARGIN_S > limit:
         report.site(
-            "task.time_limit_s",
+            TIME_LIMIT_KEY,
             words.format(typical, "mean"),
-            "time to sort the last part in a typical episode: task.time_limit_s >= "
+            f"time to sort the last part in a typical episode: {TIME_LIMIT_KEY} >= "
             f"{math.ceil(typical + SORT_MARGIN_S):.0f}",
             warn=True,
         )

@@ -18,16 +18,12 @@ import math
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from envs.factory._model import Frozen as _Frozen
+from envs.factory.task_sections import TaskSection
 
 Vec3 = tuple[float, float, float]
 Rgba = tuple[float, float, float, float]
@@ -60,8 +56,7 @@ StationKind = Literal["robot", "conveyor", "fixture", "bin", "table", "camera"]
 PartShape = Literal["box", "cylinder", "mesh"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+S = TypeVar("S", bound=_Frozen)
 
 
 # --------------------------------------------------------------------------------- site.yaml
@@ -166,13 +161,6 @@ class SafetySpec(_Frozen):
     keep_out_zones: tuple[KeepOutZone, ...] = ()
 
 
-class TaskSpec(_Frozen):
-    """How long an episode of the conveyor-sort task is."""
-
-    parts_per_episode: Annotated[int, Field(ge=1, le=50)] = 3
-    time_limit_s: Annotated[float, Field(gt=0, le=3600)] = 40.0
-
-
 class SiteFile(_Frozen):
     """The contents of ``site.yaml``."""
 
@@ -187,7 +175,35 @@ class SiteFile(_Frozen):
     policy_link: PolicyLinkSpec = PolicyLinkSpec()
     safety: SafetySpec
     takt_time_s: Annotated[float, Field(gt=0, le=86_400.0, allow_inf_nan=False)]
-    task: TaskSpec = TaskSpec()
+    tasks: tuple[TaskSection, ...] = ()
+    """The tasks' own sections, one per ``kind`` (`envs.factory.task_sections`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_single_task(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "task" in data:
+            raise ValueError(
+                "task: expected a tasks: list with one section per task, keyed on kind, e.g. "
+                "tasks: [{kind: conveyor-sort, parts_per_episode: 3, time_limit_s: 35}] "
+                "(the single task: section of format 1 is gone)"
+            )
+        return data
+
+    @field_validator("tasks")
+    @classmethod
+    def _one_section_per_kind(cls, tasks: tuple[TaskSection, ...]) -> tuple[TaskSection, ...]:
+        kinds = [section.kind for section in tasks]
+        twice = sorted({kind for kind in kinds if kinds.count(kind) > 1})
+        if twice:
+            raise ValueError(f"expected one section per task kind, got {', '.join(twice)} twice")
+        return tasks
+
+    def task_section(self, section_type: type[S]) -> S:
+        """The site's section of one task, or that section's defaults if the site lists none."""
+        for section in self.tasks:
+            if isinstance(section, section_type):
+                return section
+        return section_type()
 
     @field_validator("control_rate_hz")
     @classmethod

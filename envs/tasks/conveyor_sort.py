@@ -26,6 +26,7 @@ import numpy as np
 
 from envs.cells.cell import Cell
 from envs.factory.schema import Part, SiteSpec
+from envs.factory.task_sections import ConveyorSortSection
 
 FIRST_ARRIVAL_S = 0.5
 RESOLVED = ("sorted", "wrong_bin", "lost")
@@ -58,7 +59,7 @@ def sample_schedule(site: SiteSpec, rng: np.random.Generator) -> list[tuple[str,
     shares = np.array([process.part_shares[p] for p in part_ids], dtype=np.float64)
     shares /= shares.sum()
     gaps = np.asarray(process.inter_arrival_s, dtype=np.float64)
-    count = site.site.task.parts_per_episode
+    count = site.site.task_section(ConveyorSortSection).parts_per_episode
     chosen = rng.choice(len(part_ids), size=count, p=shares)
     times = FIRST_ARRIVAL_S + np.concatenate([[0.0], np.cumsum(rng.choice(gaps, size=count - 1))])
     return [(part_ids[int(i)], float(t)) for i, t in zip(chosen, times, strict=True)]

@@ -38,7 +38,7 @@ from testbed.bench.figures import (
     cpu_seconds,
     median,
 )
-from testbed.policy import Policy, SessionInfo
+from testbed.link.policy import Policy, SessionInfo
 
 PANDA_ID = "PandaPickAndPlace-v3"
 GOAL_RATIO = 1.2

@@ -22,9 +22,9 @@ import gymnasium as gym
 
 import envs  # noqa: F401  (registers the Testbed env ids)
 from testbed.bench.figures import ENV_ID, BenchProfile, Figure, Progress
-from testbed.policy import SessionInfo
-from testbed.policy_client import RemotePolicy
-from testbed.rollout import run_episode
+from testbed.episodes.rollout import run_episode
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import SessionInfo
 
 SITE = "kr-changwon"
 _SERVING = re.compile(r"^serving (\S+) ")

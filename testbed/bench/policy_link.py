@@ -29,8 +29,8 @@ import gymnasium
 import numpy as np
 
 from testbed.bench.figures import BenchProfile, Figure, Progress
-from testbed.policy import Capabilities, Policy, PolicySpec, SessionInfo, spaces_to_specs
-from testbed.policy_client import RemotePolicy
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import Capabilities, Policy, PolicySpec, SessionInfo, spaces_to_specs
 
 SIZES = {"ee_pos": 3, "ee_vel": 3, "gripper": 1, "holding": 1, "part_pos": 3, "part_vel": 3,
          "part_size": 3, "part_type": 4, "bin_pos": 3, "time": 1}  # fmt: skip

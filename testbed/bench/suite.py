@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from testbed.bench.figures import SECTIONS, BenchProfile, Figure, Progress
-from testbed.bench.report import BenchReport, SectionResult, machine_info, now_utc
+from testbed.bench.output import BenchReport, SectionResult, machine_info, now_utc
 
 if TYPE_CHECKING:
     from testbed.bench.policy_link import ServerFactory
-    from testbed.policy import Policy
+    from testbed.link.policy import Policy
 
 Section = Callable[[], tuple[list[Figure], list[str]]]
 
@@ -63,13 +63,13 @@ def _runners(
     progress: Progress,
 ) -> dict[str, Section]:
     # Imported here: each section pulls in its own heavy dependencies (grpc, Hydra, video).
-    from testbed.bench import campaign, env_overhead, memory, policy_link, replay
+    from testbed.bench import campaign, env_overhead, memory, policy_link, replay_speed
 
     return {
         "env": lambda: env_overhead.run(profile, policy_for_site, progress),
         "link": lambda: policy_link.run(profile, serve, progress),
         "campaign": lambda: campaign.run(profile, progress),
-        "replay": lambda: replay.run(profile, policy_for_site, progress),
+        "replay": lambda: replay_speed.run(profile, policy_for_site, progress),
         "memory": lambda: memory.run(profile, progress),
     }
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from testbed.campaign.plan import expand_jobs, sweep_overrides
 from testbed.campaign.progress import QUIET_ENV, CampaignMonitor
 from testbed.campaign.summary import finish_campaign
-from testbed.records import atomic_write_text
+from testbed.episodes.records import atomic_write_text
 
 #: The running progress view. Module state, not an attribute: launchers pickle the callbacks
 #: along with each job, and a thread cannot be pickled.

@@ -20,8 +20,8 @@ from hydra.utils import instantiate
 from testbed.campaign.managed import ManagedServer
 from testbed.config import PolicyConfig
 from testbed.errors import PolicyUnavailableError
-from testbed.policy import Policy
-from testbed.policy_client import RemotePolicy
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import Policy
 
 
 class PolicyConnection:

@@ -17,8 +17,7 @@ from omegaconf import OmegaConf
 
 from envs.sites import list_sites, resolve_site
 from testbed.config import TestbedConfig
-from testbed.errors import CampaignError
-from testbed.records import (
+from testbed.episodes.records import (
     RECORD_GLOB,
     EpisodeRecord,
     atomic_write_bytes,
@@ -28,6 +27,7 @@ from testbed.records import (
     record_path,
     write_record,
 )
+from testbed.errors import CampaignError
 
 DONE, FAILED, TRIAL_JSON, TABLE = "DONE", "FAILED", "trial.json", "episodes.parquet"
 #: Settings that change where or how visibly a trial runs, never its results.

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from testbed.campaign.folders import TrialFolder, config_hashes
 from testbed.config import CONFIG_DIR, TestbedConfig, register_configs, validate
-from testbed.records import RECORD_GLOB
+from testbed.episodes.records import RECORD_GLOB
 
 
 @dataclass(frozen=True)

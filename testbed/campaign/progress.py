@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from testbed.records import RECORD_GLOB
+from testbed.episodes.records import RECORD_GLOB
 
 #: Set in trial processes whose launching process shows the campaign-wide progress.
 QUIET_ENV = "TESTBED_QUIET_TRIALS"

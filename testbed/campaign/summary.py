@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from testbed.records import RECORD_GLOB, read_meta
-from testbed.trial_status import TrialStatus, read_json, trial_statuses
+from testbed.campaign.trial_status import TrialStatus, read_json, trial_statuses
+from testbed.episodes.records import RECORD_GLOB, read_meta
 
 if TYPE_CHECKING:  # the evaluator pulls in scipy and pandas: only when a run ends
-    from testbed.evaluator import TransferReport
+    from testbed.results.evaluator import TransferReport
 
 #: Transfer gaps listed at the end of a run (the report lists the same number).
 GAPS_LISTED = 5
@@ -74,7 +74,7 @@ def finish_campaign(campaign_dir: Path, write: bool = True) -> CampaignSummary:
     if not summary.episodes:
         note = "none (no episode recorded)"
     elif write:
-        from testbed.report import write_report  # imports matplotlib: only when a run ends
+        from testbed.results.report import write_report  # imports matplotlib: only when a run ends
 
         try:
             written = write_report(campaign_dir)

@@ -34,12 +34,12 @@ from testbed.campaign.folders import (
 )
 from testbed.campaign.progress import episode_progress
 from testbed.config import TestbedConfig, validate
-from testbed.damaged_records import set_aside_damaged
+from testbed.episodes.damaged_records import set_aside_damaged
+from testbed.episodes.recorder import EpisodeRecorder
+from testbed.episodes.records import EpisodeMeta, Fault
+from testbed.episodes.rollout import EpisodeResult, run_episode
 from testbed.errors import PolicyAuthError, PolicyHandshakeError, PolicyUnavailableError
-from testbed.policy import SessionInfo
-from testbed.recorder import EpisodeRecorder
-from testbed.records import EpisodeMeta, Fault
-from testbed.rollout import EpisodeResult, run_episode
+from testbed.link.policy import SessionInfo
 
 log = logging.getLogger(__name__)
 #: Faults that mean "the trial cannot go on", not "this episode went wrong".

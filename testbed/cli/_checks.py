@@ -14,7 +14,7 @@ from testbed.cli._errors import did_you_mean, one_of, unknown
 from testbed.errors import UsageError
 
 if TYPE_CHECKING:
-    from testbed.episodes import EpisodeEntry, EpisodeFilter
+    from testbed.episodes.browse import EpisodeEntry, EpisodeFilter
 
 #: The forms of a POLICY spec (``testbed serve POLICY``, a managed policy's ``policy.serve``).
 POLICY_FORMS = "scripted:<site>, random, sb3:<model.zip> or module:attribute"

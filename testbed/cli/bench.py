@@ -17,7 +17,7 @@ from testbed.cli._errors import one_of
 from testbed.errors import UsageError
 
 if TYPE_CHECKING:
-    from testbed.bench.report import BenchReport
+    from testbed.bench.output import BenchReport
 
 SECTIONS_HELP = (
     "Comma-separated sections to run: env, link, campaign, replay, memory (default: all)"
@@ -46,8 +46,8 @@ def bench_command(
     from rich.console import Console
 
     from testbed.bench.figures import FULL, QUICK, SECTIONS
-    from testbed.bench.report import markdown as to_markdown
-    from testbed.bench.report import table
+    from testbed.bench.output import markdown as to_markdown
+    from testbed.bench.output import table
     from testbed.bench.suite import run_bench
 
     sections = _sections(only, SECTIONS)

@@ -1,6 +1,6 @@
 """``testbed check-policy HOST:PORT``: conformance check of a running policy server.
 
-The checks are in `testbed.policy_check` (imported when the command runs, so other commands
+The checks are in `testbed.link.check` (imported when the command runs, so other commands
 start without grpc).
 """
 
@@ -37,7 +37,7 @@ def check_policy_command(
     Exit codes: 0 every check passed (or was skipped: not advertised); 1 a check failed (an
     unreachable server included); 2 a bad address, site or file.
     """
-    from testbed.policy_check import check_policy_server
+    from testbed.link.check import check_policy_server
 
     _checks.host_port(address)
     _checks.site(site)

@@ -19,8 +19,8 @@ from testbed.cli import _checks, app
 from testbed.errors import UsageError
 
 if TYPE_CHECKING:
-    from testbed.damaged_records import SetAside
-    from testbed.episodes import EpisodeEntry
+    from testbed.episodes.browse import EpisodeEntry
+    from testbed.episodes.damaged_records import SetAside
 
 
 def _console() -> Console:
@@ -47,8 +47,8 @@ def episodes_command(
     Exit codes: 0 listed (possibly none); 2 no such folder, or --site / --policy matches no
     episode of the campaign.
     """
-    from testbed.damaged_records import describe_set_aside
-    from testbed.episodes import EpisodeFilter, find_episodes, select_episodes
+    from testbed.episodes.browse import EpisodeFilter, find_episodes, select_episodes
+    from testbed.episodes.damaged_records import describe_set_aside
 
     console = _console()
     damaged: list[SetAside] = []

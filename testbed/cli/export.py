@@ -42,8 +42,8 @@ def minari_command(
     Exit codes: 0 written; 2 nothing to export (no such folder, a filter that matches no
     episode, unreadable or mixed records) or the dataset exists already.
     """
-    from testbed.episodes import EpisodeFilter, find_episodes
-    from testbed.minari_export import export_minari
+    from testbed.episodes.browse import EpisodeFilter, find_episodes
+    from testbed.episodes.minari_export import export_minari
 
     console = Console(highlight=False, soft_wrap=True)
     where = EpisodeFilter(failed=failed, site=site, policy=policy)

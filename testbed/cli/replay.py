@@ -25,9 +25,9 @@ from testbed.cli._errors import print_error
 from testbed.errors import ReplayDivergenceError, ReplayError
 
 if TYPE_CHECKING:  # replay and video pull in gymnasium, pybullet, imageio: only when run
-    from testbed.records import EpisodeRecord
-    from testbed.replay import Observer, ReplayReport, ReplayStep
-    from testbed.video import VideoReport
+    from testbed.episodes.records import EpisodeRecord
+    from testbed.episodes.replay import Observer, ReplayReport, ReplayStep
+    from testbed.episodes.video import VideoReport
 
 
 def _console() -> Console:
@@ -62,8 +62,8 @@ def replay_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Rebuild the episode's site and re-apply its recorded actions (no policy, no network)."""
-    from testbed.replay import load_episode
-    from testbed.video import VideoSettings, parse_size, render_video
+    from testbed.episodes.replay import load_episode
+    from testbed.episodes.video import VideoSettings, parse_size, render_video
 
     console = _console()
     try:
@@ -97,8 +97,8 @@ def replay_command(
 def _replay(
     record: EpisodeRecord, path: Path, verify: bool, from_step: int, gui: bool, observer: Observer
 ) -> ReplayReport:
-    from testbed.env_contract import contract_of
-    from testbed.replay import open_env, replay_episode
+    from testbed.episodes.env_contract import contract_of
+    from testbed.episodes.replay import open_env, replay_episode
 
     if not gui:
         return replay_episode(

@@ -40,8 +40,10 @@ def report(
     without episode records, or a --baseline that is not a policy of the campaign.
     """
     from testbed.campaign.summary import success_table
-    from testbed.damaged_records import describe_set_aside
-    from testbed.report import write_report  # imports matplotlib: only when the command runs
+    from testbed.episodes.damaged_records import describe_set_aside
+    from testbed.results.report import (
+        write_report,  # imports matplotlib: only when the command runs
+    )
 
     console = _console()
     if not campaign_dir.is_dir():

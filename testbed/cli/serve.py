@@ -76,7 +76,7 @@ def _random_policy(site: str) -> Any:
 
     import envs  # noqa: F401  # registers the env ids
     from policies.random_policy import RandomPolicy
-    from testbed.policy import spaces_to_specs
+    from testbed.link.policy import spaces_to_specs
 
     env = gymnasium.make(ENV_ID, site=site)
     try:

@@ -1,7 +1,7 @@
 """``testbed train [hydra overrides]``: train a Stable-Baselines3 policy (Hydra entry point).
 
 Composes ``configs/train.yaml`` (one option of the ``train/`` group, schema
-`testbed.train_config.TrainConfig`) and runs `testbed.training.train` in Hydra's run
+`testbed.training.config.TrainConfig`) and runs `testbed.training.train.train` in Hydra's run
 directory, or in ``train.out_dir`` if set::
 
     testbed train                                        # train/ppo_touch_kr
@@ -54,8 +54,8 @@ def _run(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from testbed.train_config import TrainConfig
-    from testbed.training import train
+    from testbed.training.config import TrainConfig
+    from testbed.training.train import train
 
     train_cfg = OmegaConf.to_object(cfg.train)
     assert isinstance(train_cfg, TrainConfig)
@@ -82,7 +82,7 @@ def train_command(ctx: typer.Context) -> None:
     """
     import hydra
 
-    from testbed.train_config import register_train_configs
+    from testbed.training.config import register_train_configs
 
     register_train_configs()
     if all(a in ("-m", "--multirun") or not a.startswith("-") for a in ctx.args):

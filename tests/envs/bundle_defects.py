@@ -330,8 +330,11 @@ def tilted_station(rng: random.Random, draft: Draft) -> Expect:
 
 def too_little_time(rng: random.Random, draft: Draft) -> Expect:
     """A time limit shorter than the parts take to arrive."""
-    draft.site["task"] = {"parts_per_episode": 3, "time_limit_s": rng.uniform(0.05, 0.5)}
-    return Expect("site.yaml", "task.time_limit_s", "every part can be sorted", local=False)
+    limit = rng.uniform(0.05, 0.5)
+    draft.site["tasks"] = [{"kind": "conveyor-sort", "parts_per_episode": 3, "time_limit_s": limit}]
+    return Expect(
+        "site.yaml", "tasks[conveyor-sort].time_limit_s", "every part can be sorted", local=False
+    )
 
 
 def gravity_up(rng: random.Random, draft: Draft) -> Expect:

@@ -246,7 +246,10 @@ def _site(rng: random.Random, robot: str, slowest_s: float) -> dict[str, Any]:
     parts = rng.randint(1, 4)
     least = 0.5 + (parts - 1) * slowest_s + 3.0  # time for the last part to arrive and be sorted
     if rng.random() < 0.5 or 0.5 + 2 * slowest_s + 3.0 >= 40.0:  # else the defaults (3, 40 s)
-        site["task"] = {"parts_per_episode": parts, "time_limit_s": least + rng.uniform(1, 30)}
+        limit = least + rng.uniform(1, 30)
+        site["tasks"] = [
+            {"kind": "conveyor-sort", "parts_per_episode": parts, "time_limit_s": limit}
+        ]
     if rng.random() < 0.5:
         site["sensors"] = {"position_noise_m": rng.uniform(0, 0.01),
                            "latency_steps": rng.randint(0, 3),

@@ -603,3 +603,10 @@ def test_derived_process_is_consistent(events: list[tuple[int, str]]) -> None:
     span = (max(t for t, _ in events) - min(t for t, _ in events)) / 10
     assert sum(process.inter_arrival_s) == pytest.approx(span)
     assert sum(process.part_shares.values()) == pytest.approx(1.0)
+
+
+def test_the_known_ids_in_a_message_are_cut_to_a_readable_length() -> None:
+    from envs.factory.checks import _known
+
+    text = _known(["a" * 5000, "b1", *(f"s{i}" for i in range(20))])
+    assert len(text) < 12 * 42 and text.endswith(", ...") and "a" * 37 + "..." in text

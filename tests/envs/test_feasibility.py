@@ -209,7 +209,11 @@ INFEASIBLE: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...]]] = {
     "too little time for the parts": (
         lambda f: set_yaml(f, "time_limit_s: 35.0", "time_limit_s: 9.0"),
         "site.yaml",
-        ("task.time_limit_s", "every part can be sorted", "(got 9: the last of 3 parts"),
+        (
+            "tasks[conveyor-sort].time_limit_s",
+            "every part can be sorted",
+            "(got 9: the last of 3 parts",
+        ),
     ),
     "gravity pointing up": (
         lambda f: set_yaml(f, "gravity_mps2: [0.0, 0.0, -9.81]", "gravity_mps2: [0.0, 0.0, 9.81]"),

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from envs.conveyor_sort import ConveyorSortEnv
+from envs.factory.task_sections import ConveyorSortSection
 from envs.touch_part import TouchPartEnv
 from tests.envs.controllers import CONTROLLERS, play
 
@@ -84,7 +85,7 @@ def test_a_wrong_bin_names_the_part_the_bin_and_the_step_and_a_loss_comes_first(
 def test_time_limit_and_step_cap_say_how_many_parts_were_sorted() -> None:
     site = ConveyorSortEnv(SITE).site
     short = site.site.model_copy(
-        update={"task": site.site.task.model_copy(update={"time_limit_s": 8.0})}
+        update={"tasks": (ConveyorSortSection(parts_per_episode=3, time_limit_s=8.0),)}
     )
     env = ConveyorSortEnv(site.model_copy(update={"site": short}))
     capped = play(env, "home", seed=0, max_steps=100)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from envs.errors import FactoryDataError, UnknownSiteError
 from envs.factory import schema
+from envs.factory.task_sections import ConveyorSortSection
 from envs.sites import SITE_DATA, list_sites, load_site, resolve_site
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def test_packaged_site_loads_with_the_shared_layout(site_id: str) -> None:
     assert (belt.conveyor_speed_mps or 0) > 0
     assert all(b.x == 0.42 and b.z == b.size_z / 2 for b in spec.bins)
     assert sorted(spec.bin_index_for(p.part_id) for p in spec.parts) == list(range(len(spec.bins)))
-    assert spec.site.task.parts_per_episode == 3
+    assert spec.site.task_section(ConveyorSortSection).parts_per_episode == 3
     assert len([a for a in spec.arrivals if a.activity == "arrive"]) == 200
 
 

@@ -10,7 +10,7 @@ import gymnasium
 import numpy as np
 
 from policies.protocol import Capabilities, FieldSpec, PolicySpec, SessionInfo
-from testbed.policy import spaces_to_specs
+from testbed.link.policy import spaces_to_specs
 
 OBS_SIZES = {
     "ee_pos": 3,

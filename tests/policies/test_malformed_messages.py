@@ -21,8 +21,8 @@ from protos.tensors import MAX_ELEMENTS, to_tensor
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
 from testbed.errors import InvalidActionError, PolicyError, PolicyProtocolError
-from testbed.policy import SessionInfo
-from testbed.policy_client import RemotePolicy
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import SessionInfo
 from tests.policies.compliance import TIMEOUT, open_request
 from tests.policies.doubles import (
     LinearPolicy,
@@ -291,7 +291,7 @@ LIES = [
     ("wrong-shape", action(dtype=F32, shape=[3], data=b"\0" * 12), InvalidActionError, "shape"),
     ("float64-for-float32",
      action(dtype=pb.DTYPE_FLOAT64, shape=[4], data=np.array([0, 1e300, 0, 0], "<f8").tobytes()),
-     InvalidActionError, "(dtype): action.dtype: expected float32, got float64"),  # refused, never cast
+     InvalidActionError, "(dtype): action.dtype: expected float32, got float64"),  # never cast
     ("oversized", action(dtype=pb.DTYPE_UINT8, shape=[20 << 20], data=b"\0" * (20 << 20)),
      PolicyError, "RESOURCE_EXHAUSTED"),
 ]  # fmt: skip

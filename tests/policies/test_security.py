@@ -15,8 +15,8 @@ from policies.server import PolicyServer, TlsConfig, read_team_tokens, serve
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
 from testbed.errors import PolicyAuthError, PolicyUnavailableError
-from testbed.policy import SessionInfo
-from testbed.policy_client import RemotePolicy
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import SessionInfo
 from tests.certs import make_pki
 from tests.policies.doubles import (
     LinearPolicy,

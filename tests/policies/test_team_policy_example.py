@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from testbed.policy import SessionInfo
-from testbed.policy_client import RemotePolicy
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import SessionInfo
 from tests.policies.doubles import action_space, observation_space, sample_observation
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ import gymnasium as gym
 import envs  # noqa: F401  (registers the env ids)
 from policies.scripted import scripted_policy
 from protos.specs import SessionInfo
-from testbed.recorder import EpisodeRecorder
-from testbed.records import EpisodeMeta, EpisodeRecord, Fault, record_path, write_record
-from testbed.rollout import run_episode
+from testbed.episodes.recorder import EpisodeRecorder
+from testbed.episodes.records import EpisodeMeta, EpisodeRecord, Fault, record_path, write_record
+from testbed.episodes.rollout import run_episode
 
 ENV_ID = "Testbed/ConveyorSort-v0"
 

@@ -19,9 +19,9 @@ import envs  # noqa: F401  (registers the envs)
 from protos.specs import PolicySpec, spec_to_proto
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
-from testbed.policy import SessionInfo, spaces_to_specs
-from testbed.policy_client import RemotePolicy
-from testbed.rollout import run_episode
+from testbed.episodes.rollout import run_episode
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import SessionInfo, spaces_to_specs
 
 WIRE = {
     "float64": pb.DTYPE_FLOAT64,

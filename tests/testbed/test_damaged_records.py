@@ -20,9 +20,8 @@ from typer.testing import CliRunner
 
 from testbed.campaign.trial import run_trial
 from testbed.cli import _register, app
-from testbed.damaged_records import SetAside, set_aside_damaged
-from testbed.evaluator import load_episodes
-from testbed.records import (
+from testbed.episodes.damaged_records import SetAside, set_aside_damaged
+from testbed.episodes.records import (
     RECORD_GLOB,
     EpisodeMeta,
     EpisodeRecord,
@@ -32,7 +31,8 @@ from testbed.records import (
     record_path,
     write_record,
 )
-from testbed.report import write_report
+from testbed.results.evaluator import load_episodes
+from testbed.results.report import write_report
 
 from .campaign.helpers import FAST, compose
 
@@ -227,7 +227,7 @@ def test_a_folder_that_cannot_be_changed_keeps_its_damaged_record(
     def refuse(src: object, dst: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("testbed.damaged_records.os.rename", refuse)
+    monkeypatch.setattr("testbed.episodes.damaged_records.os.rename", refuse)
     aside: list[SetAside] = []
     df = load_episodes(tmp_path, damaged=aside)
     assert len(df) == 2

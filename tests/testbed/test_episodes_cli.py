@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 import testbed.cli.episodes  # noqa: F401  (registers the commands; with one, typer
 import testbed.cli.replay  # noqa: F401  would make it the whole app)
 from testbed.cli import app
-from testbed.episodes import EpisodeFilter, find_episodes, select_episodes
-from testbed.records import EpisodeRecord, Fault
+from testbed.episodes.browse import EpisodeFilter, find_episodes, select_episodes
+from testbed.episodes.records import EpisodeRecord, Fault
 from tests.testbed.recording import record_episode, write_episode
 
 runner = CliRunner()

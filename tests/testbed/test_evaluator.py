@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from testbed.evaluator import transfer_matrix
-from testbed.kpis import KPIS
-from testbed.statistics import (
+from testbed.results.evaluator import transfer_matrix
+from testbed.results.kpis import KPIS
+from testbed.results.statistics import (
     Estimate,
     iqm,
     mean_interval,

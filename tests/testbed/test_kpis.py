@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 import envs
-from testbed.evaluator import transfer_matrix
-from testbed.kpis import (
+from testbed.episodes.outcomes import SUCCESS_KEY, SUMMARY_KEY
+from testbed.results.evaluator import transfer_matrix
+from testbed.results.kpis import (
     DOCS_BEGIN,
     DOCS_END,
     ENV,
@@ -27,8 +28,7 @@ from testbed.kpis import (
     Registry,
     docs_table,
 )
-from testbed.outcomes import SUCCESS_KEY, SUMMARY_KEY
-from testbed.statistics import Estimate
+from testbed.results.statistics import Estimate
 
 DOCS = Path(__file__).parents[2] / "docs" / "campaigns.md"
 #: Constructor arguments that keep an episode short.
@@ -94,7 +94,7 @@ def test_docs_table_is_the_registry() -> None:
     assert text.count(DOCS_BEGIN) == 1 and text.count(DOCS_END) == 1
     in_docs = text.split(DOCS_BEGIN + "\n", 1)[1].split(DOCS_END, 1)[0]
     assert in_docs == docs_table(), (
-        "the KPI table of docs/campaigns.md is stale: run `python -m testbed.kpis --write`"
+        "the KPI table of docs/campaigns.md is stale: run `python -m testbed.results.kpis --write`"
     )
     for kpi in KPIS.values():
         assert f"| {kpi.column} | `{kpi.name}` |" in in_docs

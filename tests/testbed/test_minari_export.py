@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 import testbed.cli.episodes  # noqa: F401  (registers the commands)
 import testbed.cli.export  # noqa: F401
 from testbed.cli import app
-from testbed.episodes import EpisodeFilter
+from testbed.episodes.browse import EpisodeFilter
+from testbed.episodes.minari_export import export_minari
+from testbed.episodes.records import EpisodeRecord
 from testbed.errors import ExportError
-from testbed.minari_export import export_minari
-from testbed.records import EpisodeRecord
 from tests.testbed.recording import record_episode, write_episode
 
 runner = CliRunner()

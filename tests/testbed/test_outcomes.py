@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from protos.specs import SessionInfo
-from testbed.evaluator import transfer_matrix
-from testbed.outcomes import outcome_category, outcome_reason
-from testbed.records import EpisodeMeta, Fault, episode_row
-from testbed.rollout import EpisodeResult
+from testbed.episodes.outcomes import outcome_category, outcome_reason
+from testbed.episodes.records import EpisodeMeta, Fault, episode_row
+from testbed.episodes.rollout import EpisodeResult
+from testbed.results.evaluator import transfer_matrix
 
 LOST = "lost: KR-CAP-300 at step 695"
 

@@ -19,8 +19,8 @@ from testbed.errors import (
     PolicyHandshakeError,
     PolicyUnavailableError,
 )
-from testbed.policy import Policy, SessionInfo
-from testbed.policy_client import RemotePolicy
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import Policy, SessionInfo
 from tests.certs import make_pki
 from tests.policies.doubles import (
     OBS_SIZES,

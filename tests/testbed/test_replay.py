@@ -14,9 +14,9 @@ import testbed.cli.episodes  # noqa: F401  (registers the commands; with one, ty
 import testbed.cli.replay  # noqa: F401  would make it the whole app)
 from envs.sites import list_sites
 from testbed.cli import app
+from testbed.episodes.records import EpisodeRecord, write_record
+from testbed.episodes.replay import ReplayStep, load_episode, replay_episode, replay_file
 from testbed.errors import ReplayDivergenceError, ReplayError
-from testbed.records import EpisodeRecord, write_record
-from testbed.replay import ReplayStep, load_episode, replay_episode, replay_file
 from tests.testbed.recording import cached_episode, record_episode
 
 runner = CliRunner()

@@ -21,12 +21,12 @@ from matplotlib.figure import Figure
 from typer.testing import CliRunner
 
 from testbed.cli import _register, app
+from testbed.episodes.records import EpisodeMeta, EpisodeRecord, Fault, record_path, write_record
 from testbed.errors import TestbedError
-from testbed.evaluator import load_episodes
-from testbed.kpis import KPIS
-from testbed.records import EpisodeMeta, EpisodeRecord, Fault, record_path, write_record
-from testbed.report import WrittenReport, write_report
-from testbed.statistics import wilson_interval
+from testbed.results.evaluator import load_episodes
+from testbed.results.kpis import KPIS
+from testbed.results.report import WrittenReport, write_report
+from testbed.results.statistics import wilson_interval
 
 SEEDS = list(range(10))
 VERSIONS = {"numpy": "2.0", "pybullet": "3.2.7"}

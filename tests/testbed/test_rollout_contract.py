@@ -1,4 +1,4 @@
-"""The env contract the testbed checks once (`testbed.env_contract.contract_of`)."""
+"""The env contract the testbed checks once (`testbed.episodes.env_contract.contract_of`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401
-from testbed.env_contract import EnvContractError, contract_of
-from testbed.policy import SessionInfo
-from testbed.recorder import EpisodeRecorder
-from testbed.rollout import run_episode
+from testbed.episodes.env_contract import EnvContractError, contract_of
+from testbed.episodes.recorder import EpisodeRecorder
+from testbed.episodes.rollout import run_episode
+from testbed.link.policy import SessionInfo
 
 
 class _PlainEnv(gym.Env):  # type: ignore[type-arg]

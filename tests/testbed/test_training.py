@@ -17,13 +17,13 @@ from omegaconf import OmegaConf
 import envs  # noqa: F401  # registers the env ids
 from envs.sites import load_site
 from policies.sb3_policy import METADATA_FORMAT as ADAPTER_FORMAT
-from testbed._train_envs import SiteMixEnv, make_vec_env
 from testbed.cli.train import config_dir
-from testbed.policy import SessionInfo
-from testbed.policy_client import RemotePolicy
-from testbed.rollout import run_episode
-from testbed.train_config import TrainConfig, register_train_configs
-from testbed.training import METADATA_FORMAT, build_model
+from testbed.episodes.rollout import run_episode
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import SessionInfo
+from testbed.training.config import TrainConfig, register_train_configs
+from testbed.training.envs import SiteMixEnv, make_vec_env
+from testbed.training.train import METADATA_FORMAT, build_model
 from tests.testbed.servers import REPO, start_cli_server, stop
 
 ENV_ID = "Testbed/TouchPart-v0"

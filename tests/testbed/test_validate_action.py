@@ -6,7 +6,7 @@ import pytest
 
 from protos.specs import FieldSpec
 from testbed.errors import InvalidActionError
-from testbed.policy import ActionValidator, validate_action
+from testbed.link.policy import ActionValidator, validate_action
 
 BOX = gymnasium.spaces.Box(-1.0, 1.0, (4,), np.float32)
 

@@ -17,9 +17,9 @@ import testbed.cli.replay  # noqa: F401  would make it the whole app)
 from envs.errors import SimulationError
 from envs.sim import Sim
 from testbed.cli import app
+from testbed.episodes.records import write_record
+from testbed.episodes.video import VideoSettings, frames_due, parse_size, render_video
 from testbed.errors import ReplayDivergenceError, ReplayError
-from testbed.records import write_record
-from testbed.video import VideoSettings, frames_due, parse_size, render_video
 from tests.testbed.recording import cached_episode
 
 runner = CliRunner()

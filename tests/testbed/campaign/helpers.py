@@ -9,7 +9,7 @@ from pathlib import Path
 
 from testbed.campaign.plan import plan_campaign
 from testbed.config import TestbedConfig
-from testbed.records import RECORD_GLOB, read_meta
+from testbed.episodes.records import RECORD_GLOB, read_meta
 
 #: Short episodes on two sites: enough to exercise every path in seconds.
 FAST = ["task.max_steps=120", "task.snapshot_every=40", "campaign.progress=false"]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from testbed.campaign.trial import TrialOutcome, run_trial
-from testbed.records import RECORD_GLOB, read_record
+from testbed.episodes.records import RECORD_GLOB, read_record
 
 from .helpers import FAST, compose, run_cli
 

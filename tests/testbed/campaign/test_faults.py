@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from testbed.campaign.trial import run_trial
-from testbed.records import RECORD_GLOB, read_meta
+from testbed.episodes.records import RECORD_GLOB, read_meta
 from tests.testbed.faults import KINDS, RECORDED_AS, read_log, start_fault_server, stop_fault_server
 
 from .helpers import FAST, compose

@@ -8,7 +8,7 @@ import pytest
 from hydra.errors import MissingConfigException
 
 from testbed.campaign.plan import plan_campaign
-from testbed.records import RECORD_GLOB
+from testbed.episodes.records import RECORD_GLOB
 
 from .helpers import run_cli
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from testbed.records import RECORD_GLOB, read_record
+from testbed.episodes.records import RECORD_GLOB, read_record
 
 from .helpers import FAST, episodes, run_cli
 

@@ -12,7 +12,7 @@ import pytest
 from envs.sites import SITE_DATA
 from testbed.campaign.folders import config_hashes
 from testbed.campaign.plan import plan_campaign
-from testbed.records import RECORD_GLOB, read_meta
+from testbed.episodes.records import RECORD_GLOB, read_meta
 
 from .helpers import FAST, compose, run_cli
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 from testbed.campaign.trial import run_trial
-from testbed.records import RECORD_GLOB, read_meta
+from testbed.episodes.records import RECORD_GLOB, read_meta
 
 from .helpers import FAST, compose, managed_servers
 

@@ -3,7 +3,8 @@
 Only the records are read (``**/episodes/ep-*.npz``), and of each only its meta (cheap: the
 arrays stay compressed on disk), so browsing works on a campaign folder copied from anywhere,
 finished or not. A file that holds no usable record (damaged, or not a record at all) can be set
-aside (`testbed.damaged_records.set_aside`) and listed, so that a rerun of the campaign records it again.
+aside (`testbed.episodes.damaged_records.set_aside`) and listed, so that a rerun of the campaign
+records it again.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed.damaged_records import SetAside, set_aside, set_aside_records
-from testbed.records import RECORD_GLOB, EpisodeMeta, RecordError, read_meta
+from testbed.episodes.damaged_records import SetAside, set_aside, set_aside_records
+from testbed.episodes.records import RECORD_GLOB, EpisodeMeta, RecordError, read_meta
 
 VIOLATION_PREFIX = "violation:"
 METRIC_VIOLATION_PREFIX = "violations_"

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from testbed.episodes import EpisodeEntry, EpisodeFilter, find_episodes, select_episodes
+from testbed.episodes.browse import EpisodeEntry, EpisodeFilter, find_episodes, select_episodes
+from testbed.episodes.records import EpisodeRecord, read_record
+from testbed.episodes.replay import open_env
 from testbed.errors import ExportError, ReplayError
-from testbed.records import EpisodeRecord, read_record
-from testbed.replay import open_env
 
 DATA_FORMAT = "arrow"  # Minari's default, hdf5, would need h5py
 

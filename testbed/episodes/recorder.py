@@ -14,8 +14,8 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from testbed.env_contract import contract_of
-from testbed.records import EpisodeMeta, EpisodeRecord
+from testbed.episodes.env_contract import contract_of
+from testbed.episodes.records import EpisodeMeta, EpisodeRecord
 
 #: Per-step info values recorded as arrays (when the env provides them).
 NUMERIC_INFO = ("tcp_speed_mps", "contact_force_n", "energy_j", "parts_sorted")
@@ -29,7 +29,7 @@ class EpisodeRecorder(gym.Wrapper):
         snapshot_every: Steps between state snapshots (0 disables them).
 
     Raises:
-        testbed.env_contract.EnvContractError: If the env does not offer the contract.
+        testbed.episodes.env_contract.EnvContractError: If the env does not offer the contract.
     """
 
     def __init__(self, env: gym.Env, snapshot_every: int = 100) -> None:

@@ -27,12 +27,12 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from testbed.env_contract import contract_of
+from testbed.episodes.env_contract import contract_of
+from testbed.episodes.records import EpisodeRecord, atomic_write_text
+from testbed.episodes.replay import Observer, ReplayReport, ReplayStep, open_env, replay_episode
 from testbed.errors import ReplayError
-from testbed.records import EpisodeRecord, atomic_write_text
-from testbed.replay import Observer, ReplayReport, ReplayStep, open_env, replay_episode
 
-VIDEO_FORMAT = "testbed.replay-video/1"
+VIDEO_FORMAT = "testbed.episodes.replay-video/1"
 VIDEO_SUFFIXES = (".mp4", ".gif")
 EVENT_HOLD_S = 1.0  # how long an event stays on screen
 

@@ -16,10 +16,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from testbed.env_contract import contract_of
+from testbed.episodes.env_contract import contract_of
+from testbed.episodes.outcomes import FAULT_LIMIT, outcome_reason
 from testbed.errors import InvalidActionError, PolicyDeadlineError, PolicyError
-from testbed.outcomes import FAULT_LIMIT, outcome_reason
-from testbed.policy import ActionValidator, Policy, SessionInfo
+from testbed.link.policy import ActionValidator, Policy, SessionInfo
 
 
 @dataclass
@@ -53,7 +53,7 @@ class EpisodeResult:
 
     @property
     def outcome(self) -> str:
-        """Why the episode ended as it did (`testbed.outcomes.outcome_reason`).
+        """Why the episode ended as it did (`testbed.episodes.outcomes.outcome_reason`).
 
         ``success``; ``policy fault: <kind>`` when a fault ended it (``policy fault:
         unavailable``, ``policy fault: deadline (20 faulty policy calls in a row)``); else

@@ -27,7 +27,7 @@ UNKNOWN = "unknown"
 SUMMARY_KEY = "outcome"
 #: The key of the env's episode summary that says whether the episode succeeded (its end state).
 SUCCESS_KEY = "success_at_end"
-#: The fault `testbed.rollout` records when a policy failed too many calls in a row.
+#: The fault `testbed.episodes.rollout` records when a policy failed too many calls in a row.
 FAULT_LIMIT = "fault_limit"
 
 

@@ -28,12 +28,12 @@ from testbed.bench.figures import (
     cpu_seconds,
     median,
 )
-from testbed.policy import Policy, SessionInfo
-from testbed.recorder import EpisodeRecorder
-from testbed.records import EpisodeMeta, EpisodeRecord
-from testbed.replay import open_env, replay_episode
-from testbed.rollout import run_episode
-from testbed.video import VideoSettings, render_video
+from testbed.episodes.recorder import EpisodeRecorder
+from testbed.episodes.records import EpisodeMeta, EpisodeRecord
+from testbed.episodes.replay import open_env, replay_episode
+from testbed.episodes.rollout import run_episode
+from testbed.episodes.video import VideoSettings, render_video
+from testbed.link.policy import Policy, SessionInfo
 
 GOAL_FPS = 20.0
 BARE_FRAMES = 20

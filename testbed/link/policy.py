@@ -1,8 +1,8 @@
-"""The testbed's view of a policy: a structural `Policy` protocol and action validation.
+"""The testbed's view of a policy: the shared `Policy` protocol and action validation.
 
 Anything with ``spec()``, ``reset(session)`` and ``act(session, observation)`` is a policy here:
 an in-process object (for example one written against the ``policies`` SDK, which shares these
-records through ``protos.specs``) or `testbed.policy_client.RemotePolicy`. The testbed never
+records through ``protos.specs``) or `testbed.link.client.RemotePolicy`. The testbed never
 imports ``policies``. Every action goes through `validate_action` before it reaches the
 simulator.
 """
@@ -10,11 +10,12 @@ simulator.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from protos.actions import ActionCheck, BadAction
+from protos.policy import Policy
 from protos.specs import BoxLike, Capabilities, FieldSpec, PolicySpec, SessionInfo
 from testbed.errors import InvalidActionError
 
@@ -28,27 +29,6 @@ __all__ = [
     "spaces_to_specs",
     "validate_action",
 ]
-
-
-@runtime_checkable
-class Policy(Protocol):
-    """Maps observations to actions, one session (stream of episodes) at a time.
-
-    ``session`` is a `SessionInfo` (session_id, site, campaign, episode, seed); any object with
-    those attributes works at run time.
-    """
-
-    def spec(self) -> PolicySpec:
-        """Identity, spaces and capabilities."""
-        ...
-
-    def reset(self, session: SessionInfo) -> None:
-        """Begin an episode (new episode index and seed) of ``session``."""
-        ...
-
-    def act(self, session: SessionInfo, observation: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Return one action, or an action chunk with a leading dimension."""
-        ...
 
 
 def spaces_to_specs(
@@ -116,5 +96,3 @@ class ActionValidator:
             return self._check(action)
         except BadAction as exc:
             raise InvalidActionError(exc.reason, str(exc)) from None
-
-

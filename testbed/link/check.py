@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from testbed.errors import PolicyDeadlineError, PolicyError
-from testbed.policy import SessionInfo
-from testbed.policy_client import RemotePolicy
+from testbed.link.client import RemotePolicy
+from testbed.link.policy import SessionInfo
 
 ENV_ID = "Testbed/ConveyorSort-v0"
 
@@ -137,6 +137,7 @@ def _run_checks(check: _Check) -> None:
             return
         check.run("GetSpec", lambda: _describe(policy))
         info = SessionInfo("check-handshake", check.site, "check-policy", 0, 0)
+
         def handshake() -> str:
             policy.reset(info)
             return "; ".join(policy.warnings) or "accepted"

@@ -1,4 +1,4 @@
-"""Client side of ``ActStream`` for `testbed.policy_client` (its private helper).
+"""Client side of ``ActStream`` for `testbed.link.client` (its private helper).
 
 A sync gRPC response iterator cannot time out, so a watchdog thread cancels the call when a
 step's deadline passes; the waiting ``next()`` then raises and becomes `PolicyDeadlineError`,

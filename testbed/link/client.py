@@ -32,7 +32,6 @@ from protos.specs import (
 from protos.tensors import FieldDecoder, TensorError, dtype_to_proto
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
-from testbed._policy_stream import ActStream, map_rpc_error, status_error
 from testbed.errors import (
     PolicyBatchError,
     PolicyDeadlineError,
@@ -41,7 +40,8 @@ from testbed.errors import (
     PolicyProtocolError,
     PolicyUnavailableError,
 )
-from testbed.policy import ActionValidator, spaces_to_specs
+from testbed.link._stream import ActStream, map_rpc_error, status_error
+from testbed.link.policy import ActionValidator, spaces_to_specs
 
 logger = logging.getLogger(__name__)
 

@@ -1,18 +1,20 @@
 """The transfer evaluator: episode records of a campaign -> the transfer matrix.
 
-`load_episodes` builds the episode table (one row per record, via `testbed.records.episode_row`);
+`load_episodes` builds the episode table (one row per record, via
+`testbed.episodes.records.episode_row`);
 `transfer_matrix` aggregates it into a `TransferReport`: rows are policies grouped by home site,
-columns are target sites, and each `Cell` holds success with its Wilson interval, retention with
-a paired bootstrap interval, the IQM across training seeds, and the KPIs. The interval methods
-live in `testbed.statistics`.
+columns are target sites, and each `MatrixCell` holds success with its Wilson interval, retention
+with a paired bootstrap interval, the IQM across training seeds, and the KPIs. The interval methods
+live in `testbed.results.statistics`.
 
 Conventions (also in docs/campaigns.md, "Reading the report"):
     - Success is ``success_at_end``; an episode that ended on a fault is a failure.
-    - Every episode has an outcome reason (`testbed.outcomes`); each cell counts its failed
-      episodes by the reason's category (`Cell.failures`), so the counts add up to its failures.
+    - Every episode has an outcome reason (`testbed.episodes.outcomes`); each cell counts its failed
+      episodes by the reason's category (`MatrixCell.failures`), so the counts add up to its
+      failures.
     - Retention pairs episodes of the home and target site by ``(policy_seed, seed)``.
     - Every other KPI of a cell (cycle time, throughput, energy, violations, latency, fault
-      counts) is aggregated as its entry of the registry `testbed.kpis.KPIS` says.
+      counts) is aggregated as its entry of the registry `testbed.results.kpis.KPIS` says.
 """
 
 from __future__ import annotations
@@ -26,12 +28,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from testbed.damaged_records import SetAside, set_aside, set_aside_records
+from testbed.episodes.damaged_records import SetAside, set_aside, set_aside_records
+from testbed.episodes.outcomes import SUCCESS_KEY, UNKNOWN, outcome_category
+from testbed.episodes.records import (
+    RECORD_GLOB,
+    EpisodeMeta,
+    RecordError,
+    episode_row,
+    read_summary,
+)
 from testbed.errors import TestbedError
-from testbed.kpis import KPIS, KpiValue, column, point
-from testbed.outcomes import SUCCESS_KEY, UNKNOWN, outcome_category
-from testbed.records import RECORD_GLOB, EpisodeMeta, RecordError, episode_row, read_summary
-from testbed.statistics import (
+from testbed.results.kpis import KPIS, KpiValue, column, point
+from testbed.results.statistics import (
     Estimate,
     normalised_score,
     paired_retention,
@@ -59,8 +67,8 @@ def load_episodes(
         campaign_dir: The campaign folder.
         skipped: If given, unreadable records are appended here as messages instead of raising.
         damaged: If given, files that hold no usable record (damaged, or not a record) are set
-            aside (`testbed.damaged_records.set_aside`) and listed here, with those set aside earlier
-            and not recorded again since; otherwise they count as unreadable.
+            aside (`testbed.episodes.damaged_records.set_aside`) and listed here, with those set
+            aside earlier and not recorded again since; otherwise they count as unreadable.
 
     Raises:
         TestbedError: If the folder holds no episode records.
@@ -141,7 +149,7 @@ class FailureReason:
 
 
 @dataclass(frozen=True)
-class Cell:
+class MatrixCell:
     """One (policy, target site) cell of the transfer matrix.
 
     Attributes:
@@ -157,7 +165,7 @@ class Cell:
         iqm: IQM across training seeds of the per-seed success rate, bootstrap over seeds
             (NaN with fewer than 2 training seeds).
         training_seeds: Distinct training seeds in the cell.
-        kpis: KPI name -> value, for every KPI of `testbed.kpis.KPIS` (NaN where the records
+        kpis: KPI name -> value, for every KPI of `testbed.results.kpis.KPIS` (NaN where the records
             lack it); read with `kpi` (or as an attribute: ``cell.energy_per_part_j``).
         failures: The failed episodes by outcome category, most frequent first; their counts
             add up to ``episodes - successes``.
@@ -194,7 +202,7 @@ class Cell:
 
         def __getattr__(self, name: str) -> KpiValue:
             if name.startswith("_") or name == "kpis" or name not in KPIS:
-                raise AttributeError(f"Cell has no attribute {name!r} ({KPIS.unknown(name)})")
+                raise AttributeError(f"MatrixCell has no attribute {name!r} ({KPIS.unknown(name)})")
             return self.kpi(name)
 
 
@@ -218,13 +226,13 @@ class TransferReport:
     policies: tuple[str, ...]
     sites: tuple[str, ...]
     home_sites: dict[str, str]
-    cells: dict[tuple[str, str], Cell]
+    cells: dict[tuple[str, str], MatrixCell]
     policy_iqm: dict[str, Estimate] = field(default_factory=dict)
     baseline: str | None = None
     confidence: float = 0.95
     absent_kpis: tuple[str, ...] = ()
 
-    def cell(self, policy: str, site: str) -> Cell | None:
+    def cell(self, policy: str, site: str) -> MatrixCell | None:
         """The cell of ``policy`` at ``site``, or None if that pair was not evaluated."""
         return self.cells.get((policy, site))
 
@@ -238,9 +246,9 @@ class TransferReport:
         return pd.DataFrame(rows)
 
 
-def _flatten(cell: Cell) -> dict[str, object]:
+def _flatten(cell: MatrixCell) -> dict[str, object]:
     row: dict[str, object] = {}
-    for name in Cell.__dataclass_fields__:
+    for name in MatrixCell.__dataclass_fields__:
         value = getattr(cell, name)
         if name == "failures":
             row[name] = "; ".join(reason.format() for reason in value)
@@ -291,7 +299,7 @@ def transfer_matrix(
     )
 
 
-def _absent_kpis(df: pd.DataFrame, cells: Iterable[Cell]) -> tuple[str, ...]:
+def _absent_kpis(df: pd.DataFrame, cells: Iterable[MatrixCell]) -> tuple[str, ...]:
     """KPIs whose column no record has and that are n/a in every cell."""
     return tuple(
         kpi.name
@@ -320,10 +328,10 @@ def _checked(episodes: pd.DataFrame, baseline: str | None) -> pd.DataFrame:
 
 def _cell(
     group: pd.DataFrame, df: pd.DataFrame, policy: str, home: str, site: str, confidence: float
-) -> Cell:
+) -> MatrixCell:
     successes = int(group["success"].sum())
     home_rows = df[(df["policy"] == policy) & (df["site"] == home)]
-    return Cell(
+    return MatrixCell(
         policy=policy,
         home_site=home,
         site=site,
@@ -386,9 +394,9 @@ def _policy_iqm(rows: pd.DataFrame, confidence: float) -> Estimate:
 
 
 def _with_normalised(
-    cells: dict[tuple[str, str], Cell], home_sites: dict[str, str], baseline: str | None
-) -> dict[tuple[str, str], Cell]:
-    """Fill `Cell.normalised` (native: the best non-baseline policy homed at the target)."""
+    cells: dict[tuple[str, str], MatrixCell], home_sites: dict[str, str], baseline: str | None
+) -> dict[tuple[str, str], MatrixCell]:
+    """Fill `MatrixCell.normalised` (native: the best non-baseline policy homed at the target)."""
     if baseline is None:
         return cells
     result = {}

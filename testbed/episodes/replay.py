@@ -1,7 +1,7 @@
 """Replay a recorded episode: rebuild its site, re-apply the recorded actions, verify every step.
 
 Replaying needs no policy and no network: the record holds the env id and keyword arguments,
-the seed and the actions the simulator received (see `testbed.records`). The site's factory
+the seed and the actions the simulator received (see `testbed.episodes.records`). The site's factory
 bundle must be the one the episode ran on (its hash is in the record), or the replay refuses.
 
 With verification on, every observation, reward, termination flag, recorded info value and
@@ -27,9 +27,9 @@ import numpy as np
 
 import envs  # noqa: F401  (registers the env ids a record names)
 from envs.errors import EnvsError
-from testbed.env_contract import EnvContractError, contract_of
+from testbed.episodes.env_contract import EnvContractError, contract_of
+from testbed.episodes.records import EpisodeMeta, EpisodeRecord, read_record
 from testbed.errors import ReplayDivergenceError, ReplayError
-from testbed.records import EpisodeMeta, EpisodeRecord, read_record
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Figures of a `TransferReport`: matrix heatmaps and KPI bar charts (matplotlib).
 
-The bar charts are those of the KPI registry (`testbed.kpis.KPIS`): one panel per KPI with a
+The bar charts are those of the KPI registry (`testbed.results.kpis.KPIS`): one panel per KPI with a
 `Chart`, two panels a row.
 
 Figures are built with `matplotlib.figure.Figure` directly, not pyplot: no global backend or
@@ -24,9 +24,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from testbed.atomic import atomic_write
-from testbed.evaluator import Cell, TransferReport
-from testbed.kpis import INTERVAL, KPI, KPIS, point
-from testbed.statistics import Estimate
+from testbed.results.evaluator import MatrixCell, TransferReport
+from testbed.results.kpis import INTERVAL, KPI, KPIS, point
+from testbed.results.statistics import Estimate
 
 DPI = 120
 HOME_EDGE = "#d62728"
@@ -79,8 +79,8 @@ def _heatmap(
     report: TransferReport,
     path: Path,
     *,
-    estimate: Callable[[Cell], Estimate],
-    label: Callable[[Cell], str],
+    estimate: Callable[[MatrixCell], Estimate],
+    label: Callable[[MatrixCell], str],
     title: str,
     colorbar: str,
     limits: tuple[float, float],
@@ -114,7 +114,12 @@ def _heatmap(
 
 
 def _annotate(
-    ax: Axes, cell: Cell | None, label: Callable[[Cell], str], i: int, j: int, shade: float
+    ax: Axes,
+    cell: MatrixCell | None,
+    label: Callable[[MatrixCell], str],
+    i: int,
+    j: int,
+    shade: float,
 ) -> None:
     text = "not run" if cell is None else label(cell)
     dark = cell is not None and math.isfinite(shade) and shade < 0.55
@@ -160,7 +165,7 @@ def kpi_charts(report: TransferReport, path: Path) -> Path:
     return _save(fig, path, tight=False)
 
 
-def _whisker(kpi: KPI, cell: Cell) -> tuple[float, float]:
+def _whisker(kpi: KPI, cell: MatrixCell) -> tuple[float, float]:
     """(below, above) the bar: the KPI's interval, or up to the KPI its chart names."""
     whisker = kpi.chart.whisker if kpi.chart else None
     value = cell.kpi(kpi.name)
@@ -197,7 +202,7 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def _error(kpi: KPI, cell: Cell | None) -> tuple[float, float]:
+def _error(kpi: KPI, cell: MatrixCell | None) -> tuple[float, float]:
     if cell is None:
         return 0.0, 0.0
     low, high = _whisker(kpi, cell)

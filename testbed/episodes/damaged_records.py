@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.records import RECORD_GLOB, RECORD_SUFFIX, RecordError, read_meta
+from testbed.episodes.records import RECORD_GLOB, RECORD_SUFFIX, RecordError, read_meta
 
 DAMAGED_SUFFIX = ".damaged"
 """Suffix of a record set aside: ``ep-00003.npz.damaged`` (``.2.damaged`` if that is taken)."""

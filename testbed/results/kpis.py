@@ -3,15 +3,16 @@
 A `KPI` names the episode-table column it reads (``summary_key``: a key of the env's episode
 summary, or a column the testbed adds to each episode row), how a cell aggregates it, its column
 in the report's KPI table, its unit and format, its bar chart in ``kpis.png`` (if any) and its
-line in the docs. The evaluator (`testbed.evaluator`), the report (`testbed.report`), the figures
-(`testbed.plots`) and the KPI table of docs/campaigns.md all read `KPIS`, so adding a KPI is one
-entry here.
+line in the docs. The evaluator (`testbed.results.evaluator`), the report
+(`testbed.results.report`), the figures (`testbed.results.plots`) and the KPI table of
+docs/campaigns.md all read `KPIS`, so adding a KPI is one entry here.
 
 A name that is not registered is an error (`KPIS[name]` raises a KeyError that lists the known
 names and suggests the closest); "n/a" only ever means the data lacks the KPI (older records, a
 task that does not report it, no successful episode to take a cycle time from).
 
-``python -m testbed.kpis`` prints the docs table; ``--write docs/campaigns.md`` refreshes it.
+``python -m testbed.results.kpis`` prints the docs table; ``--write docs/campaigns.md`` refreshes
+it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from testbed.statistics import Estimate, mean_interval
+from testbed.results.statistics import Estimate, mean_interval
 
 #: ``KPI.source``: a key of every registered env's episode summary.
 ENV = "env"
@@ -57,7 +58,8 @@ class KPI:
     """One KPI of a transfer-matrix cell.
 
     Attributes:
-        name: Key in `Cell.kpis <testbed.evaluator.Cell>` and column of ``transfer_matrix.csv``.
+        name: Key in `MatrixCell.kpis <testbed.results.evaluator.MatrixCell>` and column of
+        ``transfer_matrix.csv``.
         summary_key: The episode-table column aggregated; ``prefix_*`` reads every column with
             that prefix (the per-kind violation counts).
         column: Column label in the report's KPI table.
@@ -336,7 +338,10 @@ KPIS = Registry([
 
 
 #: The markers around the generated KPI table in docs/campaigns.md.
-DOCS_BEGIN = "<!-- KPI table: generated from testbed/kpis.py (python -m testbed.kpis --write) -->"
+DOCS_BEGIN = (
+    "<!-- KPI table: generated from testbed/results/kpis.py "
+    "(python -m testbed.results.kpis --write) -->"
+)
 DOCS_END = "<!-- end of the generated KPI table -->"
 
 
@@ -383,7 +388,7 @@ def write_docs(path: Path) -> bool:
     return new != text
 
 
-if __name__ == "__main__":  # python -m testbed.kpis [--write DOC.md]
+if __name__ == "__main__":  # python -m testbed.results.kpis [--write DOC.md]
     if sys.argv[1:2] == ["--write"]:
         for doc in sys.argv[2:] or ["docs/campaigns.md"]:
             print(f"{doc}: {'updated' if write_docs(Path(doc)) else 'up to date'}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed.records import RECORD_GLOB
+from testbed.episodes.records import RECORD_GLOB
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The campaign report: episode tables, the transfer matrix, figures, Markdown and HTML.
 
 `write_report` reads a campaign folder (layout in docs/campaigns.md), evaluates it with
-`testbed.evaluator` and writes ``report.md``, a self-contained ``report.html`` (inline CSS,
+`testbed.results.evaluator` and writes ``report.md``, a self-contained ``report.html`` (inline CSS,
 figures embedded as data URIs, no scripts or external assets), ``episodes.csv``,
 ``episodes.parquet``, ``transfer_matrix.csv`` and the PNG figures. Both documents are rendered
 from one list of blocks, so they always say the same thing. Every file is written atomically
@@ -9,7 +9,8 @@ from one list of blocks, so they always say the same thing. Every file is writte
 
 Records that hold no usable record (damaged, or not a record) are set aside, left out of every
 figure and listed with their paths; every failed episode is counted by its outcome reason. The
-KPI table and charts show the KPIs of the registry (`testbed.kpis`), in its order and format.
+KPI table and charts show the KPIs of the registry (`testbed.results.kpis`), in its order and
+format.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from typing import Any
 import pandas as pd
 
 from testbed.atomic import atomic_write, atomic_write_text
-from testbed.damaged_records import SetAside, set_aside_headline
-from testbed.evaluator import Cell, TransferReport, load_episodes, transfer_matrix
-from testbed.kpis import KPIS, point
-from testbed.plots import write_plots
-from testbed.report_blocks import Block, to_html, to_markdown
-from testbed.statistics import DEFAULT_RESAMPLES
-from testbed.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted
+from testbed.campaign.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted
+from testbed.episodes.damaged_records import SetAside, set_aside_headline
+from testbed.results.evaluator import MatrixCell, TransferReport, load_episodes, transfer_matrix
+from testbed.results.kpis import KPIS, point
+from testbed.results.plots import write_plots
+from testbed.results.report_blocks import Block, to_html, to_markdown
+from testbed.results.statistics import DEFAULT_RESAMPLES
 
 REPORT_PACKAGES = ("physical-ai-testbed", "numpy", "scipy", "pandas", "matplotlib", "pyarrow")
 GAPS_LISTED = 5
@@ -184,7 +185,7 @@ def _gaps(report: TransferReport) -> list[Block]:
     return [("h2", "Largest transfer gaps"), ("ul", items or [none])]
 
 
-def _matrix(report: TransferReport, text: Callable[[Cell], str]) -> Block:
+def _matrix(report: TransferReport, text: Callable[[MatrixCell], str]) -> Block:
     rows = []
     for policy in report.policies:
         cells = [report.cell(policy, site) for site in report.sites]
@@ -249,7 +250,7 @@ def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
     return [*blocks, ("img", figures[2].name, "KPI charts")]
 
 
-def _place(cell: Cell) -> str:
+def _place(cell: MatrixCell) -> str:
     return cell.site + (" *" if cell.is_home else "")
 
 

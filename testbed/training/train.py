@@ -41,8 +41,8 @@ from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, 
 from stable_baselines3.common.noise import NormalActionNoise
 
 from envs.sites import load_site
-from testbed._train_envs import make_env, make_vec_env
-from testbed.train_config import TrainConfig
+from testbed.training.config import TrainConfig
+from testbed.training.envs import make_env, make_vec_env
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ key                               content
 ================================  ==========================================================
 
 Events (grasps, drops, violations) are sparse and live in the meta as ``[step, name]`` pairs.
-The meta also holds the episode's outcome reason (`EpisodeMeta.outcome`, see `testbed.outcomes`).
-Files are written atomically (temporary file, fsync, rename), so a killed writer never leaves
-a partial record under the final name.
+The meta also holds the episode's outcome reason (`EpisodeMeta.outcome`, see
+`testbed.episodes.outcomes`). Files are written atomically (temporary file, fsync, rename), so a
+killed writer never leaves a partial record under the final name.
 
 A file under a record's name that is not a readable record raises `RecordError`, naming the
 file and saying what is wrong: a *damaged* record (empty, truncated, a corrupt member: CRC or
@@ -48,7 +48,7 @@ import numpy as np
 
 from testbed.atomic import atomic_write_bytes
 from testbed.atomic import atomic_write_text as atomic_write_text  # re-exported: older users
-from testbed.outcomes import outcome_reason
+from testbed.episodes.outcomes import outcome_reason
 
 RECORD_FORMAT = "testbed.episode/1"
 RECORD_SUFFIX = ".npz"
@@ -129,7 +129,7 @@ class EpisodeMeta:
 
     @property
     def outcome(self) -> str:
-        """``success``, ``policy fault: <kind>`` or the env's reason (`testbed.outcomes`)."""
+        """``success``, ``policy fault: <kind>`` or the env's reason (`episodes.outcomes`)."""
         faults = [(f.kind, f.message) for f in self.faults]
         return outcome_reason(self.ended_by, faults, self.metrics)
 
