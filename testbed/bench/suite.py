@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from testbed.bench.figures import SECTIONS, BenchProfile, Figure, Progress
+from testbed.bench.figures import ENV_ID, SECTIONS, BenchProfile, Figure, Progress
 from testbed.bench.output import BenchReport, SectionResult, machine_info, now_utc
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ def run_bench(
     policy_for_site: Callable[[str], Policy],
     serve: ServerFactory,
     progress: Progress,
+    env_ids: Sequence[str] = (ENV_ID,),
+    policy_for: Callable[[str, str], Policy | None] | None = None,
 ) -> BenchReport:
     """Run ``sections`` (a subset of `SECTIONS`, run in that order) with ``profile``.
 
@@ -38,6 +40,10 @@ def run_bench(
         policy_for_site: Builds the in-process policy that drives a site's env.
         serve: Serves a policy on 127.0.0.1 for the policy-link section.
         progress: Receives a line per step of the run.
+        env_ids: The env ids (tasks) of the env-overhead section.
+        policy_for: Builds the policy driving an env id at a site in the env-overhead section
+            (None for a task without one: random actions); default ``policy_for_site`` for
+            every env id.
 
     Raises:
         ValueError: Naming the valid sections, if one is unknown.
@@ -45,7 +51,12 @@ def run_bench(
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         raise ValueError(f"unknown section(s) {unknown}: choose from {', '.join(SECTIONS)}")
-    runners = _runners(profile, policy_for_site, serve, progress)
+    if policy_for is None:
+
+        def policy_for(env_id: str, site: str) -> Policy | None:
+            return policy_for_site(site)
+
+    runners = _runners(profile, policy_for_site, serve, progress, env_ids, policy_for)
     report = BenchReport(profile.name, now_utc(), machine_info())
     start = time.perf_counter()
     for name in SECTIONS:
@@ -61,12 +72,14 @@ def _runners(
     policy_for_site: Callable[[str], Policy],
     serve: ServerFactory,
     progress: Progress,
+    env_ids: Sequence[str],
+    policy_for: Callable[[str, str], Policy | None],
 ) -> dict[str, Section]:
     # Imported here: each section pulls in its own heavy dependencies (grpc, Hydra, video).
     from testbed.bench import campaign, env_overhead, memory, policy_link, replay_speed
 
     return {
-        "env": lambda: env_overhead.run(profile, policy_for_site, progress),
+        "env": lambda: env_overhead.run(profile, env_ids, policy_for, progress),
         "link": lambda: policy_link.run(profile, serve, progress),
         "campaign": lambda: campaign.run(profile, progress),
         "replay": lambda: replay_speed.run(profile, policy_for_site, progress),

@@ -30,6 +30,33 @@ def site(value: str) -> str:
     raise unknown("site", value, list_sites(), also=", or a bundle folder")
 
 
+def env_id(value: str) -> str:
+    """A registered Testbed env id (``Testbed/ConveyorSort-v0``), returned unchanged."""
+    known = testbed_env_ids()
+    if value in known:
+        return value
+    raise unknown("env", value, known)
+
+
+def env_ids(value: str | None) -> list[str]:
+    """Comma-separated env ids, each checked; None gives every registered Testbed env id."""
+    if value is None:
+        return testbed_env_ids()
+    chosen = [env_id(v.strip()) for v in value.split(",") if v.strip()]
+    if not chosen:
+        raise UsageError(f"--env {value!r}: expected env ids such as Testbed/ConveyorSort-v0")
+    return chosen
+
+
+def testbed_env_ids() -> list[str]:
+    """Every registered ``Testbed/`` env id, sorted."""
+    import gymnasium
+
+    import envs  # noqa: F401  (registers the Testbed env ids)
+
+    return sorted(k for k in gymnasium.registry if k.startswith("Testbed/"))
+
+
 def host_port(address: str, what: str = "address") -> tuple[str, int]:
     """``(host, port)`` of a ``HOST:PORT`` address (an IPv6 host in brackets: ``[::1]:50051``).
 

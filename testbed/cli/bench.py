@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from testbed.cli import app
+from testbed.cli import _checks, app
 from testbed.cli._errors import one_of
 from testbed.errors import UsageError
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 SECTIONS_HELP = (
     "Comma-separated sections to run: env, link, campaign, replay, memory (default: all)"
 )
+ENV_HELP = "Comma-separated env ids (tasks) for the env section (default: every Testbed env)"
 
 
 @app.command("bench")
@@ -36,6 +37,7 @@ def bench_command(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Also print the table as Markdown (for the README)")
     ] = False,
+    env: Annotated[str | None, typer.Option("--env", help=ENV_HELP)] = None,
 ) -> None:
     """Measure the testbed against raw PyBullet, panda-gym and a bare grpcio echo, in one run.
 
@@ -51,6 +53,7 @@ def bench_command(
     from testbed.bench.suite import run_bench
 
     sections = _sections(only, SECTIONS)
+    env_ids = _checks.env_ids(env)
     console = Console(highlight=False, log_path=False)
     if not console.is_terminal:  # piped: wide enough for the table instead of rich's 80 columns
         console = Console(highlight=False, log_path=False, width=150)
@@ -61,7 +64,9 @@ def bench_command(
             status.update(f"testbed bench ({profile.name}): {line}")
             console.log(line)
 
-        report = run_bench(profile, sections, _scripted_policy, _serve, progress)
+        report = run_bench(
+            profile, sections, _scripted_policy, _serve, progress, env_ids, _task_policy
+        )
     console.print(table(report))
     _print_notes(console, report)
     if markdown:
@@ -97,6 +102,15 @@ def _scripted_policy(site: str) -> Any:
     from policies.scripted import scripted_policy
 
     return scripted_policy(site)
+
+
+def _task_policy(env_id: str, site: str) -> Any:
+    """The scripted controller of a task at a site, or None (random actions drive the env)."""
+    from policies.scripted import scripted_policy
+
+    if env_id in ("Testbed/ConveyorSort-v0", "Testbed/TouchPart-v0"):  # the same observations
+        return scripted_policy(site)
+    return None
 
 
 def _serve(policy: Any) -> Any:

@@ -23,6 +23,9 @@ FILE = {"exists": True, "dir_okay": False}
 def check_policy_command(
     address: Annotated[str, typer.Argument(help="host:port of the policy server")],
     site: Annotated[str, typer.Option(help="Site whose env spaces to offer")] = "kr-changwon",
+    env: Annotated[str, typer.Option(help="Env id (task) whose spaces to offer")] = (
+        "Testbed/ConveyorSort-v0"
+    ),
     token_file: Annotated[
         Path | None, typer.Option(help="File holding the bearer token", **FILE)
     ] = None,
@@ -41,11 +44,18 @@ def check_policy_command(
 
     _checks.host_port(address)
     _checks.site(site)
+    _checks.env_id(env)
     token = token_file.read_text().strip() if token_file else None
     rows = check_policy_server(
-        address, site, token=token, tls_ca=tls_ca, steps=steps, deadline_s=deadline_ms / 1000.0
+        address,
+        site,
+        token=token,
+        tls_ca=tls_ca,
+        steps=steps,
+        deadline_s=deadline_ms / 1000.0,
+        env_id=env,
     )
-    table = Table(title=f"check-policy {address} (site {site})")
+    table = Table(title=f"check-policy {address} ({env} at {site})")
     for column in ("check", "result", "detail"):
         table.add_column(column)
     for name, ok, detail in rows:

@@ -25,12 +25,12 @@ FILE: dict[str, Any] = {"exists": True, "dir_okay": False}
 
 POLICY_HELP = (
     "scripted:<site> (the scripted controller tuned for a site), random (uniform actions over "
-    f"{ENV_ID}'s spaces at --site), sb3:<model.zip> (a Stable-Baselines3 model file), or "
+    "--env's spaces at --site), sb3:<model.zip> (a Stable-Baselines3 model file), or "
     "module:attribute (a Policy object, or a class/factory called with no arguments)"
 )
 
 
-def load_policy(name: str, site: str = "kr-changwon") -> Any:
+def load_policy(name: str, site: str = "kr-changwon", env_id: str = ENV_ID) -> Any:
     """Build the policy named on the command line.
 
     Raises:
@@ -43,7 +43,7 @@ def load_policy(name: str, site: str = "kr-changwon") -> Any:
 
         return scripted_policy(name.split(":", 1)[1])
     if name == "random":
-        return _random_policy(_checks.site(site))
+        return _random_policy(_checks.site(site), _checks.env_id(env_id))
     if name.startswith("sb3:"):
         from policies.sb3_policy import SB3Policy
 
@@ -71,20 +71,21 @@ def _import_policy(name: str) -> Any:
     return target if is_policy else target()
 
 
-def _random_policy(site: str) -> Any:
+def _random_policy(site: str, env_id: str) -> Any:
     import gymnasium
 
     import envs  # noqa: F401  # registers the env ids
     from policies.random_policy import RandomPolicy
     from testbed.link.policy import spaces_to_specs
 
-    env = gymnasium.make(ENV_ID, site=site)
+    env = gymnasium.make(env_id, site=site)
     try:
         assert isinstance(env.action_space, gymnasium.spaces.Box)
         observation, action = spaces_to_specs(env.observation_space, env.action_space)
     finally:
         env.close()
-    return RandomPolicy(observation, action, policy_id=f"random@{site}")
+    task = "" if env_id == ENV_ID else "/" + env_id.split("/")[-1]  # ConveyorSort: no suffix
+    return RandomPolicy(observation, action, policy_id=f"random@{site}{task}")
 
 
 def _sigterm_at_stdin_eof() -> None:
@@ -103,6 +104,7 @@ def serve_command(
     site: Annotated[str, typer.Option(help="Site whose env spaces `random` uses")] = (
         "kr-changwon"
     ),
+    env: Annotated[str, typer.Option(help="Env id (task) whose spaces `random` uses")] = ENV_ID,
     tls_cert: Annotated[Path | None, typer.Option(help="Server certificate (PEM)", **FILE)] = None,
     tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM)", **FILE)] = None,
     tls_client_ca: Annotated[
@@ -158,7 +160,7 @@ def serve_command(
     limits = {"max_sessions": max_sessions, "session_idle_s": session_idle_s,
               "rps_per_token": rps_per_token, "reflection": not no_reflection}  # fmt: skip
     _check_listen(address)  # before loading the policy, which may take a while
-    loaded = load_policy(policy, site)
+    loaded = load_policy(policy, site, env)
     try:
         server = serve(loaded, address, tls=tls, token=token, max_workers=max_workers,
                        **limits)  # type: ignore[arg-type]  # fmt: skip

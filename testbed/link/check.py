@@ -28,6 +28,7 @@ class _Check:
 
     address: str
     site: str
+    env_id: str
     token: str | None
     tls_ca: Path | None
     steps: int
@@ -116,12 +117,13 @@ def check_policy_server(
     tls_ca: Path | None = None,
     steps: int = 50,
     deadline_s: float = 1.0,
+    env_id: str = ENV_ID,
 ) -> list[CheckRow]:
-    """Run every check against the server at ``address`` with ``site``'s env spaces.
+    """Run every check against the server at ``address`` with ``env_id``'s spaces at ``site``.
 
     A failed health check or handshake stops the run (the later checks could not pass).
     """
-    check = _Check(address, site, token, tls_ca, steps, deadline_s)
+    check = _Check(address, site, env_id, token, tls_ca, steps, deadline_s)
     _run_checks(check)
     return check.rows
 
@@ -131,7 +133,7 @@ def _run_checks(check: _Check) -> None:
 
     import envs  # noqa: F401  # registers the env ids
 
-    check.env = gymnasium.make(ENV_ID, site=check.site)
+    check.env = gymnasium.make(check.env_id, site=check.site)
     with check.client() as policy:
         if not check.run("health", lambda: _expect_serving(policy)):
             return

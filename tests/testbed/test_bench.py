@@ -60,6 +60,19 @@ def test_env_rows_count_pybullet_calls(quick_report: dict) -> None:
         assert figure["goal"] and figure["met"] in (True, False)
 
 
+def test_env_section_measures_every_task(quick_report: dict) -> None:
+    names = [f["name"] for f in quick_report["sections"]["env"]["figures"]]
+    for task in ("ConveyorSort", "TouchPart"):
+        assert len([n for n in names if n.startswith(f"{task} ")]) == 3, names
+
+
+def test_env_option_names_a_registered_env_with_the_closest_one() -> None:
+    result = runner.invoke(app, ["bench", "--only", "env", "--env", "Testbed/ConveyorSrot-v0"])
+    assert result.exit_code == 2
+    assert "unknown env 'Testbed/ConveyorSrot-v0'" in result.output
+    assert "did you mean 'Testbed/ConveyorSort-v0'" in result.output
+
+
 def test_only_rejects_an_unknown_section() -> None:
     result = runner.invoke(app, ["bench", "--only", "env,nope"])
     assert result.exit_code != 0

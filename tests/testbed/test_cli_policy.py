@@ -55,6 +55,10 @@ def test_load_policy_forms() -> None:
     assert isinstance(load_policy("tests.policies.doubles:make_linear_policy"), LinearPolicy)
     assert isinstance(load_policy("tests.policies.doubles:LinearPolicy"), LinearPolicy)
     assert load_policy("scripted:us-austin").spec().policy_id.endswith("us-austin")
+    touch = load_policy("random", "jp-nagoya", "Testbed/TouchPart-v0")
+    assert touch.spec().policy_id == "random@jp-nagoya/TouchPart-v0"
+    with pytest.raises(UsageError, match="did you mean 'Testbed/TouchPart-v0'"):
+        load_policy("random", "jp-nagoya", "Testbed/TouchPrt-v0")
     for bad in ("nonsense", "no.such.module:thing", "tests.policies.doubles:nothing"):
         with pytest.raises(UsageError, match=bad):
             load_policy(bad)
