@@ -65,7 +65,7 @@ class EpisodeEntry:
 
     def replay_command(self) -> str:
         """The shell command that replays and verifies this episode."""
-        return f"testbed replay {shlex.quote(str(self.path))}"
+        return replay_command(self.path)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``testbed episodes --json`` prints)."""
@@ -90,6 +90,11 @@ class EpisodeEntry:
             "violations": self.violations,
             "replay": self.replay_command(),
         }
+
+
+def replay_command(record: Path) -> str:
+    """The shell command that replays and verifies the episode recorded at ``record``."""
+    return f"testbed replay {shlex.quote(str(record))}"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from testbed.results.kpis import INTERVAL, KPI, KPIS, point
 from testbed.results.statistics import Estimate
 
 DPI = 120
+#: Heatmap text size: readable when the report shows the figure 720 px wide (a phone).
+LABEL_PT = 11
 HOME_EDGE = "#d62728"
 
 
@@ -88,7 +90,7 @@ def _heatmap(
 ) -> Path:
     rows, cols = len(report.policies), len(report.sites)
     matrix = np.full((rows, cols), np.nan)
-    fig = Figure(figsize=(2.0 + 2.1 * cols, 1.2 + 0.9 * rows))
+    fig = Figure(figsize=(2.4 + 2.3 * cols, 1.4 + 1.0 * rows))
     ax = fig.subplots()
     colormap = colormaps[cmap].with_extremes(bad="#dddddd")
     for i, policy in enumerate(report.policies):
@@ -109,7 +111,9 @@ def _heatmap(
             )
     _label_axes(ax, report)
     fig.colorbar(image, ax=ax, label=colorbar, fraction=0.046, pad=0.04)
-    ax.set_title(f"{title}\n(outlined: the policy's home site; grey: not evaluated)", fontsize=10)
+    ax.set_title(
+        f"{title}\n(outlined: the policy's home site; grey: not evaluated)", fontsize=LABEL_PT
+    )
     return _save(fig, path)
 
 
@@ -123,7 +127,9 @@ def _annotate(
 ) -> None:
     text = "not run" if cell is None else label(cell)
     dark = cell is not None and math.isfinite(shade) and shade < 0.55
-    ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+    ax.text(
+        j, i, text, ha="center", va="center", fontsize=LABEL_PT, color="white" if dark else "black"
+    )
     if cell is not None and cell.is_home:
         ax.add_patch(
             Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, edgecolor=HOME_EDGE, lw=2.5)
@@ -138,7 +144,7 @@ def _label_axes(ax: Axes, report: TransferReport) -> None:
     )
     ax.set_xlabel("target site")
     ax.set_ylabel("policy (grouped by home site)")
-    ax.tick_params(length=0)
+    ax.tick_params(length=0, labelsize=LABEL_PT)
     homes = [report.home_sites[p] for p in report.policies]
     for i in range(1, len(homes)):
         if homes[i] != homes[i - 1]:

@@ -1,8 +1,9 @@
 """The campaign report: episode tables, the transfer matrix, figures, Markdown and HTML.
 
 `write_report` reads a campaign folder (layout in docs/campaigns.md), evaluates it with
-`testbed.results.evaluator` and writes ``report.md``, a self-contained ``report.html`` (inline CSS,
-figures embedded as data URIs, no scripts or external assets), ``episodes.csv``,
+`testbed.results.evaluator` and writes ``report.md``, a self-contained ``report.html`` (inline CSS
+and script, figures embedded as data URIs, nothing fetched; clips of failed episodes, where
+they exist, are files linked by relative paths), ``episodes.csv``,
 ``episodes.parquet``, ``transfer_matrix.csv`` and the PNG figures. Both documents are rendered
 from one list of blocks, so they always say the same thing. Every file is written atomically
 (`testbed.atomic`): a report killed midway leaves the previous files, never partial ones.
@@ -10,18 +11,16 @@ from one list of blocks, so they always say the same thing. Every file is writte
 Records that hold no usable record (damaged, or not a record) are set aside, left out of every
 figure and listed with their paths; every failed episode is counted by its outcome reason. The
 KPI table and charts show the KPIs of the registry (`testbed.results.kpis`), in its order and
-format.
+format. Every matrix cell links to the cell's episodes (`testbed.results.episode_pages`); the
+campaign section shows the sweep and the shared config (`testbed.results.report_campaign`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,14 @@ import pandas as pd
 from testbed.atomic import atomic_write, atomic_write_text
 from testbed.campaign.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted
 from testbed.episodes.damaged_records import SetAside, set_aside_headline
+from testbed.results.episode_pages import MATRIX_ANCHOR, cell_link, episode_sections
 from testbed.results.evaluator import MatrixCell, TransferReport, load_episodes, transfer_matrix
 from testbed.results.kpis import KPIS, point
 from testbed.results.plots import write_plots
 from testbed.results.report_blocks import Block, to_html, to_markdown
+from testbed.results.report_campaign import campaign_blocks, planned, versions_blocks, who
 from testbed.results.statistics import DEFAULT_RESAMPLES
 
-REPORT_PACKAGES = ("physical-ai-testbed", "numpy", "scipy", "pandas", "matplotlib", "pyarrow")
 GAPS_LISTED = 5
 
 
@@ -132,8 +132,9 @@ def _document(
         *_matrices(report, written.figures),
         *_kpis(report, written.figures),
         *_failures(trials, episodes, written, unnamed_unstarted(campaign, trials)),
-        *_campaign(campaign, trials),
-        *_versions(trials),
+        *episode_sections(report, episodes, root, written.html.parent),
+        *campaign_blocks(campaign, trials),
+        *versions_blocks(trials),
         *_method(report),
     ]
 
@@ -186,11 +187,15 @@ def _gaps(report: TransferReport) -> list[Block]:
 
 
 def _matrix(report: TransferReport, text: Callable[[MatrixCell], str]) -> Block:
+    """A matrix table; every evaluated cell links to its episodes."""
     rows = []
     for policy in report.policies:
         cells = [report.cell(policy, site) for site in report.sites]
-        row = [policy, report.home_sites[policy]]
-        row += ["not run" if c is None else text(c) + (" *" if c.is_home else "") for c in cells]
+        row: list[object] = [policy, report.home_sites[policy]]
+        row += [
+            "not run" if c is None else cell_link(c, text(c) + (" *" if c.is_home else ""))
+            for c in cells
+        ]
         rows.append(row)
     return ("table", ["policy", "home site", *report.sites], rows)
 
@@ -198,12 +203,13 @@ def _matrix(report: TransferReport, text: Callable[[MatrixCell], str]) -> Block:
 def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
     pct = f"{report.confidence:.0%}"
     blocks: list[Block] = [
-        ("h2", "Transfer matrix"),
+        ("h2", "Transfer matrix", MATRIX_ANCHOR),
         (
             "p",
             f"Rows: policies grouped by home site; columns: target sites; * marks the home "
             f"site. Success is success_at_end (an episode that ended on a fault is a failure), "
-            f"shown with its Wilson {pct} interval and successes/episodes.",
+            f"shown with its Wilson {pct} interval and successes/episodes. Every cell links to "
+            f"its episodes (Episodes by cell).",
         ),
         ("h3", "Success rate"),
         _matrix(report, lambda c: f"{c.success.format()} {c.successes}/{c.episodes}"),
@@ -228,7 +234,7 @@ def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
             ),
             _matrix(report, lambda c: "n/a" if math.isnan(c.normalised) else f"{c.normalised:.2f}"),
         ]
-    if any(not math.isnan(c.iqm.value) for c in report.cells.values()):
+    if any(not math.isnan(c.iqm.value) for c in report.cells.values()):  # 2+ training seeds
         blocks += [
             ("h3", "IQM of per-seed success across training seeds"),
             _matrix(report, lambda c: f"{c.iqm.format()} ({c.training_seeds} seeds)"),
@@ -239,7 +245,12 @@ def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
 def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
     cells = [report.cell(p, s) for p in report.policies for s in report.sites]
     rows = [
-        [c.policy, _place(c), str(c.episodes), *(k.format(c.kpi(k.name)) for k in KPIS.values())]
+        [
+            c.policy,
+            cell_link(c, _place(c)),
+            str(c.episodes),
+            *(k.format(c.kpi(k.name)) for k in KPIS.values()),
+        ]
         for c in cells
         if c is not None
     ]
@@ -285,14 +296,14 @@ def _trial_failures(trials: list[TrialStatus], unstarted: int) -> list[Block]:
     blocks: list[Block] = []
     if unstarted:
         blocks.append(("p", f"{unstarted} planned trial(s) have no folder: never started."))
-    failed = [[t.name, *_who(t), t.reason] for t in trials if t.status == "failed"]
+    failed = [[t.name, *who(t), t.reason] for t in trials if t.status == "failed"]
     if failed:
         blocks += [
             ("h3", "Failed trials"),
             ("table", ["trial", "policy", "site", "reason"], failed),
         ]
     unfinished = [
-        [t.name, *_who(t), t.status, f"{t.recorded}/{_planned(t)}"]
+        [t.name, *who(t), t.status, f"{t.recorded}/{planned(t)}"]
         for t in trials
         if t.status in ("unfinished", "not started")
     ]
@@ -325,7 +336,14 @@ def _failed_episodes(report: TransferReport) -> list[Block]:
                 continue
             failed = f"{cell.episodes - cell.successes}/{cell.episodes}"
             rows += [
-                [policy, _place(cell), failed, r.category, str(r.episodes), r.example]
+                [
+                    policy,
+                    _place(cell),
+                    cell_link(cell, failed),
+                    r.category,
+                    str(r.episodes),
+                    r.example,
+                ]
                 for r in cell.failures
             ]
     if not rows:
@@ -372,104 +390,32 @@ def _cells_of(episodes: pd.DataFrame) -> str:
     return ", ".join(sorted(set(episodes["policy"] + " @ " + episodes["site"])))
 
 
-def _who(trial: TrialStatus) -> list[str]:
-    info = trial.info or {}
-    policy = info.get("policy") or {}
-    name = policy.get("name", "") if isinstance(policy, dict) else str(policy)
-    return [str(name), str(info.get("site", ""))]
-
-
-def _planned(trial: TrialStatus) -> str:
-    info = trial.info or {}
-    return str(info.get("episodes") or len(info.get("seeds") or []) or "?")
-
-
-#: Settings of the resolved config worth a line in the report (shown when present).
-KEY_SETTINGS = (
-    "campaign.episodes",
-    "seed",
-    "task.env_id",
-    "task.max_steps",
-    "policy.mode",
-    "policy.deadline_ms",
-)
-
-
-def _campaign(campaign: dict[str, Any] | None, trials: list[TrialStatus]) -> list[Block]:
-    blocks: list[Block] = [("h2", "Campaign")]
-    if campaign is None:
-        blocks.append(("p", "campaign.json not found: trials are listed from their folders."))
-    else:
-        overrides = " ".join(str(o) for o in campaign.get("overrides", [])) or "(none)"
-        items = [f"{key}: {campaign.get(key, '?')}" for key in ("name", "started_at", "launcher")]
-        items.append(f"overrides: {overrides}")
-        config = campaign.get("config") or {}
-        items += [f"{key}: {_dotted(config, key)}" for key in KEY_SETTINGS if _dotted(config, key)]
-        blocks.append(("ul", items))
-    header = ["trial", "policy", "site", "seeds", "episodes", "status", "config hash"]
-    rows = [
-        [t.name, *_who(t), _seeds((t.info or {}).get("seeds")), f"{t.recorded}/{_planned(t)}",
-         t.status, str((t.info or {}).get("config_hash", ""))[:12]]
-        for t in trials
-    ]  # fmt: skip
-    blocks.append(("table", header, rows))
-    if campaign is not None and campaign.get("config"):
-        text = json.dumps(campaign["config"], indent=2, sort_keys=True, default=str)
-        blocks.append(("details", "Resolved configuration", text))
-    return blocks
-
-
-def _dotted(config: dict[str, Any], key: str) -> str:
-    """``config["a"]["b"]`` for ``a.b`` as text, or "" when absent."""
-    value: Any = config
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return "" if value is None else str(value)
-
-
-def _seeds(seeds: Any) -> str:
-    """Compact seed list: ``0-9, 12``."""
-    if not seeds:
-        return "?"
-    values = sorted({int(s) for s in seeds})
-    runs = [[v for _, v in run] for _, run in groupby(enumerate(values), lambda iv: iv[1] - iv[0])]
-    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
-
-
-def _versions(trials: list[TrialStatus]) -> list[Block]:
-    seen: dict[str, set[str]] = {}
-    for trial in trials:
-        for package, version in ((trial.info or {}).get("versions") or {}).items():
-            seen.setdefault(str(package), set()).add(str(version))
-    rows = [
-        [p, ", ".join(sorted(v)), "differs across trials" if len(v) > 1 else ""]
-        for p, v in sorted(seen.items())
-    ]
-    blocks: list[Block] = [("h2", "Versions")]
-    if rows:
-        blocks.append(("table", ["package", "version (from trial.json)", "note"], rows))
-    else:
-        blocks.append(("p", "No trial.json recorded package versions."))
-    here = [f"{p} {_installed(p)}" for p in REPORT_PACKAGES]
-    return [*blocks, ("p", "Report generated with: " + ", ".join(here) + ".")]
-
-
-def _installed(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
+def _shows_iqm(report: TransferReport) -> bool:
+    """Whether the report shows an IQM (it needs two training seeds or more)."""
+    cells = any(not math.isnan(c.iqm.value) for c in report.cells.values())
+    return cells or bool(report.policy_iqm)
 
 
 def _method(report: TransferReport) -> list[Block]:
+    """How each figure shown was computed: only what the report shows."""
     items = [
         "Success: Wilson score interval (scipy.stats.binomtest).",
         "Retention: paired percentile bootstrap over (training seed, seed) pairs "
         f"(scipy.stats.bootstrap, paired=True, {DEFAULT_RESAMPLES} resamples, fixed seed).",
-        "IQM: scipy.stats.trim_mean(x, 0.25) over per-training-seed success rates, with "
-        "rliable's stratified bootstrap (seeds resampled within each site).",
+    ]
+    if report.baseline:
+        items.append(
+            "Target-normalised score: (p - p_baseline) / (p_native - p_baseline), native = the "
+            "best non-baseline policy homed at the target."
+        )
+    if _shows_iqm(report):
+        items.append(
+            "IQM: scipy.stats.trim_mean(x, 0.25) over per-training-seed success rates, with "
+            "rliable's stratified bootstrap (seeds resampled within each site)."
+        )
+    items.append(
         "Cycle time over successful episodes; throughput over episodes that ended normally; "
         "violations per 1,000 steps pooled over the cell; latency p50 = median of episode p50s, "
-        "p99 = worst episode p99.",
-    ]
+        "p99 = worst episode p99."
+    )
     return [("h2", "Method"), ("ul", items), ("p", "See docs/campaigns.md, Reading the report.")]

@@ -157,7 +157,7 @@ def test_report_leaves_damaged_records_out_and_lists_them(tmp_path: Path) -> Non
     text = (tmp_path / "out" / "report.md").read_text()
     assert f"- {len(DAMAGE)} damaged records set aside" in text  # in the summary, up top
     assert all(f"{path}: {DAMAGE[name][1]}" in text for name, path in damaged.items())
-    assert "from 2 episode records" in text and "| p | site-a | 0.50 [" in text  # 1/2 left
+    assert "from 2 episode records" in text and "| p | site-a | [0.50 [" in text  # 1/2 left
     again = write_report(campaign, tmp_path / "again")  # set aside earlier: still counted
     assert [a.record for a in again.damaged] == sorted(damaged.values())
     assert again.matrix.cell("p", "site-a").episodes == 2  # type: ignore[union-attr]

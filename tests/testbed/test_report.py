@@ -192,10 +192,14 @@ def test_csv_and_parquet_have_one_row_per_episode(written: WrittenReport) -> Non
 
 
 def test_html_is_self_contained(written: WrittenReport) -> None:
+    """Inline style and script, figures as data URIs; links only to anchors of the page."""
     text = written.html.read_text()
-    assert "<script" not in text
-    assert not re.search(r'(src|href)="(?!data:)', text)
+    assert "<script>" in text and "<script " not in text  # inline, no src
+    assert "<link" not in text and "http://" not in text and "https://" not in text
+    assert not re.search(r'src="(?!data:)', text)
+    assert not re.search(r'href="(?!#)', text)
     assert text.count('src="data:image/png;base64,') == 3
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
 
 
 def test_matrix_numbers(written: WrittenReport) -> None:
@@ -239,9 +243,8 @@ def test_kpi_table_columns_come_from_the_registry(written: WrittenReport) -> Non
     ]  # fmt: skip
     markdown = written.markdown.read_text()
     assert "| " + " | ".join(header) + " |" in markdown
-    assert "| pa | site-a * | 10 | 9.00 | 12.20 | 333.0 | 104.5 [102.7, 106.3] | 4.00 | 10% |" in (
-        markdown
-    )
+    row = "| pa | [site-a *](#cell-pa-site-a) | 10 | 9.00 | 12.20 | 333.0 | 104.5 [102.7, 106.3] |"
+    assert row + " 4.00 | 10% |" in markdown
     assert "n/a in every cell" not in markdown
 
 
@@ -262,7 +265,7 @@ def test_a_kpi_no_record_holds_is_n_a_and_named(tmp_path: Path) -> None:
     written = write_report(root, tmp_path / "out")
     assert set(written.matrix.absent_kpis) == {"cycle_time_median_s", "cycle_time_p90_s"}
     markdown = written.markdown.read_text()
-    assert "| p | site-a * | 3 | n/a | n/a | 360.0 |" in markdown
+    assert "| p | [site-a *](#cell-p-site-a) | 3 | n/a | n/a | 360.0 |" in markdown
     assert (
         "n/a in every cell: no episode record holds cycle_time_s (cycle s median, cycle s p90)"
         in markdown
@@ -381,9 +384,13 @@ def test_failed_cells_are_broken_down_by_reason_never_nothing_failed(tmp_path: P
         assert "KR-CAP-300 at step 600" in text and "time limit with 2/3 parts sorted" in text
         assert "wrong bin: KR-CAP-300 in bin2 at step 540" in text
     markdown = written.markdown.read_text()
-    assert "| p1 | site-a * | 5/5 | lost | 4 | lost: KR-CAP-300 at step 600 |" in markdown
-    assert "| p1 | site-a * | 5/5 | time limit | 1 | time limit with 2/3 parts sorted |" in markdown
-    assert "| p2 | site-a * | 5/5 | wrong bin | 5 |" in markdown
+    assert (
+        "| p1 | site-a * | [5/5](#cell-p1-site-a) | lost | 4 | lost: KR-CAP-300 at step 600 |"
+        in markdown
+    )
+    row = "| p1 | site-a * | [5/5](#cell-p1-site-a) | time limit | 1 |"
+    assert row + " time limit with 2/3 parts sorted |" in markdown
+    assert "| p2 | site-a * | [5/5](#cell-p2-site-a) | wrong bin | 5 |" in markdown
     csv = pd.read_csv(written.episodes_csv)
     assert csv.loc[csv["policy"] == "p1", "outcome"].tolist()[:3] == lost
     assert csv.loc[csv["policy"] == "p1", "outcome"].tolist()[4] == "lost: 2 of 4 parts"
