@@ -24,6 +24,13 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 
 from envs.factory._model import Frozen as _Frozen
 from envs.factory.task_sections import TaskSection
+from envs.safety.profiles import (
+    JurisdictionProfile,
+    ProfileError,
+    Tightening,
+    effective_profile,
+    load_profile,
+)
 
 Vec3 = tuple[float, float, float]
 Rgba = tuple[float, float, float, float]
@@ -52,7 +59,7 @@ _FRACTION = re.compile(f"{_NUMBER}/{_NUMBER}")
 
 RobotModel = Literal["panda", "kuka_iiwa", "xarm6"]
 GripperKind = Literal["suction"]
-StationKind = Literal["robot", "conveyor", "fixture", "bin", "table", "camera"]
+StationKind = Literal["robot", "conveyor", "fixture", "bin", "table", "camera", "pallet"]
 PartShape = Literal["box", "cylinder", "mesh"]
 
 
@@ -154,11 +161,48 @@ class KeepOutZone(_Frozen):
 
 
 class SafetySpec(_Frozen):
-    """The site's safety profile; violations are counted, not enforced."""
+    """The site's safety profile; violations are counted, not enforced.
+
+    ``jurisdiction`` names a shipped jurisdiction profile (`envs.safety.profiles`: KR, JP, US,
+    EU) whose collaborative-operation values apply; ``tighten`` may make any of them stricter,
+    never looser.
+    """
 
     max_tcp_speed_mps: Annotated[float, Field(gt=0, le=100.0, allow_inf_nan=False)]
     max_contact_force_n: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)]
     keep_out_zones: tuple[KeepOutZone, ...] = ()
+    jurisdiction: str | None = None
+    tighten: Tightening = Tightening()
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _known_jurisdiction(cls, code: str | None) -> str | None:
+        if code is not None:
+            try:
+                load_profile(code)
+            except ProfileError as exc:
+                raise ValueError(exc.expected) from None
+        return code
+
+    @field_validator("tighten")
+    @classmethod
+    def _only_tightened(cls, tighten: Tightening, info: ValidationInfo) -> Tightening:
+        code = info.data.get("jurisdiction")
+        if tighten == Tightening():
+            return tighten
+        if code is None:
+            raise ValueError("a safety.jurisdiction whose values it tightens")
+        try:
+            effective_profile(load_profile(code), tighten)
+        except ProfileError as exc:
+            raise ValueError(f"{exc.key.removeprefix('safety.tighten.')} {exc.expected}") from None
+        return tighten
+
+    def profile(self) -> JurisdictionProfile | None:
+        """The jurisdiction's profile with the site's tightening, or None without one."""
+        if self.jurisdiction is None:
+            return None
+        return effective_profile(load_profile(self.jurisdiction), self.tighten)
 
 
 class SiteFile(_Frozen):
@@ -237,7 +281,8 @@ class Station(_Frozen):
     station's bounding box, relative to its parent station if ``parent_id`` is set (translation
     then yaw of the parent), else in the world frame. ``size`` is the full extent along the
     station's own axes. A conveyor's belt runs along its local +x; its top face is at
-    ``z + size_z / 2``. A bin is an open box; ``accepts`` lists the part_ids sorted into it. A
+    ``z + size_z / 2``. A pallet is a level box cartons are stacked on (top at
+    ``z + size_z / 2``). A bin is an open box; ``accepts`` lists the part_ids sorted into it. A
     robot's (x, y, z) is its base.
     """
 
@@ -262,10 +307,12 @@ class Station(_Frozen):
         if self.kind == "conveyor" and self.conveyor_speed_mps is None:
             raise ValueError("expected conveyor_speed_mps on a conveyor station")
         if (
-            self.kind in ("conveyor", "bin", "table", "fixture")
+            self.kind in ("conveyor", "bin", "table", "fixture", "pallet")
             and min(self.size_x, self.size_y, self.size_z) <= 0
         ):
             raise ValueError(f"expected size_x, size_y and size_z > 0 on a {self.kind} station")
+        if self.kind == "pallet" and (self.rx or self.ry):
+            raise ValueError("expected rx = ry = 0 on a pallet (it stands level; turn it with rz)")
         if self.kind == "bin" and not self.accepts:
             raise ValueError("expected accepts on a bin station (part_ids separated by '|')")
         if self.kind != "bin" and self.accepts:
