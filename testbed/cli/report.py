@@ -33,6 +33,15 @@ def report(
     open_: Annotated[
         bool, typer.Option("--open", help="Open report.html in the web browser.")
     ] = False,
+    clips: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            metavar="SECONDS",
+            help="Film the last SECONDS of every failed episode (GIF, into clips/ of the "
+            "report folder) and show them in report.html.",
+        ),
+    ] = None,
 ) -> None:
     """Aggregate every trial of a campaign into the transfer matrix and write the report.
 
@@ -49,7 +58,7 @@ def report(
     if not campaign_dir.is_dir():
         raise UsageError(f"campaign folder {str(campaign_dir)!r}: no such folder")
     try:
-        written = write_report(campaign_dir, out, baseline=baseline)
+        written = write_report(campaign_dir, out, baseline=baseline, clip_seconds=clips)
     except (TestbedError, ValueError) as error:  # no records, an unknown baseline
         raise UsageError(str(error)) from None
     except OSError as error:  # cannot write <file>: <reason>
@@ -59,6 +68,8 @@ def report(
         console.print(describe_set_aside(list(written.damaged)), markup=False)
     for problem in written.skipped:
         console.print(f"skipped {problem}", markup=False)
+    for problem in written.clip_problems:
+        console.print(problem, markup=False)
     console.print(success_table(written.matrix))
     console.print(f"report: {written.html}", markup=False)
     console.print(f"        {written.markdown}", markup=False)

@@ -109,6 +109,7 @@ def render_video(
     workers: int = 1,
     source: str = "<record>",
     observers: tuple[Observer, ...] = (),
+    last_s: float | None = None,
 ) -> tuple[ReplayReport, VideoReport]:
     """Replay ``record`` from ``from_step`` and film it into ``out`` (``.mp4`` or ``.gif``).
 
@@ -129,6 +130,8 @@ def render_video(
         workers: Processes rendering frames, this one included.
         source: How to name the record in messages and the sidecar (its path).
         observers: Also called with every `ReplayStep` (a progress bar, say).
+        last_s: Film only the episode's last ``last_s`` seconds of simulated time (a clip of
+            how it ended); the replay still starts from the nearest snapshot before them.
 
     Raises:
         ReplayError: If the output, size, camera or renderer is unusable, or the replay fails.
@@ -141,6 +144,8 @@ def render_video(
     try:
         control_dt = contract_of(env).control_dt
         fps = settings.fps or round(1.0 / control_dt, 6)
+        if last_s is not None:
+            from_step = max(from_step, record.steps - math.ceil(last_s / control_dt - 1e-9))
         film = _Film(record, settings, control_dt, fps, from_step)
         start = time.perf_counter()
         report = _film_replay(env, film, partial, max(1, workers), verify, source, observers)

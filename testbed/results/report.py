@@ -29,6 +29,7 @@ import pandas as pd
 from testbed.atomic import atomic_write, atomic_write_text
 from testbed.campaign.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted
 from testbed.episodes.damaged_records import SetAside, set_aside_headline
+from testbed.results.clips import film_failed
 from testbed.results.episode_pages import MATRIX_ANCHOR, cell_link, episode_sections
 from testbed.results.evaluator import MatrixCell, TransferReport, load_episodes, transfer_matrix
 from testbed.results.kpis import KPIS, point
@@ -45,7 +46,8 @@ class WrittenReport:
     """What `write_report` wrote, and the matrix it evaluated.
 
     As a string or ``os.PathLike`` it is the path of ``report.html``. ``damaged`` lists the
-    records set aside (left out of the matrix), ``skipped`` the unreadable ones left in place.
+    records set aside (left out of the matrix), ``skipped`` the unreadable ones left in
+    place, ``clip_problems`` the failed episodes that could not be filmed.
     """
 
     markdown: Path
@@ -57,6 +59,7 @@ class WrittenReport:
     matrix: TransferReport
     damaged: tuple[SetAside, ...] = ()
     skipped: tuple[str, ...] = ()
+    clip_problems: tuple[str, ...] = ()
 
     def __fspath__(self) -> str:
         return str(self.html)
@@ -66,7 +69,11 @@ class WrittenReport:
 
 
 def write_report(
-    campaign_dir: Path, out: Path | None = None, *, baseline: str | None = None
+    campaign_dir: Path,
+    out: Path | None = None,
+    *,
+    baseline: str | None = None,
+    clip_seconds: float | None = None,
 ) -> WrittenReport:
     """Evaluate a campaign folder and write its report into ``out`` (default: the folder).
 
@@ -74,6 +81,8 @@ def write_report(
         campaign_dir: The campaign folder (``campaign.json`` and one folder per trial).
         out: Folder for the report files; created if needed.
         baseline: Policy whose success is the 0 of the target-normalised score.
+        clip_seconds: Film the last seconds of every failed episode into ``clips/``
+            (`testbed.results.clips`); None films nothing (clips found are shown all the same).
 
     Raises:
         TestbedError: If the folder holds no episode records.
@@ -90,6 +99,9 @@ def write_report(
     campaign = read_json(root / "campaign.json")
     recorded = episodes.groupby("trial_dir").size().to_dict() if len(episodes) else {}
     trials = trial_statuses(root, recorded, campaign)
+    clip_problems: list[str] = []
+    if clip_seconds is not None:
+        clip_problems = film_failed(episodes, root, out_dir, clip_seconds).problems
     written = WrittenReport(
         markdown=out_dir / "report.md",
         html=out_dir / "report.html",
@@ -100,6 +112,7 @@ def write_report(
         matrix=matrix,
         damaged=tuple(damaged),
         skipped=tuple(skipped),
+        clip_problems=tuple(clip_problems),
     )
     atomic_write_text(written.episodes_csv, episodes.to_csv(index=False))
     atomic_write(written.episodes_parquet, lambda file: episodes.to_parquet(file, index=False))

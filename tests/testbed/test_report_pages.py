@@ -194,3 +194,28 @@ def test_the_page_is_readable_on_a_phone(written: WrittenReport) -> None:
     tables = text.count("<table>")
     assert tables > 0 and text.count('<div class="scroll"><table>') == tables
     assert len(re.findall(r'<div class="scroll figure"><img', text)) == 3
+
+
+def test_report_films_the_end_of_each_failed_episode(tmp_path: Path) -> None:
+    """A real record cut at 200 steps (parts left: a failure): its last second, as a GIF."""
+    import imageio.v3 as iio
+    from typer.testing import CliRunner
+
+    from testbed.cli import app
+    from tests.testbed.recording import cached_episode, write_episode
+
+    record = cached_episode("kr-changwon")
+    root, out = tmp_path / "c", tmp_path / "out"
+    write_episode(root, record)
+    written = write_report(root, out, clip_seconds=1.0)
+    cell = written.matrix.cell(record.meta.policy, "kr-changwon")
+    assert cell is not None and cell.successes == 0
+    clip = out / "clips" / record.meta.trial / "episodes" / "ep-00000.gif"
+    assert iio.imread(clip, index=None).shape[:3] == (11, 240, 320)  # 1 s at 10 frames/s
+    sidecar = json.loads(clip.with_name(clip.name + ".json").read_text())
+    assert (sidecar["from_step"], sidecar["to_step"], sidecar["verified"]) == (170, 200, True)
+    assert f'<img src="clips/{record.meta.trial}/episodes/ep-00000.gif"' in written.html.read_text()
+    made = clip.stat().st_mtime_ns
+    result = CliRunner().invoke(app, ["report", str(root), "--out", str(out), "--clips", "1"])
+    assert result.exit_code == 0, result.output
+    assert clip.stat().st_mtime_ns == made  # newer than its record: kept
