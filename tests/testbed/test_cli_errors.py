@@ -126,7 +126,7 @@ def test_a_missing_folder_or_file_is_a_usage_error(
 def test_a_real_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     import testbed.cli.serve as serve
 
-    def broken(name: str, site: str = "") -> None:
+    def broken(name: str, site: str = "", env_id: str = "") -> None:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(serve, "load_policy", broken)
