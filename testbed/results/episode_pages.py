@@ -96,7 +96,7 @@ def _section(
     children: list[Block] = [
         ("h3", title),
         ("p", summary),
-        ("table", header, table),
+        ("table", header, table, "filterable"),
         *_clips(rows, root, out_dir),
         ("p", Link("Back to the transfer matrix", "#" + MATRIX_ANCHOR)),
     ]

@@ -268,7 +268,7 @@ def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
         if c is not None
     ]
     header = ["policy", "site", "n", *(k.column for k in KPIS.values())]
-    blocks: list[Block] = [("h2", "KPIs"), ("table", header, rows)]
+    blocks: list[Block] = [("h2", "KPIs"), ("table", header, rows, "filterable")]
     if report.absent_kpis:
         blocks.append(("p", _absent(report.absent_kpis)))
     return [*blocks, ("img", figures[2].name, "KPI charts")]

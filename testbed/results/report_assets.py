@@ -3,8 +3,9 @@
 The style keeps the page readable from a 390 px phone to a 1600 px screen: every table and
 figure scrolls inside its own box, never the page. The script (vanilla JavaScript, no library)
 makes every table sortable (click or Enter on a header; numbers sort as numbers, ``n/a`` and
-empty cells last) and puts a filter box over every table of more than `FILTER_MIN_ROWS` rows,
-with a "failed only" switch where the table marks failed episodes.
+empty cells last) and puts a filter box over the KPI and episode tables (class
+``filterable``) and every table of more than `FILTER_MIN_ROWS` rows, with a "failed only"
+switch where the table marks failed episodes.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ JS = """
   }
   function makeFilterable(table) {
     var body = table.tBodies[0];
-    if (!body || body.rows.length <= MIN_ROWS) { return; }
+    if (!body || (body.rows.length <= MIN_ROWS && !table.classList.contains("filterable"))) {
+      return;
+    }
     var tools = document.createElement("div");
     tools.className = "tools";
     var input = document.createElement("input");

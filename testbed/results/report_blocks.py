@@ -1,9 +1,10 @@
 """The report's document model: a list of blocks, and its two renderings (Markdown, HTML).
 
 A block is a tuple: ``("h1" | "h2" | "h3" | "p", text)`` (a heading may add an anchor id as a
-third element), ``("ul", items)``, ``("table", header, rows)``, ``("img", file, alt)`` (a PNG
-of the report folder, embedded), ``("media", href, alt)`` (a clip linked from the report
-folder: GIF/WebP as an image, MP4/WebM as a video), ``("details", summary, text)`` or
+third element), ``("ul", items)``, ``("table", header, rows)`` (a fourth element
+``"filterable"`` always gives it the page's filter box), ``("img", file, alt)`` (a PNG of the
+report folder, embedded), ``("media", href, alt)`` (a clip linked from the report folder:
+GIF/WebP as an image, MP4/WebM as a video), ``("details", summary, text)`` or
 ``("section", id, blocks)`` (an anchored group of blocks). A list item or table cell is text,
 or a `Link`, `Code` or `Mark`. Both renderings come from the same blocks, so they always say
 the same thing.
@@ -142,7 +143,8 @@ def _html_block(block: Block, folder: Path) -> str:
         rows = "".join(
             "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in args[1]
         )
-        table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        opens = '<table class="filterable">' if "filterable" in args[2:] else "<table>"
+        table = f"{opens}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         return f'<div class="scroll">{table}</div>'
     if kind == "img":
         data = base64.b64encode((folder / args[0]).read_bytes()).decode("ascii")

@@ -191,8 +191,9 @@ def _seeded(root: Path, policy_seeds: list[int | None]) -> Path:
 def test_the_page_is_readable_on_a_phone(written: WrittenReport) -> None:
     text = written.html.read_text()
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
-    tables = text.count("<table>")
-    assert tables > 0 and text.count('<div class="scroll"><table>') == tables
+    tables = text.count("<table")
+    assert tables > 0 and text.count('<div class="scroll"><table') == tables
+    assert text.count('<table class="filterable">') == 1 + len(written.matrix.cells)
     assert len(re.findall(r'<div class="scroll figure"><img', text)) == 3
 
 
