@@ -16,7 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 POLICY_KINDS = ("managed", "remote", "inprocess")
-ACT_MODES = ("unary", "stream")
+ACT_MODES = ("unary", "stream", "batch")
 
 
 @dataclass
@@ -80,7 +80,11 @@ class PolicyConfig:
         serve: The POLICY argument of ``testbed serve`` (managed).
         address: ``host:port`` of the server (remote).
         factory: A ``_target_`` node that builds the policy object (inprocess).
-        mode: ``unary`` (Act, reproducible evaluation) or ``stream`` (ActStream).
+        mode: ``unary`` (Act, reproducible evaluation), ``stream`` (ActStream) or ``batch``
+            (``batch_size`` episodes of the trial in lockstep, one ActBatch per step; each
+            episode records what ``unary`` would).
+        batch_size: Episodes run in lockstep in ``batch`` mode (the ActBatch size; at most the
+            server's ``max_batch``, checked at the handshake).
         deadline_ms: Deadline of each action request.
         token_env: Name of the environment variable holding the bearer token (remote); the
             token itself never appears in a config or a log.
@@ -97,6 +101,7 @@ class PolicyConfig:
     address: str | None = None
     factory: dict[str, Any] | None = None
     mode: str = "unary"
+    batch_size: int = 8
     deadline_ms: float = 1000.0
     token_env: str | None = None
     tls: ClientTlsConfig = field(default_factory=ClientTlsConfig)
@@ -169,6 +174,8 @@ def validate(config: TestbedConfig) -> None:
         raise ValueError(f"policy.{needs}: required for a {policy.kind} policy {policy.name!r}")
     if policy.mode not in ACT_MODES:
         raise ValueError(f"policy.mode: expected one of {ACT_MODES}, got {policy.mode!r}")
+    if policy.batch_size < 1:
+        raise ValueError(f"policy.batch_size: expected >= 1, got {policy.batch_size}")
     if policy.deadline_ms <= 0:
         raise ValueError(f"policy.deadline_ms: expected > 0, got {policy.deadline_ms}")
     if config.campaign.episodes < 1:

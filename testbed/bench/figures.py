@@ -73,6 +73,9 @@ class BenchProfile:
         campaign_max_steps: Step cap per episode of the fixed campaign.
         campaign_sites: Sites of the fixed campaign (one trial per site and policy).
         campaign_repeats: Runs with 1 and with 2 workers, alternated (medians are reported).
+        batch_episodes: Episodes of the one-worker trial run in unary and in batch mode.
+        batch_max_steps: Step cap per episode of that trial.
+        batch_repeats: Alternated unary/batch runs of it (medians are reported).
         replay_sites: Sites whose replay speed is measured.
         replay_max_steps: Step cap of the replayed episode (None: the whole episode).
         replay_repeats: Alternated original/replay repeats (medians are reported).
@@ -92,6 +95,9 @@ class BenchProfile:
     campaign_max_steps: int
     campaign_sites: tuple[str, ...]
     campaign_repeats: int
+    batch_episodes: int
+    batch_max_steps: int
+    batch_repeats: int
     replay_sites: tuple[str, ...]
     replay_max_steps: int | None
     replay_repeats: int
@@ -114,6 +120,9 @@ QUICK = BenchProfile(
     campaign_max_steps=60,
     campaign_sites=("kr-changwon", "jp-nagoya"),
     campaign_repeats=1,
+    batch_episodes=8,
+    batch_max_steps=40,
+    batch_repeats=1,
     replay_sites=("kr-changwon",),
     replay_max_steps=150,
     replay_repeats=1,
@@ -134,6 +143,9 @@ FULL = BenchProfile(
     campaign_max_steps=600,
     campaign_sites=("kr-changwon", "jp-nagoya"),
     campaign_repeats=3,
+    batch_episodes=16,
+    batch_max_steps=300,
+    batch_repeats=3,
     replay_sites=ALL_SITES,
     replay_max_steps=None,
     replay_repeats=5,

@@ -76,12 +76,24 @@ def _runners(
     policy_for: Callable[[str, str], Policy | None],
 ) -> dict[str, Section]:
     # Imported here: each section pulls in its own heavy dependencies (grpc, Hydra, video).
-    from testbed.bench import campaign, env_overhead, memory, policy_link, replay_speed
+    from testbed.bench import (
+        batch_campaign,
+        campaign,
+        env_overhead,
+        memory,
+        policy_link,
+        replay_speed,
+    )
+
+    def campaigns() -> tuple[list[Figure], list[str]]:
+        figures, notes = campaign.run(profile, progress)
+        batch_figures, batch_notes = batch_campaign.run(profile, progress)
+        return figures + batch_figures, notes + batch_notes
 
     return {
         "env": lambda: env_overhead.run(profile, env_ids, policy_for, progress),
         "link": lambda: policy_link.run(profile, serve, progress),
-        "campaign": lambda: campaign.run(profile, progress),
+        "campaign": campaigns,
         "replay": lambda: replay_speed.run(profile, policy_for_site, progress),
         "memory": lambda: memory.run(profile, progress),
     }

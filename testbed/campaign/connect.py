@@ -79,13 +79,14 @@ class PolicyConnection:
             address,
             observation_space=observation_space,
             action_space=action_space,
-            mode=config.mode,  # type: ignore[arg-type]  # validated: unary or stream
+            mode=config.mode,  # type: ignore[arg-type]  # validated: unary, stream or batch
             tls_ca=config.tls.ca,
             tls_cert=config.tls.cert,
             tls_key=config.tls.key,
             tls_server_name=config.tls.server_name,
             token=_token(config),
             deadline_s=config.deadline_ms / 1000.0,
+            max_batch=config.batch_size,
         )
 
     def _close_client(self) -> None:

@@ -32,8 +32,9 @@ from testbed.errors import CampaignError
 DONE, FAILED, TRIAL_JSON, TABLE = "DONE", "FAILED", "trial.json", "episodes.parquet"
 #: Settings that change where or how visibly a trial runs, never its results.
 _PRESENTATION = ("name", "dir", "workers", "progress", "report")
-#: How a policy is reached, not which policy it is (a server may move between runs).
-_REACH = ("address", "tls", "token_env", "startup_timeout_s", "max_restarts")
+#: How a policy is reached, not which policy it is (a server may move between runs; a batch
+#: mode episode records what unary records, whatever the batch size).
+_REACH = ("address", "tls", "token_env", "startup_timeout_s", "max_restarts", "batch_size")
 _PACKAGES = ("physical-ai-testbed", "pybullet", "gymnasium", "numpy", "grpcio", "protobuf",
              "hydra-core", "stable-baselines3", "torch")  # fmt: skip
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from testbed.campaign.batch import FATAL, run_batched
 from testbed.campaign.connect import PolicyConnection
 from testbed.campaign.folders import (
     TrialFolder,
@@ -38,12 +39,10 @@ from testbed.episodes.damaged_records import set_aside_damaged
 from testbed.episodes.recorder import EpisodeRecorder
 from testbed.episodes.records import EpisodeMeta, Fault
 from testbed.episodes.rollout import EpisodeResult, run_episode
-from testbed.errors import PolicyAuthError, PolicyHandshakeError, PolicyUnavailableError
+from testbed.errors import PolicyUnavailableError
 from testbed.link.policy import SessionInfo
 
 log = logging.getLogger(__name__)
-#: Faults that mean "the trial cannot go on", not "this episode went wrong".
-_FATAL = (PolicyHandshakeError.__name__, PolicyAuthError.__name__)
 
 
 @dataclass(frozen=True)
@@ -95,21 +94,23 @@ def _run(
     episode_hash: str,
     recorded: set[int],
 ) -> TrialOutcome:
-    env = EpisodeRecorder(
-        gym.make(config.task.env_id, site=config.site.source, **config.task.env_kwargs),
-        snapshot_every=config.task.snapshot_every,
-    )
     todo = [(i, s) for i, s in enumerate(config.seeds) if i not in recorded]
-    run = _TrialRun(config, folder, env, episode_hash)
+    lanes = min(config.policy.batch_size, len(todo)) if config.policy.mode == "batch" else 1
+    envs = [_make_env(config) for _ in range(max(lanes, 1))]
+    run = _TrialRun(config, folder, envs[0], episode_hash)
     try:
-        with PolicyConnection(config.policy, env.observation_space, env.action_space,
+        with PolicyConnection(config.policy, envs[0].observation_space, envs[0].action_space,
                               folder.path) as connection:  # fmt: skip
             spec = connection.policy.spec()  # type: ignore[union-attr]
             run.policy_id = f"{spec.policy_id}@{spec.version}"
             folder.write_trial_json(_trial_json(config, run.policy_id, trial_hash, episode_hash))
-            stopped = run.episodes(connection, todo)
+            if config.policy.mode == "batch":
+                stopped = run_batched(run, connection, todo, envs)
+            else:
+                stopped = run.episodes(connection, todo)
     finally:
-        env.close()
+        for env in envs:
+            env.close()
     folder.write_table()
     total = len(config.seeds)
     if stopped:
@@ -119,8 +120,16 @@ def _run(
     return TrialOutcome(config.trial_name, "done", total, run.count, run.faulty)
 
 
+def _make_env(config: TestbedConfig) -> EpisodeRecorder:
+    env = gym.make(config.task.env_id, site=config.site.source, **config.task.env_kwargs)
+    return EpisodeRecorder(env, snapshot_every=config.task.snapshot_every)
+
+
 class _TrialRun:
-    """The episode loop of one trial attempt."""
+    """The episode loop of one trial attempt.
+
+    Unary and stream mode; batch mode is `testbed.campaign.batch`, which records through `save`.
+    """
 
     def __init__(
         self, config: TestbedConfig, folder: TrialFolder, env: EpisodeRecorder, episode_hash: str
@@ -142,7 +151,7 @@ class _TrialRun:
             for index, seed in todo:
                 result = self._episode(connection, index, seed)
                 kind = result.faults[0][1] if result.faults and result.steps == 0 else ""
-                if kind in _FATAL:
+                if kind in FATAL:
                     return f"{kind}: {result.faults[0][2]}"
                 if kind == PolicyUnavailableError.__name__:  # never started: not an episode
                     if connection.recover():
@@ -154,7 +163,7 @@ class _TrialRun:
                         skipped.append(index)
                         continue
                 unreachable = 0
-                self._save(index, seed, result)
+                self.save(index, seed, result, self.env, self._wall_time_s)
                 advance()
         if skipped:
             return f"policy unreachable for episode(s) {skipped}; rerun the campaign to run them"
@@ -180,13 +189,16 @@ class _TrialRun:
         self._wall_time_s = time.perf_counter() - start
         return result
 
-    def _save(self, index: int, seed: int, result: EpisodeResult) -> None:
+    def save(
+        self, index: int, seed: int, result: EpisodeResult, env: EpisodeRecorder, wall_s: float
+    ) -> None:
+        """Write the record of episode ``index`` that ``env`` just ran (atomically)."""
         config = self.config
         meta = EpisodeMeta(
             env_id=config.task.env_id,
             env_kwargs={"site": config.site.source, **config.task.env_kwargs},
             site=config.site.id,
-            bundle_hash=str(self.env.reset_info.get("bundle_hash", "")),
+            bundle_hash=str(env.reset_info.get("bundle_hash", "")),
             seed=seed,
             episode=index,
             campaign=config.campaign.name,
@@ -199,12 +211,12 @@ class _TrialRun:
             total_reward=result.total_reward,
             metrics=result.metrics,
             faults=tuple(Fault(s, k, m) for s, k, m in result.faults),
-            wall_time_s=self._wall_time_s,
+            wall_time_s=wall_s,
             config_hash=self.episode_hash,
             versions=package_versions(),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        self.folder.write_episode(self.env.record(meta, result.latencies_ms))
+        self.folder.write_episode(env.record(meta, result.latencies_ms))
         self.count += 1
         self.faulty += bool(result.faults)
 

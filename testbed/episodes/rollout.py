@@ -87,77 +87,139 @@ def run_episode(
     if policy_id is None:
         spec = policy.spec()
         policy_id = f"{spec.policy_id}@{spec.version}"
-    contract = contract_of(env)  # before anything runs: the env must offer episode_summary
-    result = EpisodeResult(session=session, policy_id=policy_id)
-    observation, _ = env.reset(seed=session.seed)
-    try:
-        policy.reset(session)
-    except PolicyError as exc:
-        result.faults.append((0, type(exc).__name__, str(exc)))
-        result.ended_by = "fault"
-        return result
-    pending: deque[np.ndarray] = deque()
-    space = env.action_space
-    if not isinstance(space, gym.spaces.Box):
-        raise TypeError(f"run_episode: expected a Box action space, got {space}")
-    hold = np.zeros(space.shape, dtype=space.dtype)
-    limit = max_steps if max_steps is not None else 10**9
-    fault_limit = max_consecutive_faults if max_consecutive_faults is not None else 10**9
-    consecutive = 0
-    validate = ActionValidator(space)
-    while result.steps < limit:
-        if not pending:
-            chunk = _ask(policy, session, observation, validate, result)
-            if chunk is None and result.ended_by == "fault":
-                break
-            consecutive = consecutive + 1 if chunk is None else 0
-            if consecutive >= fault_limit:
-                result.faults.append(
-                    (result.steps, FAULT_LIMIT, f"{consecutive} faulty policy calls in a row")
-                )
-                result.ended_by = "fault"
-                break
-            pending.extend(chunk if chunk is not None else [hold])
-        action = pending.popleft()
-        hold = _holding(action)
-        observation, reward, terminated, truncated, info = env.step(action)
+    run = EpisodeRun(env, session, policy_id, max_steps, max_consecutive_faults)
+    run.start(policy)
+    while not run.done:
+        if run.wants_action:
+            start = time.perf_counter()
+            answer: Any
+            try:
+                answer = policy.act(session, run.observation)
+            except PolicyError as exc:
+                answer = exc
+            run.answer(answer, (time.perf_counter() - start) * 1000.0)
+        else:
+            run.step()
+    return run.result
+
+
+class EpisodeRun:
+    """One episode as a step machine, so one loop can drive several episodes in lockstep.
+
+    `run_episode` drives one; a batched trial (`testbed.campaign.batch`) drives several with one
+    ``act_batch`` call per step. Both go through the same transitions, so an episode records
+    the same actions, observations, faults and outcome whichever loop ran it.
+
+    Use: `start`, then while not `done`: if `wants_action`, `answer` with what the policy
+    returned for `observation` (an action, or the `PolicyError` it raised); else `step`.
+
+    Args:
+        env: The environment (offering `envs.contract.CellContract`).
+        session: Who runs the episode (its seed seeds ``env.reset``).
+        policy_id: The policy's ``id@version``.
+        max_steps: See `run_episode`.
+        max_consecutive_faults: See `run_episode`.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        session: SessionInfo,
+        policy_id: str,
+        max_steps: int | None = None,
+        max_consecutive_faults: int | None = None,
+    ) -> None:
+        self.env = env
+        self.session = session
+        self._contract = contract_of(env)  # before anything runs: the env must offer it
+        space = env.action_space
+        if not isinstance(space, gym.spaces.Box):
+            raise TypeError(f"run_episode: expected a Box action space, got {space}")
+        self._validate = ActionValidator(space)
+        self._hold = np.zeros(space.shape, dtype=space.dtype)
+        self._limit = max_steps if max_steps is not None else 10**9
+        self._fault_limit = max_consecutive_faults if max_consecutive_faults is not None else 10**9
+        self._consecutive = 0
+        self._pending: deque[np.ndarray] = deque()
+        self.result = EpisodeResult(session=session, policy_id=policy_id)
+        self.observation: dict[str, np.ndarray] = {}
+        self.done = False
+
+    @property
+    def wants_action(self) -> bool:
+        """True when the next step needs a policy call (no action of a chunk is left)."""
+        return not self.done and not self._pending
+
+    def start(self, policy: Policy) -> None:
+        """Reset the env with the session's seed, then the policy's session.
+
+        A `PolicyError` from the policy's reset ends the episode at step 0 with the fault.
+        """
+        self.observation, _ = self.env.reset(seed=self.session.seed)
+        try:
+            policy.reset(self.session)
+        except PolicyError as exc:
+            self._end_on(exc)
+            return
+        self._check_cap()
+
+    def answer(self, answer: Any, latency_ms: float) -> None:
+        """Take the policy's answer for `observation`: an action (chunk) or a `PolicyError`.
+
+        A bad action or a missed deadline is a recorded fault and the robot holds position
+        (after ``max_consecutive_faults`` of them in a row the episode ends); any other
+        `PolicyError` ends the episode with the fault.
+        """
+        result = self.result
+        result.latencies_ms.append(latency_ms)
+        chunk = None
+        try:
+            if isinstance(answer, PolicyError):
+                raise answer
+            chunk = self._validate(answer).reshape((-1, *self._validate.space.shape))
+        except InvalidActionError as exc:
+            result.faults.append((result.steps, f"invalid_action:{exc.reason}", str(exc)))
+        except PolicyDeadlineError as exc:
+            result.faults.append((result.steps, "deadline", str(exc)))
+        except PolicyError as exc:
+            self._end_on(exc)
+            return
+        self._consecutive = self._consecutive + 1 if chunk is None else 0
+        if self._consecutive >= self._fault_limit:
+            message = f"{self._consecutive} faulty policy calls in a row"
+            result.faults.append((result.steps, FAULT_LIMIT, message))
+            self._finish("fault")
+            return
+        self._pending.extend(chunk if chunk is not None else [self._hold])
+
+    def step(self) -> None:
+        """Apply the next pending action to the env and check whether the episode ended."""
+        action = self._pending.popleft()
+        self._hold = _holding(action)
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.observation = observation
+        result = self.result
         result.steps += 1
         result.total_reward += float(reward)
         if terminated or truncated:
             result.metrics = dict(info.get("episode_metrics", {}))
-            result.ended_by = "terminated" if terminated else "truncated"
-            break
-    else:
-        result.ended_by = "max_steps"
-        result.metrics = dict(contract.episode_summary())  # score what happened before the cap
-    return result
+            self._finish("terminated" if terminated else "truncated")
+            return
+        self._check_cap()
 
+    def _check_cap(self) -> None:
+        if self.result.steps >= self._limit:
+            self.result.metrics = dict(self._contract.episode_summary())  # score what happened
+            self._finish("max_steps")
 
-def _ask(
-    policy: Policy,
-    session: SessionInfo,
-    observation: dict[str, np.ndarray],
-    validate: ActionValidator,
-    result: EpisodeResult,
-) -> np.ndarray | None:
-    """One policy call; returns the validated action chunk, or None after a recorded fault."""
-    start = time.perf_counter()
-    try:
-        raw = policy.act(session, observation)
-        action = validate(raw)
-    except InvalidActionError as exc:
-        result.faults.append((result.steps, f"invalid_action:{exc.reason}", str(exc)))
-        return None
-    except PolicyDeadlineError as exc:
-        result.faults.append((result.steps, "deadline", str(exc)))
-        return None
-    except PolicyError as exc:
-        result.faults.append((result.steps, type(exc).__name__, str(exc)))
-        result.ended_by = "fault"
-        return None
-    finally:
-        result.latencies_ms.append((time.perf_counter() - start) * 1000.0)
-    return action.reshape((-1, *validate.space.shape))
+    def _end_on(self, exc: PolicyError) -> None:
+        self.result.faults.append((self.result.steps, type(exc).__name__, str(exc)))
+        self._finish("fault")
+
+    def _finish(self, ended_by: str) -> None:
+        self.result.ended_by = ended_by
+        self.done = True
+        self._pending.clear()
 
 
 def _holding(action: np.ndarray) -> np.ndarray:

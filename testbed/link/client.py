@@ -104,6 +104,7 @@ class RemotePolicy:
         control_timeout_s: float = 10.0,
         accept_chunks: bool = True,
         max_message_bytes: int = 16 * 1024 * 1024,
+        max_batch: int = 0,
     ) -> None:
         """Create the client (no network traffic until the first call).
 
@@ -122,6 +123,9 @@ class RemotePolicy:
             control_timeout_s: Deadline of GetSpec and session calls (policy resets may be slow).
             accept_chunks: Accept action chunks (a leading dimension) from the server.
             max_message_bytes: Largest message sent or received.
+            max_batch: In ``batch`` mode, the most sessions one ActBatch will carry, sent as
+                ``capabilities.max_batch`` so a server with a smaller ``max_batch`` rejects
+                the handshake (0: not stated).
         """
         if mode not in ("unary", "stream", "batch"):
             raise ValueError(f"RemotePolicy: mode: expected unary, stream or batch, got {mode!r}")
@@ -131,6 +135,7 @@ class RemotePolicy:
         self._connect_timeout_s = connect_timeout_s
         self._control_timeout_s = control_timeout_s
         self._accept_chunks = accept_chunks
+        self._max_batch = max_batch
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._channel = self._make_channel(
             _read(tls_ca), _read(tls_cert), _read(tls_key), tls_server_name, max_message_bytes
@@ -292,6 +297,7 @@ class RemotePolicy:
                 streaming=self.mode == "stream",
                 batching=self.mode == "batch",
                 action_chunking=self._accept_chunks,
+                max_batch=self._max_batch if self.mode == "batch" else 0,
             ),
         )
         reply = self._call("OpenSession", request, timeout_s, retry=False, wait=True)

@@ -16,13 +16,18 @@ crash     the serving process exits; restarted after `CRASH_DOWN_S`    PolicyUna
 restart   the serving process exits and restarts at once (sessions     PolicyUnavailableError
           are lost)
 close     unary: the call fails UNAVAILABLE (the client's retry too);  PolicyUnavailableError
-          stream: the server ends the stream
+          stream: the server ends the stream; ActBatch: that item
+          is UNAVAILABLE in-band
 hang      answers after `HANG_S` (far past any deadline)               deadline
 stall     stream: stops answering the stream for `HANG_S`, then drops  deadline
           that step; unary: like hang
 late      answers `LATE_S` after the deadline                          deadline
 nan       answers an action with a NaN                                 invalid_action:non-finite
 ========  ==========================================================  =========================
+
+On ``ActBatch`` each item's step is scheduled as on ``Act``; a crash, restart, hang, stall or
+late answer hits every episode of the call (as a dead or slow server would), close and nan only
+their own item.
 
 Every injected fault is appended to the ``--log`` file (JSON lines, fsynced before acting), so a
 test can compare what was injected with what the episode records say. Faults are one-shot per
@@ -69,6 +74,7 @@ RECORDED_AS = {
     "late": "deadline",
     "nan": "invalid_action:non-finite",
 }
+_FATAL_KINDS = ("crash", "restart")
 CRASH_EXIT, RESTART_EXIT = 70, 71
 CRASH_DOWN_S, HANG_S = 0.5, 2.0
 REPO = Path(__file__).resolve().parents[2]
@@ -180,6 +186,30 @@ class FaultServicer(pb_grpc.PolicyServiceServicer):
         if kind == "close":
             context.abort(grpc.StatusCode.UNAVAILABLE, "fault injection: connection closed")
         return self._reply(request, kind)
+
+    def ActBatch(self, request: pb.ActBatchRequest, context: Any) -> pb.ActBatchResponse:
+        """Each item's fault as on `Act`: crash and restart end the whole call, hang, stall and
+        late delay it (every item misses its deadline), close and nan hit their item in-band."""
+        items = list(request.items)
+        # A fault that kills the process goes first: no other item's fault is logged and lost.
+        order = sorted(range(len(items)), key=lambda i: self._peek(items[i]) not in _FATAL_KINDS)
+        kinds = {i: self._fault(items[i], context) for i in order}
+        delays = {"hang": HANG_S, "stall": HANG_S, "late": self._late_s}
+        time.sleep(max((delays.get(str(kind), 0.0) for kind in kinds.values()), default=0.0))
+        replies = []
+        for index, item in enumerate(items):
+            if kinds[index] == "close":
+                status = pb.StepStatus(code=grpc.StatusCode.UNAVAILABLE.value[0],
+                                       message="fault injection: connection closed")  # fmt: skip
+                replies.append(pb.ActResponse(session_id=item.session_id, step=item.step,
+                                              status=status))  # fmt: skip
+            else:
+                replies.append(self._reply(item, "nan" if kinds[index] == "nan" else None))
+        return pb.ActBatchResponse(items=replies)
+
+    def _peek(self, request: pb.ActRequest) -> str | None:
+        known = self._sessions.get(request.session_id)
+        return None if known is None else self._schedule.kind_at(*known, request.step)
 
     def ActStream(self, requests: Iterator[pb.ActRequest], context: Any) -> Iterator[Any]:
         for request in requests:

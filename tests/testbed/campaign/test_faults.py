@@ -43,7 +43,7 @@ def report(pytestconfig: pytest.Config):
             reporter.write_line(f"\nfaults injected: {sum(INJECTED.values())} ({kinds})")
 
 
-@pytest.mark.parametrize("mode", ["unary", "stream"])
+@pytest.mark.parametrize("mode", ["unary", "stream", "batch"])
 def test_a_trial_against_a_faulty_server_records_every_fault_and_loses_nothing(
     fault_server: tuple[str, Path], mode: str, tmp_path: Path
 ) -> None:
@@ -52,6 +52,7 @@ def test_a_trial_against_a_faulty_server_records_every_fault_and_loses_nothing(
     config = compose([*FAST, "policy=remote", "policy.name=faulty", f"policy.mode={mode}",
                       "policy.home_site=kr-changwon", f"policy.address={address}",
                       "policy.deadline_ms=300", f"campaign.episodes={EPISODES}",
+                      "policy.batch_size=4",
                       f"task.max_steps={STEPS}", f"campaign.name={campaign}",
                       f"campaign.dir={tmp_path}"])  # fmt: skip
     trial_dir = tmp_path / config.trial_name
@@ -71,10 +72,18 @@ def test_a_trial_against_a_faulty_server_records_every_fault_and_loses_nothing(
         assert found.message  # the reason, e.g. "Act: no answer within 300 ms"
     extra = [f for key, f in recorded.items() if key not in
              {(i["episode"], i["step"]) for i in injected}]  # fmt: skip
-    assert all(f.kind == "deadline" for f in extra), extra  # only load can add (late answers)
+    # Only load can add faults (late answers); in a batch, a server that crashed, restarted or
+    # hung also fails the other episodes of that call, as a dead server fails each episode.
+    shared = ("deadline", "PolicyUnavailableError") if mode == "batch" else ("deadline",)
+    assert all(f.kind in shared for f in extra), extra
     ended = {m.episode for m in metas if m.ended_by == "fault"}
     fatal = {f["episode"] for f in injected if RECORDED_AS[f["kind"]] == "PolicyUnavailableError"}
-    assert ended == fatal  # exactly the episodes whose connection broke ended early
+    if mode == "batch":  # the episodes whose connection broke, and those sharing their call
+        assert fatal <= ended
+        assert all(any(f.kind == "PolicyUnavailableError" for f in m.faults)
+                   for m in metas if m.episode in ended)  # fmt: skip
+    else:
+        assert ended == fatal  # exactly the episodes whose connection broke ended early
     INJECTED.update(f["kind"] for f in injected)
 
 
