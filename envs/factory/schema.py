@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from envs.factory._model import Frozen as _Frozen
+from envs.factory.governance import GovernanceSpec
 from envs.factory.task_sections import TaskSection
 from envs.safety.profiles import (
     JurisdictionProfile,
@@ -221,6 +222,8 @@ class SiteFile(_Frozen):
     takt_time_s: Annotated[float, Field(gt=0, le=86_400.0, allow_inf_nan=False)]
     tasks: tuple[TaskSection, ...] = ()
     """The tasks' own sections, one per ``kind`` (`envs.factory.task_sections`)."""
+    governance: GovernanceSpec = GovernanceSpec()
+    """What may leave the site, per artifact class (`envs.factory.governance`)."""
 
     @model_validator(mode="before")
     @classmethod

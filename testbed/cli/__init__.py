@@ -25,6 +25,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
+    import testbed.cli.audit  # noqa: F401
     import testbed.cli.bench  # noqa: F401
     import testbed.cli.check_policy  # noqa: F401
     import testbed.cli.episodes  # noqa: F401

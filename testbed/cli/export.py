@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from testbed.cli import _checks, app
+from testbed.cli import _checks, _egress, app
 from testbed.errors import UsageError
 
 export_app = typer.Typer(
@@ -36,11 +36,15 @@ def minari_command(
         str | None, typer.Option(help="Only this policy (config name or id@version).")
     ] = None,
     failed: Annotated[bool, typer.Option(help="Only episodes that did not succeed.")] = False,
+    to: _egress.To = None,
+    basis: _egress.Basis = "",
+    requester: _egress.Requester = None,
 ) -> None:
     """Write the campaign's episodes as a Minari dataset (minari.load_dataset reads it).
 
     Exit codes: 0 written; 2 nothing to export (no such folder, a filter that matches no
-    episode, unreadable or mixed records) or the dataset exists already.
+    episode, unreadable or mixed records), the dataset exists already, or the egress gate
+    refused a record for ``--to`` (nothing written; docs/governance.md).
     """
     from testbed.episodes.browse import EpisodeFilter, find_episodes
     from testbed.episodes.minari_export import export_minari
@@ -52,7 +56,9 @@ def minari_command(
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
     _checks.episode_filter(entries, where, campaign_dir)
-    result = export_minari(campaign_dir, dataset_id, out=out, where=where)  # ExportError: exit 2
+    egress = _egress.request(to, basis, requester)
+    # ExportError and EgressRefused: exit 2
+    result = export_minari(campaign_dir, dataset_id, out=out, where=where, egress=egress)
     console.print(
         f"OK {result.dataset_id}: {result.episodes} episodes, {result.steps} steps of "
         f"{result.env_id} {result.env_kwargs} in {result.path}",

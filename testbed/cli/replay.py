@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from testbed.cli import app
+from testbed.cli import _egress, app
 from testbed.cli._errors import print_error
 from testbed.errors import ReplayDivergenceError, ReplayError
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # replay and video pull in gymnasium, pybullet, imageio: only
     from testbed.episodes.records import EpisodeRecord
     from testbed.episodes.replay import Observer, ReplayReport, ReplayStep
     from testbed.episodes.video import VideoReport
+    from testbed.governance.records import EgressRequest
 
 
 def _console() -> Console:
@@ -60,8 +61,16 @@ def replay_command(
     ] = 1,
     gui: Annotated[bool, typer.Option(help="Watch in the PyBullet GUI (needs a display).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    to: _egress.To = None,
+    basis: _egress.Basis = "",
+    requester: _egress.Requester = None,
+    redacted: _egress.Redacted = False,
 ) -> None:
-    """Rebuild the episode's site and re-apply its recorded actions (no policy, no network)."""
+    """Rebuild the episode's site and re-apply its recorded actions (no policy, no network).
+
+    A video goes through the egress gate first (``--to``, docs/governance.md): refused, it
+    exits 2 and writes nothing.
+    """
     from testbed.episodes.replay import load_episode
     from testbed.episodes.video import VideoSettings, parse_size, render_video
 
@@ -72,6 +81,8 @@ def replay_command(
             raise ReplayError(f"--renderer: expected tiny or egl, got {renderer!r}")
         if gui and video is not None:
             raise ReplayError("--gui and --video: choose one (the GUI renders with OpenGL)")
+        if video is not None:
+            _gate_video(episode, record, video, _egress.request(to, basis, requester, redacted))
         with _progress(console, record, from_step, quiet=as_json or gui) as observer:
             if video is not None:
                 settings = VideoSettings(parse_size(size), fps, camera, renderer)
@@ -92,6 +103,13 @@ def replay_command(
     except (ReplayError, ValueError) as error:
         _fail(console, as_json, "error", error, 2)
     _print_report(console, report, film, as_json)
+
+
+def _gate_video(episode: Path, record: EpisodeRecord, video: Path, egress: EgressRequest) -> None:
+    """Ask the egress gate for the video of ``episode`` (raises `EgressRefused`, exit 2)."""
+    from testbed.governance.records import gate_records, store_of
+
+    gate_records(store_of(episode), [(episode, record.meta)], "images_video", video, egress)
 
 
 def _replay(

@@ -30,6 +30,7 @@ from testbed.episodes.browse import EpisodeEntry, EpisodeFilter, find_episodes, 
 from testbed.episodes.records import EpisodeRecord, read_record
 from testbed.episodes.replay import open_env
 from testbed.errors import ExportError, ReplayError
+from testbed.governance.records import EgressRequest, gate_records
 
 DATA_FORMAT = "arrow"  # Minari's default, hdf5, would need h5py
 
@@ -64,6 +65,7 @@ def export_minari(
     out: Path | None = None,
     where: EpisodeFilter | None = None,
     description: str | None = None,
+    egress: EgressRequest | None = None,
 ) -> MinariExport:
     """Write the campaign's (selected) episodes as the Minari dataset ``dataset_id``.
 
@@ -74,14 +76,20 @@ def export_minari(
             ``~/.minari/datasets``).
         where: Which episodes to export; None for all.
         description: Dataset description; None for a generated one.
+        egress: Who asks, for whom and on what basis; None for the records' own sites.
+            Every record goes through the egress gate (`testbed.governance`) first.
 
     Raises:
         ExportError: If no episode matches, they mix env specs, a record is unreadable or the
             dataset exists already.
+        EgressRefused: If the gate refuses a record (nothing is written).
     """
     chosen = _select(Path(campaign_dir), where or EpisodeFilter())
     env_id, env_kwargs = _one_env(chosen)
     records = [_read(entry) for entry in chosen]
+    target = Path(out) / dataset_id if out is not None else None
+    pairs = [(entry.path, entry.meta) for entry in chosen]
+    gate_records(Path(campaign_dir), pairs, "episode_records", target, egress or EgressRequest())
     try:
         env = open_env(records[0].meta, str(chosen[0].path))
     except ReplayError as exc:
