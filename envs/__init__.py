@@ -13,7 +13,7 @@ minutes (see `envs.touch_part`).
 
 from gymnasium.envs.registration import register, registry
 
-ENV_IDS = ("Testbed/ConveyorSort-v0", "Testbed/TouchPart-v0")
+ENV_IDS = ("Testbed/ConveyorSort-v0", "Testbed/TouchPart-v0", "Testbed/PegInHole-v0")
 
 if "Testbed/ConveyorSort-v0" not in registry:
     # No max_episode_steps here: the env truncates at its site's own time limit.
@@ -21,3 +21,6 @@ if "Testbed/ConveyorSort-v0" not in registry:
 if "Testbed/TouchPart-v0" not in registry:
     # Truncates at its own time_limit_s (a constructor argument), like ConveyorSort.
     register(id="Testbed/TouchPart-v0", entry_point="envs.touch_part:TouchPartEnv")
+if "Testbed/PegInHole-v0" not in registry:
+    # Truncates at its site's peg-in-hole time limit.
+    register(id="Testbed/PegInHole-v0", entry_point="envs.peg_in_hole:PegInHoleEnv")

@@ -82,7 +82,8 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self.control_dt = spec.physics.time_step_s * self.substeps
         self.max_steps = self.task.max_steps(self.control_dt)
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.control_dt))}
-        self.observation_space = cast(spaces.Space[Observation], obs.observation_space())
+        self.layout = obs.Layout(self.task.observation_fields)
+        self.observation_space = cast(spaces.Space[Observation], self.layout.space())
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self.sim = Sim(
             spec.physics.time_step_s,
@@ -98,7 +99,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self.cell: Cell | None = None
         self.gripper: SuctionGripper
         self._world_restored = False
-        self._last_vector = np.zeros(obs.SIZE, dtype=np.float32)
+        self._last_vector = np.zeros(self.layout.size, dtype=np.float32)
 
     @property
     def site_id(self) -> str:
@@ -235,14 +236,14 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self._world_restored = True
         observation = saved.observation
         self._last_vector = np.concatenate(
-            [np.asarray(observation[name], dtype=np.float32) for name in obs.FIELDS]
+            [np.asarray(observation[name], dtype=np.float32) for name in self.layout.specs]
         )
         return observation
 
     @property
     def _last_observation(self) -> Observation:
         """The observation the env last returned (views of the env's own copy)."""
-        return obs.fields(self._last_vector)
+        return self.layout.fields(self._last_vector)
 
     def _identity(self) -> dict[str, str]:
         """What a snapshot must have been taken with to restore here."""
@@ -318,7 +319,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
             *self.task.observe(self.sensor, self.np_random, to_base),
             min(self.steps / self.max_steps, 1.0),
         ]
-        vector = obs.pack(values)
+        vector = self.layout.pack(values)
         # Kept for snapshots: the sensor cannot be read again without drawing from np_random.
         self._last_vector = vector.copy()
-        return obs.fields(vector)
+        return self.layout.fields(vector)

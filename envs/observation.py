@@ -51,13 +51,66 @@ NO_PART = (0.0,) * (SLICES["bin_pos"].stop - SLICES["part_pos"].start)
 
 
 def observation_space() -> spaces.Dict:
-    """The observation space, the same for every site and task."""
+    """The observation space of the part tasks (ConveyorSort, TouchPart), the same at every site."""
     return spaces.Dict(
         {
             name: spaces.Box(low, high, shape=(size,), dtype=np.float32)
             for name, (size, low, high) in FIELDS.items()
         }
     )
+
+
+_SHARED = ("ee_pos", "ee_vel", "gripper", "holding", "time")
+PART_FIELDS: dict[str, tuple[int, float, float]] = {
+    name: spec for name, spec in FIELDS.items() if name not in _SHARED
+}
+"""The task fields of the part tasks (``part_pos`` .. ``bin_pos``): `FIELDS` less the shared."""
+
+
+class Layout:
+    """An observation's fields: the shared ones around a task's own (`Task.observation_fields`).
+
+    ``ee_pos``, ``ee_vel``, ``gripper``, ``holding``, then the task's fields, then ``time``. The
+    part tasks' layout is `FIELDS`; `pack` and `fields` behave as the module functions do.
+
+    Args:
+        task_fields: Field name -> (size, low, high) of the task's fields, in order.
+
+    Raises:
+        ValueError: If a task field reuses a shared field's name.
+    """
+
+    def __init__(self, task_fields: dict[str, tuple[int, float, float]]) -> None:
+        shared = {n: FIELDS[n] for n in _SHARED[:-1]}
+        clash = sorted(set(task_fields) & set(_SHARED))
+        if clash:
+            raise ValueError(f"observation: task fields {clash} clash with the shared fields")
+        self.specs = {**shared, **task_fields, "time": FIELDS["time"]}
+        self.slices, start = {}, 0
+        for name, (size, _, _) in self.specs.items():
+            self.slices[name] = slice(start, start + size)
+            start += size
+        self.size = start
+        self._low = np.concatenate([np.full(n, lo, np.float32) for n, lo, _ in self.specs.values()])
+        self._high = np.concatenate([np.full(n, h, np.float32) for n, _, h in self.specs.values()])
+
+    def space(self) -> spaces.Dict:
+        """The observation space (a `Dict` of float32 `Box`es), the same for every site."""
+        return spaces.Dict(
+            {
+                name: spaces.Box(low, high, shape=(size,), dtype=np.float32)
+                for name, (size, low, high) in self.specs.items()
+            }
+        )
+
+    def pack(self, values: Sequence[float]) -> np.ndarray:
+        """The observation vector of ``values`` (field order), float32 clipped to the bounds."""
+        vector = np.array(values, dtype=np.float32)
+        return np.minimum(np.maximum(vector, self._low, out=vector), self._high, out=vector)
+
+    def fields(self, vector: np.ndarray) -> dict[str, np.ndarray]:
+        """The named fields of an observation vector (views of it)."""
+        return {name: vector[part] for name, part in self.slices.items()}
 
 
 def pack(values: Sequence[float]) -> np.ndarray:

@@ -32,6 +32,11 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "envs" / "site_data"
 CONVEYOR = {"id": "conv1", "xyz": (0.0, 0.42, 0.05), "size": (1.6, 0.24, 0.1)}
 # Bins stand in a row beside the belt, in front of the robot, where all three arms reach.
 BIN_X, BIN_Z, BIN_SIZE = 0.42, 0.06, (0.2, 0.2, 0.12)
+# Peg-in-hole: the hole fixture and the peg nest stand on the robot's right (-y), clear of the
+# bins; the hole's fit (clearance, depth, chamfer) and the peg are per site (SITES "peg_in_hole"),
+# and a site may move them ("peg_fixtures_xy": where its robot works best).
+HOLE_FIXTURE = {"id": "hole1", "xyz": (-0.16, -0.5, 0.06), "size": (0.13, 0.13, 0.12)}
+PEG_NEST = {"id": "nest1", "xyz": (-0.02, -0.5, 0.06), "size": (0.08, 0.08, 0.12)}
 CAMERA_XYZ = (1.2, 0.0, 1.0)
 CAMERA_TARGET = (0.0, 0.0, 0.1)
 
@@ -55,6 +60,10 @@ SITES: dict[str, dict[str, Any]] = {
         "safety": {"max_tcp_speed_mps": 1.5, "max_contact_force_n": 80.0, "keep_out_zones": []},
         "takt_time_s": 6.0,
         "task": {"parts_per_episode": 3, "time_limit_s": 35.0},
+        # Loose fit with a lead-in: electronics press-fit pins.
+        "peg_in_hole": {"peg_size_m": [0.03, 0.03, 0.07], "peg_mass_kg": 0.05,
+                        "clearance_m": 0.0015, "hole_depth_m": 0.03, "chamfer_m": 0.003,
+                        "time_limit_s": 15.0},
         "inter_arrival_s": (5.0, 9.0),
         "n_arrivals": 200,
         "bin_y": (0.12, -0.10, -0.32),
@@ -88,6 +97,15 @@ SITES: dict[str, dict[str, Any]] = {
         },
         "takt_time_s": 12.0,
         "task": {"parts_per_episode": 3, "time_limit_s": 50.0},
+        # The KUKA keeps its tool vertical only in front of the base (7 degrees off at
+        # (0.16, -0.42)): fixtures beside the bins.
+        "peg_fixtures_xy": ((0.41, -0.37), (0.3, -0.34)),
+        # Tight machined fit, sharp edge, a heavier round steel pin (the KUKA's tool yaws by
+        # ~10 degrees between the fixtures: a square peg would not fit).
+        "peg_in_hole": {"peg_shape": "cylinder", "peg_size_m": [0.04, 0.04, 0.08],
+                        "peg_mass_kg": 0.4,
+                        "clearance_m": 0.0003, "hole_depth_m": 0.04, "chamfer_m": 0.0,
+                        "time_limit_s": 25.0},
         "inter_arrival_s": (9.0, 14.0),
         "n_arrivals": 200,
         "bin_y": (0.10, -0.16),
@@ -114,6 +132,10 @@ SITES: dict[str, dict[str, Any]] = {
         "safety": {"max_tcp_speed_mps": 1.0, "max_contact_force_n": 100.0, "keep_out_zones": []},
         "takt_time_s": 8.0,
         "task": {"parts_per_episode": 3, "time_limit_s": 40.0},
+        # Medium fit with a small lead-in; the hole fixture is re-clamped each episode.
+        "peg_in_hole": {"peg_size_m": [0.03, 0.03, 0.07], "peg_mass_kg": 0.1,
+                        "clearance_m": 0.001, "hole_depth_m": 0.03, "chamfer_m": 0.002,
+                        "hole_pose_noise_m": 0.005, "time_limit_s": 20.0},
         "inter_arrival_s": (6.0, 10.0),
         "n_arrivals": 200,
         "bin_y": (0.12, -0.10, -0.32),
@@ -162,7 +184,10 @@ def site_yaml(site_id: str, p: dict[str, Any]) -> dict[str, Any]:
         "policy_link": p["policy_link"],
         "safety": p["safety"],
         "takt_time_s": p["takt_time_s"],
-        "tasks": [{"kind": "conveyor-sort", **p["task"]}],
+        "tasks": [
+            {"kind": "conveyor-sort", **p["task"]},
+            {"kind": "peg-in-hole", **p["peg_in_hole"]},
+        ],
     }
 
 
@@ -200,6 +225,12 @@ def station_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
                 accepts=part[0],
             )
         )
+    default_xy = (HOLE_FIXTURE["xyz"][:2], PEG_NEST["xyz"][:2])
+    placed = p.get("peg_fixtures_xy", default_xy)
+    for fixture, xy in zip((HOLE_FIXTURE, PEG_NEST), placed, strict=True):
+        fx, fy, fz = fixture["size"]
+        xyz = (*xy, fixture["xyz"][2])
+        rows.append(_station(fixture["id"], "fixture", xyz, size_x=fx, size_y=fy, size_z=fz))
     # The camera looks along its local +x: yaw it towards the cell, pitch it down at the target.
     dx, dy, dz = (t - c for t, c in zip(CAMERA_TARGET, CAMERA_XYZ, strict=True))
     yaw = math.atan2(dy, dx)

@@ -3,8 +3,9 @@
 `Cell` owns scene description only (floor, conveyor, bins, tables and fixtures, robot, part
 bodies) and the geometry queries the task needs (is this part on the belt, in which bin). Every
 station kind but the robot is optional: the cell builds the stations the site has, and a task
-names the kinds it needs (`Cell.check_stations`: a clear error naming a missing kind). Step logic
-lives in the task and the env.
+names the kinds it needs (`Cell.check_stations`: a clear error naming a missing kind); fixture
+stations are built only for a task that names ``fixture``. Step logic lives in the task and the
+env.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Cell:
     Args:
         sim: The simulation to build into (freshly reset).
         site: The validated factory data.
+        needs: The station kinds the task needs (checked; ``fixture`` builds the fixtures);
+            None builds every station.
     """
 
     def __init__(
@@ -62,8 +65,11 @@ class Cell:
         if self.conveyor_station is not None:
             self._build_conveyor(self.conveyor_station)
         self.bins = tuple(self._build_bin(station) for station in site.bins)
+        # Fixtures are task equipment (a hole fixture, a peg nest): only a task that needs them
+        # gets them, so a task's cell stays as it was when a site adds another task's fixtures.
+        built = ("table", "fixture") if needs is None or "fixture" in needs else ("table",)
         for station in site.stations:
-            if station.kind in ("table", "fixture"):
+            if station.kind in built:
                 self._build_box_station(station, _TABLE_COLOR)
         robot_station = site.station(site.site.robot.station_id)
         robot_pos, robot_rpy = site.world_pose(robot_station.station_id)

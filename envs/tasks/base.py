@@ -4,8 +4,9 @@ The env owns the simulator, the cell, the robot and its controller, the gripper,
 policy link, rendering, the substep loop, the shared observation fields, ``control_dt`` and
 snapshots. A task supplies what differs (panda-gym's ``Task``): the station kinds its scene
 needs, its episode set-up, its events before and after physics, its reward, its success rule,
-its observation fields (``part_pos`` .. ``bin_pos`` of `envs.observation`), its step info and
-its episode summary, plus ``state()`` / ``load_state()`` for what it keeps.
+its observation fields (``observation_fields``: by default the part tasks' ``part_pos`` ..
+``bin_pos`` of `envs.observation`), its step info and its episode summary, plus ``state()`` /
+``load_state()`` for what it keeps.
 
 The env calls, per control step: `before_physics`, then (gripper and arm commands) `carried`,
 (physics) `after_physics`, (suction with `positions` / `graspable`) `update`, `reward`,
@@ -24,7 +25,7 @@ import numpy as np
 from envs.cells.cell import Cell
 from envs.factory.schema import Part, SiteSpec, StationKind
 from envs.metrics import EpisodeMetrics
-from envs.observation import BaseFrame
+from envs.observation import PART_FIELDS, BaseFrame
 from envs.sensing import PartSensor
 from envs.sim import Vec3
 
@@ -41,6 +42,9 @@ class Task(ABC):
 
     #: Station kinds the task's scene needs; the cell refuses a bundle that lacks one.
     needs: ClassVar[tuple[StationKind, ...]] = ()
+    #: The task's observation fields, name -> (size, low, high), between the shared ``holding``
+    #: and ``time`` (`envs.observation.Layout`); `observe` returns their values in this order.
+    observation_fields: ClassVar[dict[str, tuple[int, float, float]]] = PART_FIELDS
 
     def __init__(self, site: SiteSpec) -> None:
         self.site = site
@@ -119,7 +123,7 @@ class Task(ABC):
     def observe(
         self, sensor: PartSensor, rng: np.random.Generator, frame: BaseFrame
     ) -> Sequence[float]:
-        """The task's observation fields (``part_pos`` .. ``bin_pos``), in the robot base frame."""
+        """The values of `observation_fields`, in order (positions in the robot base frame)."""
 
     @abstractmethod
     def info(self, events: list[str], metrics: EpisodeMetrics) -> dict[str, Any]:

@@ -136,6 +136,9 @@ def raised_belt(folder: Path) -> None:
     edit(folder, "conv1", z="0.3")
 
 
+# bin5 is the second bin add_bins appends after the shipped rows (rows count from 1).
+_BIN5_ROW = len(rows_of(SITE_DATA / "kr-changwon")) + 2
+
 INFEASIBLE: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...]]] = {
     # name: (edit, file, fragments of the one finding the edit must cause)
     "bin across the robot from the belt": (
@@ -181,7 +184,11 @@ INFEASIBLE: dict[str, tuple[Callable[[Path], None], str, tuple[str, ...]]] = {
     "five bins": (
         lambda f: add_bins(f, 2),
         "stations.csv",
-        ("row 8 (line 9), column kind (bin5)", "at most 4 bins", "accepts: A|B"),
+        (
+            f"row {_BIN5_ROW} (line {_BIN5_ROW + 1}), column kind (bin5)",
+            "at most 4 bins",
+            "accepts: A|B",
+        ),
     ),
     "drop point in a keep-out zone": (
         lambda f: set_yaml(
