@@ -1,7 +1,9 @@
-"""Conformance check of a running policy server (what ``testbed check-policy`` runs).
+"""Check a running policy server (what ``testbed check-policy`` runs).
 
-Health, GetSpec, the session handshake with a real env's spaces, a bounded episode over unary
-``Act``, deadline enforcement, and, where advertised, ``ActStream`` and ``ActBatch``. Each check
+First the conformance suite (`testbed.link.conformance`: health, GetSpec, the handshake with a
+real env's spaces, and every other promise of the contract, on the wire), then what the
+testbed's own client does in a campaign: a bounded episode over unary ``Act``, its deadline
+enforcement, and, where advertised, episodes over ``ActStream`` and ``ActBatch``. Each check
 yields a row: passed, failed (with the error) or skipped (not advertised).
 """
 
@@ -16,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from testbed.errors import PolicyDeadlineError, PolicyError
+from testbed.link._conformance_checks import CHECKS, STOP_ON_FAILURE
 from testbed.link.client import RemotePolicy
-from testbed.link.policy import SessionInfo
+from testbed.link.conformance import CheckRow, run_conformance
+from testbed.link.policy import SessionInfo, spaces_to_specs
 
 ENV_ID = "Testbed/ConveyorSort-v0"
 
@@ -105,10 +109,6 @@ def _deadline(check: _Check) -> str:
     raise PolicyError("an act with a 1 us deadline succeeded: deadlines are not enforced")
 
 
-#: One check's result: its name, True (pass) / False (fail) / None (skipped), and the detail.
-CheckRow = tuple[str, bool | None, str]
-
-
 def check_policy_server(
     address: str,
     site: str,
@@ -121,57 +121,35 @@ def check_policy_server(
 ) -> list[CheckRow]:
     """Run every check against the server at ``address`` with ``env_id``'s spaces at ``site``.
 
-    A failed health check or handshake stops the run (the later checks could not pass).
+    A failed health check, GetSpec or handshake stops the run (the later checks could not
+    pass).
     """
-    check = _Check(address, site, env_id, token, tls_ca, steps, deadline_s)
-    _run_checks(check)
-    return check.rows
-
-
-def _run_checks(check: _Check) -> None:
     import gymnasium
 
     import envs  # noqa: F401  # registers the env ids
 
-    check.env = gymnasium.make(check.env_id, site=check.site)
+    check = _Check(address, site, env_id, token, tls_ca, steps, deadline_s)
+    check.env = gymnasium.make(env_id, site=site)
+    try:
+        observation, action = spaces_to_specs(check.env.observation_space, check.env.action_space)
+        check.rows = run_conformance(address, observation, action, site=site, token=token,
+                                     tls_ca=tls_ca, timeout_s=max(5.0, deadline_s))  # fmt: skip
+        stopped = {name for name, ok, _ in check.rows if ok is False} & set(STOP_ON_FAILURE)
+        if not stopped and len(check.rows) == len(CHECKS):
+            _client_checks(check)
+    finally:
+        check.env.close()
+    return check.rows
+
+
+def _client_checks(check: _Check) -> None:
     with check.client() as policy:
-        if not check.run("health", lambda: _expect_serving(policy)):
-            return
-        check.run("GetSpec", lambda: _describe(policy))
-        info = SessionInfo("check-handshake", check.site, "check-policy", 0, 0)
-
-        def handshake() -> str:
-            policy.reset(info)
-            return "; ".join(policy.warnings) or "accepted"
-
-        if not check.run("handshake", handshake):
-            return
         caps = policy.spec().capabilities
     check.run("episode (unary Act)", lambda: _episode(check, "unary"))
     check.run("deadline", lambda: _deadline(check))
     check.run("episode (ActStream)", lambda: _episode(check, "stream") if caps.streaming else None)
     batch = min(4, caps.max_batch)
     check.run(
-        "ActBatch", lambda: _episode(check, "batch", batch) if caps.batching and batch else None
-    )
-    check.env.close()
-
-
-def _expect_serving(policy: RemotePolicy) -> str:
-    status = "UNKNOWN"
-    for _ in range(20):  # bounded: a warming server gets about 5 s
-        status = policy.health()
-        if status == "SERVING":
-            return status
-        time.sleep(0.25)
-    raise PolicyError(f"health is {status}, expected SERVING")
-
-
-def _describe(policy: RemotePolicy) -> str:
-    spec = policy.spec()
-    caps = spec.capabilities
-    return (
-        f"{spec.policy_id} v{spec.version}: {len(spec.observation)} obs fields, action "
-        f"{spec.action.describe()}; streaming={caps.streaming} batching={caps.batching} "
-        f"(max {caps.max_batch}) chunking={caps.action_chunking}"
+        "episode (ActBatch)",
+        lambda: _episode(check, "batch", batch) if caps.batching and batch else None,
     )

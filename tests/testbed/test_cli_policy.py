@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 from testbed.cli import _register, app
 from testbed.cli.serve import load_policy
 from testbed.errors import UsageError
+from testbed.link._conformance_checks import CHECKS
 from tests.policies.doubles import LinearPolicy
 from tests.testbed.servers import start_cli_server, stop
 
@@ -26,10 +28,11 @@ def test_serve_scripted_passes_check_policy_and_stops_on_sigterm(tmp_path: Path)
         assert result.exit_code == 0, result.output
         for check in ("health", "GetSpec", "handshake", "deadline", "ActStream", "ActBatch"):
             assert check in result.output
-        assert "FAIL" not in result.output and result.output.count("PASS") == 7
+        assert not re.search(r"│ FAIL\s+│", result.output)
+        assert result.output.count("PASS") == len(CHECKS) + 4  # the suite, then the client's
         token.write_text("stolen-token")
         failed = runner.invoke(app, args)
-        assert failed.exit_code == 1 and "FAIL" in failed.output
+        assert failed.exit_code == 1 and re.search(r"│ FAIL\s+│", failed.output)
         assert "stolen-token" not in failed.output
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
