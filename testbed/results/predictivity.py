@@ -54,8 +54,8 @@ class PairPredictivity:
         pearson: Pearson r of the success rates (NaN where undefined).
         kendall: Kendall tau-b of the success rates (NaN where undefined).
         note: Why a value is undefined, in words; empty when all are defined.
-        reference_ranked: False where the policies' rates at the reference are all equal:
-            it has no ranking to predict (MMRV is 0 whatever the predictor says).
+        flat_reference: Why the reference has no ranking to predict (the policies' rates
+            there are all equal: MMRV is 0 whatever the predictor says); empty otherwise.
     """
 
     predictor: str
@@ -65,7 +65,12 @@ class PairPredictivity:
     pearson: Estimate
     kendall: Estimate
     note: str = ""
-    reference_ranked: bool = True
+    flat_reference: str = ""
+
+    @property
+    def reference_ranked(self) -> bool:
+        """False where the reference has no ranking to predict (see ``flat_reference``)."""
+        return not self.flat_reference
 
 
 @dataclass(frozen=True)
@@ -110,10 +115,9 @@ class Predictivity:
         pairs = [p for (_, b), p in self.pairs.items() if b == reference]
         if not pairs:
             return "no other site was evaluated"
-        flat = [p for p in pairs if len(p.policies) >= 2 and not p.reference_ranked]
+        flat = [p.flat_reference for p in pairs if len(p.policies) >= 2 and p.flat_reference]
         if flat:
-            reason = flat[0].note.split("; ")[-1].removesuffix(": r and tau undefined")
-            return f"{reason}, so it has no ranking for another site to predict"
+            return f"{flat[0]}, so it has no ranking for another site to predict"
         return "no other site ranks two or more of the policies evaluated here"
 
     def to_frame(self) -> pd.DataFrame:
@@ -246,7 +250,9 @@ def _pair(
     note = "; ".join(reason for reason in flat if reason)
     if note:
         note += ": r and tau undefined"
-    return PairPredictivity(a, b, policies, m, r, tau, note, reference_ranked=not flat[1])
+    if flat[1]:
+        note += f"; {b} has nothing to rank, so its MMRV is 0 whatever {a} says"
+    return PairPredictivity(a, b, policies, m, r, tau, note, flat_reference=flat[1])
 
 
 def _flat(site: str, rates: np.ndarray) -> str:

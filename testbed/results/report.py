@@ -13,6 +13,8 @@ figure and listed with their paths; every failed episode is counted by its outco
 KPI table and charts show the KPIs of the registry (`testbed.results.kpis`), in its order and
 format. Every matrix cell links to the cell's episodes (`testbed.results.episode_pages`); the
 campaign section shows the sweep and the shared config (`testbed.results.report_campaign`).
+Whether one site predicts another and the leaderboard (`testbed.results.report_ranking`) come
+with ``predictivity.csv``, ``leaderboard.csv`` and ``predictivity.png``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from testbed.results.kpis import KPIS, point
 from testbed.results.plots import write_plots
 from testbed.results.report_blocks import Block, to_html, to_markdown
 from testbed.results.report_campaign import campaign_blocks, planned, versions_blocks, who
+from testbed.results.report_ranking import ranking_blocks
 from testbed.results.statistics import DEFAULT_RESAMPLES
 
 GAPS_LISTED = 5
@@ -144,6 +147,7 @@ def _document(
         *_gaps(report),
         *_matrices(report, written.figures),
         *_kpis(report, written.figures),
+        *ranking_blocks(episodes, written.html.parent),
         *_failures(trials, episodes, written, unnamed_unstarted(campaign, trials)),
         *episode_sections(report, episodes, root, written.html.parent),
         *campaign_blocks(campaign, trials),

@@ -181,6 +181,9 @@ def test_report_writes_every_file(written: WrittenReport) -> None:
         "kpis.png",
     ]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths.figures)
+    folder = written.html.parent
+    for name in ("predictivity.csv", "leaderboard.csv", "predictivity.png"):
+        assert (folder / name).stat().st_size > 0, name
 
 
 def test_csv_and_parquet_have_one_row_per_episode(written: WrittenReport) -> None:
@@ -198,7 +201,7 @@ def test_html_is_self_contained(written: WrittenReport) -> None:
     assert "<link" not in text and "http://" not in text and "https://" not in text
     assert not re.search(r'src="(?!data:)', text)
     assert not re.search(r'href="(?!#)', text)
-    assert text.count('src="data:image/png;base64,') == 3
+    assert text.count('src="data:image/png;base64,') == 4  # with the predictivity heatmap
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
 
 
