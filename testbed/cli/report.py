@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from testbed.cli import app
+from testbed.cli import _egress, app
 from testbed.cli._errors import FAILED, print_error
 from testbed.errors import TestbedError, UsageError
 
@@ -42,8 +42,15 @@ def report(
             "report folder) and show them in report.html.",
         ),
     ] = None,
+    to: _egress.To = None,
+    basis: _egress.Basis = "",
+    requester: _egress.Requester = None,
+    redacted: _egress.Redacted = False,
 ) -> None:
     """Aggregate every trial of a campaign into the transfer matrix and write the report.
+
+    With ``--to``, each site's egress rules decide whether its episode rows and clips go into
+    the report; what they keep is listed under "Withheld" (docs/governance.md).
 
     Exit codes: 0 written; 1 a report file cannot be written; 2 no such folder, a folder
     without episode records, or a --baseline that is not a policy of the campaign.
@@ -58,7 +65,10 @@ def report(
     if not campaign_dir.is_dir():
         raise UsageError(f"campaign folder {str(campaign_dir)!r}: no such folder")
     try:
-        written = write_report(campaign_dir, out, baseline=baseline, clip_seconds=clips)
+        egress = _egress.request(to, basis, requester, redacted)
+        written = write_report(
+            campaign_dir, out, baseline=baseline, clip_seconds=clips, egress=egress
+        )
     except (TestbedError, ValueError) as error:  # no records, an unknown baseline
         raise UsageError(str(error)) from None
     except OSError as error:  # cannot write <file>: <reason>
@@ -70,6 +80,8 @@ def report(
         console.print(f"skipped {problem}", markup=False)
     for problem in written.clip_problems:
         console.print(problem, markup=False)
+    for withheld in written.withheld:
+        console.print(f"withheld {withheld.describe()}", markup=False)
     console.print(success_table(written.matrix))
     console.print(f"report: {written.html}", markup=False)
     console.print(f"        {written.markdown}", markup=False)
