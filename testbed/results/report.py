@@ -31,6 +31,7 @@ import pandas as pd
 from testbed.atomic import atomic_write, atomic_write_text
 from testbed.campaign.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted
 from testbed.episodes.damaged_records import SetAside, set_aside_headline
+from testbed.governance.records import EgressRequest
 from testbed.results.clips import film_failed
 from testbed.results.episode_pages import MATRIX_ANCHOR, cell_link, episode_sections
 from testbed.results.evaluator import MatrixCell, TransferReport, load_episodes, transfer_matrix
@@ -38,6 +39,7 @@ from testbed.results.kpis import KPIS, point
 from testbed.results.plots import write_plots
 from testbed.results.report_blocks import Block, to_html, to_markdown
 from testbed.results.report_campaign import campaign_blocks, planned, versions_blocks, who
+from testbed.results.report_egress import Withheld, gate_report, withheld_blocks
 from testbed.results.report_ranking import ranking_blocks
 from testbed.results.statistics import DEFAULT_RESAMPLES
 
@@ -63,6 +65,7 @@ class WrittenReport:
     damaged: tuple[SetAside, ...] = ()
     skipped: tuple[str, ...] = ()
     clip_problems: tuple[str, ...] = ()
+    withheld: tuple[Withheld, ...] = ()
 
     def __fspath__(self) -> str:
         return str(self.html)
@@ -77,6 +80,7 @@ def write_report(
     *,
     baseline: str | None = None,
     clip_seconds: float | None = None,
+    egress: EgressRequest | None = None,
 ) -> WrittenReport:
     """Evaluate a campaign folder and write its report into ``out`` (default: the folder).
 
@@ -86,6 +90,8 @@ def write_report(
         baseline: Policy whose success is the 0 of the target-normalised score.
         clip_seconds: Film the last seconds of every failed episode into ``clips/``
             (`testbed.results.clips`); None films nothing (clips found are shown all the same).
+        egress: Who the report is for (`testbed.results.report_egress`); None for each site's
+            own operators. Sites whose rules refuse it keep their episode rows and clips.
 
     Raises:
         TestbedError: If the folder holds no episode records.
@@ -102,9 +108,10 @@ def write_report(
     campaign = read_json(root / "campaign.json")
     recorded = episodes.groupby("trial_dir").size().to_dict() if len(episodes) else {}
     trials = trial_statuses(root, recorded, campaign)
+    gated = gate_report(episodes, root, out_dir, egress)
     clip_problems: list[str] = []
     if clip_seconds is not None:
-        clip_problems = film_failed(episodes, root, out_dir, clip_seconds).problems
+        clip_problems = film_failed(gated.clips, root, out_dir, clip_seconds).problems
     written = WrittenReport(
         markdown=out_dir / "report.md",
         html=out_dir / "report.html",
@@ -116,11 +123,13 @@ def write_report(
         damaged=tuple(damaged),
         skipped=tuple(skipped),
         clip_problems=tuple(clip_problems),
+        withheld=gated.withheld,
     )
-    atomic_write_text(written.episodes_csv, episodes.to_csv(index=False))
-    atomic_write(written.episodes_parquet, lambda file: episodes.to_parquet(file, index=False))
+    shown = gated.records
+    atomic_write_text(written.episodes_csv, shown.to_csv(index=False))
+    atomic_write(written.episodes_parquet, lambda file: shown.to_parquet(file, index=False))
     atomic_write_text(written.matrix_csv, matrix.to_frame().to_csv(index=False))
-    blocks = _document(root, campaign, trials, episodes, written)
+    blocks = _document(root, campaign, trials, episodes, written, shown)
     atomic_write_text(written.markdown, to_markdown(blocks))
     atomic_write_text(written.html, to_html(blocks, out_dir, _title(root, campaign)))
     return written
@@ -137,7 +146,9 @@ def _document(
     trials: list[TrialStatus],
     episodes: pd.DataFrame,
     written: WrittenReport,
+    shown: pd.DataFrame,
 ) -> list[Block]:
+    """The report's blocks; per-episode sections show only ``shown`` (what may go)."""
     report = written.matrix
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     return [
@@ -148,8 +159,9 @@ def _document(
         *_matrices(report, written.figures),
         *_kpis(report, written.figures),
         *ranking_blocks(episodes, written.html.parent),
-        *_failures(trials, episodes, written, unnamed_unstarted(campaign, trials)),
-        *episode_sections(report, episodes, root, written.html.parent),
+        *_failures(trials, shown, written, unnamed_unstarted(campaign, trials)),
+        *withheld_blocks(written.withheld),
+        *episode_sections(report, shown, root, written.html.parent),
         *campaign_blocks(campaign, trials),
         *versions_blocks(trials),
         *_method(report),
