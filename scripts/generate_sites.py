@@ -64,6 +64,16 @@ SITES: dict[str, dict[str, Any]] = {
         "peg_in_hole": {"peg_size_m": [0.03, 0.03, 0.07], "peg_mass_kg": 0.05,
                         "clearance_m": 0.0015, "hole_depth_m": 0.03, "chamfer_m": 0.003,
                         "time_limit_s": 15.0},
+        # Palletize: light electronics cartons, two interlocked layers of four (2x2, then a
+        # row of four turned 90 degrees); fast belt.
+        "pallet": {"xyz": (-0.4, 0.17, 0.05), "rz": 2.74, "size": (0.24, 0.16, 0.1)},
+        "palletize": {"carton": {"size_m": [0.1, 0.05, 0.05], "mass_kg": 0.3,
+                                 "color": "#C8A165"},
+                      "layers": [[[-0.0525, -0.0275, 0.0], [0.0525, -0.0275, 0.0],
+                                  [-0.0525, 0.0275, 0.0], [0.0525, 0.0275, 0.0]],
+                                 [[-0.0825, 0.0, 1.570796], [-0.0275, 0.0, 1.570796],
+                                  [0.0275, 0.0, 1.570796], [0.0825, 0.0, 1.570796]]],
+                      "time_limit_s": 60.0},
         "inter_arrival_s": (5.0, 9.0),
         "n_arrivals": 200,
         "bin_y": (0.12, -0.10, -0.32),
@@ -106,6 +116,14 @@ SITES: dict[str, dict[str, Any]] = {
                         "peg_mass_kg": 0.4,
                         "clearance_m": 0.0003, "hole_depth_m": 0.04, "chamfer_m": 0.0,
                         "time_limit_s": 25.0},
+        # Palletize: heavy machined-part cartons in two columns of two, on a pallet turned
+        # 115 degrees (the others 157); slow belt.
+        "pallet": {"xyz": (-0.4, 0.155, 0.05), "rz": 2.0, "size": (0.2, 0.24, 0.1)},
+        "palletize": {"carton": {"size_m": [0.16, 0.1, 0.08], "mass_kg": 2.0,
+                                 "color": "#9C7A4D"},
+                      "layers": [[[0.0, -0.0525, 0.0], [0.0, 0.0525, 0.0]],
+                                 [[0.0, -0.0525, 0.0], [0.0, 0.0525, 0.0]]],
+                      "time_limit_s": 70.0},
         "inter_arrival_s": (9.0, 14.0),
         "n_arrivals": 200,
         "bin_y": (0.10, -0.16),
@@ -136,6 +154,15 @@ SITES: dict[str, dict[str, Any]] = {
         "peg_in_hole": {"peg_size_m": [0.03, 0.03, 0.07], "peg_mass_kg": 0.1,
                         "clearance_m": 0.001, "hole_depth_m": 0.03, "chamfer_m": 0.002,
                         "hole_pose_noise_m": 0.005, "time_limit_s": 20.0},
+        # Palletize: three crossed layers of two (each turned 90 degrees on the last), 15 mm
+        # apart: the sensor noise needs the room.
+        "pallet": {"xyz": (-0.42, 0.155, 0.05), "rz": 2.74, "size": (0.2, 0.2, 0.1)},
+        "palletize": {"carton": {"size_m": [0.12, 0.08, 0.06], "mass_kg": 0.6,
+                                 "color": "#B08850"},
+                      "layers": [[[0.0, -0.0475, 0.0], [0.0, 0.0475, 0.0]],
+                                 [[-0.0475, 0.0, 1.570796], [0.0475, 0.0, 1.570796]],
+                                 [[0.0, -0.0475, 0.0], [0.0, 0.0475, 0.0]]],
+                      "time_limit_s": 60.0},
         "inter_arrival_s": (6.0, 10.0),
         "n_arrivals": 200,
         "bin_y": (0.12, -0.10, -0.32),
@@ -187,6 +214,7 @@ def site_yaml(site_id: str, p: dict[str, Any]) -> dict[str, Any]:
         "tasks": [
             {"kind": "conveyor-sort", **p["task"]},
             {"kind": "peg-in-hole", **p["peg_in_hole"]},
+            {"kind": "palletize", **p["palletize"]},
         ],
     }
 
@@ -231,6 +259,13 @@ def station_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
         fx, fy, fz = fixture["size"]
         xyz = (*xy, fixture["xyz"][2])
         rows.append(_station(fixture["id"], "fixture", xyz, size_x=fx, size_y=fy, size_z=fz))
+    # Palletize: the pallet stands behind the robot on the belt's side (150-165 degrees round
+    # from +x: inside the Panda's and the KUKA's base-joint range), between belt and fixtures.
+    px, py, pz = p["pallet"]["size"]
+    rows.append(
+        _station("pallet1", "pallet", p["pallet"]["xyz"], rz=p["pallet"]["rz"], size_x=px,
+                 size_y=py, size_z=pz)
+    )
     # The camera looks along its local +x: yaw it towards the cell, pitch it down at the target.
     dx, dy, dz = (t - c for t, c in zip(CAMERA_TARGET, CAMERA_XYZ, strict=True))
     yaw = math.atan2(dy, dx)

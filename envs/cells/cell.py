@@ -24,6 +24,7 @@ from envs.sim import Camera, Shapes, Sim, Vec3
 _CONVEYOR_COLOR = (0.25, 0.25, 0.28, 1.0)
 _BIN_COLOR = (0.35, 0.55, 0.75, 1.0)
 _TABLE_COLOR = (0.55, 0.45, 0.35, 1.0)
+_PALLET_COLOR = (0.76, 0.62, 0.42, 1.0)
 _BIN_WALL_M = 0.01
 _PARK_X_M = -4.0  # parts waiting to arrive rest on the floor far outside the cell
 
@@ -71,6 +72,10 @@ class Cell:
         for station in site.stations:
             if station.kind in built:
                 self._build_box_station(station, _TABLE_COLOR)
+        # Pallets likewise: only a palletizing task's cell has them (built after the rest).
+        pallets = site.stations_of("pallet") if needs is None or "pallet" in needs else ()
+        for station in pallets:
+            self._build_box_station(station, _PALLET_COLOR)
         robot_station = site.station(site.site.robot.station_id)
         robot_pos, robot_rpy = site.world_pose(robot_station.station_id)
         self.robot_yaw = robot_rpy[2]

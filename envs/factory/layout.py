@@ -135,7 +135,7 @@ class Layout:
         self.boxes = {
             s.station_id: Box.posed(*spec.world_pose(s.station_id), s.size)
             for s in spec.stations
-            if s.kind in ("conveyor", "bin", "table", "fixture")
+            if s.kind in ("conveyor", "bin", "table", "fixture", "pallet")
         }
         self.belt = self._belt()
         self.bins = tuple(self._bin(s) for s in spec.bins)

@@ -41,6 +41,75 @@ class TouchPartSection(Frozen):
     """Distance from the part's top-face centre that counts as touching it."""
 
 
+MAX_CARTONS = 24
+"""Most cartons a palletizing pattern may hold (the observation's counts are bounded by it)."""
+Metres = Annotated[float, Field(ge=-2.0, le=2.0, allow_inf_nan=False)]
+Radians = Annotated[float, Field(ge=-6.2832, le=6.2832, allow_inf_nan=False)]
+CartonExtent = Annotated[float, Field(ge=0.02, le=0.6, allow_inf_nan=False)]
+Slot = tuple[Metres, Metres, Radians]
+"""One carton of a layer: centre x, y (m) and yaw (rad) in the pallet's frame."""
+
+
+class CartonSpec(Frozen):
+    """The carton a palletizing site handles: a box primitive."""
+
+    size_m: tuple[CartonExtent, CartonExtent, CartonExtent] = (0.12, 0.08, 0.06)
+    """Full extents (x, y, z) in the carton's own frame; a slot's yaw turns its x axis."""
+    mass_kg: Annotated[float, Field(gt=0, le=50.0, allow_inf_nan=False)] = 0.5
+    friction: Annotated[float, Field(ge=0, le=5.0, allow_inf_nan=False)] = 0.8
+    color: Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}([0-9A-Fa-f]{2})?$")] = "#B5895A"
+
+
+class PalletizeSection(Frozen):
+    """`Testbed/Palletize-v0`: the stations, the carton, the stacking pattern, the tolerances.
+
+    ``layers`` is the pattern, bottom layer first: each layer a list of ``[x, y, yaw]`` slots in
+    the pallet's frame (origin at the centre of its top face, yaw about z); a layer stands on the
+    one below, one carton height up. Cartons are placed in pattern order, one at a time: each
+    enters ``infeed_station`` (a conveyor) ``infeed_length_m`` upstream of the pick point, already
+    turned to its slot's yaw (the infeed's turner), and rides the belt at its speed to a stop
+    gate at ``pick_along_m`` (m along the belt from its centre), where it waits for the robot.
+    The next carton enters once the robot has taken the last one off the belt.
+    """
+
+    kind: Literal["palletize"] = "palletize"
+    infeed_station: Annotated[str, Field(min_length=1)] = "conv1"
+    """The ``conveyor`` station (stations.csv) cartons arrive on."""
+    pick_along_m: Metres = -0.25
+    """Where the stop gate holds a carton: its centre, metres along the belt from its centre."""
+    infeed_length_m: Annotated[float, Field(ge=0, le=2.0, allow_inf_nan=False)] = 0.3
+    """How far upstream of the stop gate a carton enters the belt."""
+    pallet_station: Annotated[str, Field(min_length=1)] = "pallet1"
+    """The ``pallet`` station (stations.csv) cartons are stacked on."""
+    carton: CartonSpec = CartonSpec()
+    layers: tuple[tuple[Slot, ...], ...] = (((0.0, -0.045, 0.0), (0.0, 0.045, 0.0)),)
+    time_limit_s: TimeLimit = 60.0
+    position_tolerance_m: Annotated[float, Field(gt=0, le=0.1, allow_inf_nan=False)] = 0.01
+    """Largest horizontal distance of a placed carton's centre from its slot (and height error)."""
+    yaw_tolerance_rad: Annotated[float, Field(gt=0, le=0.8, allow_inf_nan=False)] = 0.0873
+    """Largest yaw error of a placed carton (5 degrees; a box's yaw counts modulo pi)."""
+    settle_s: Annotated[float, Field(ge=0, le=10.0, allow_inf_nan=False)] = 1.0
+    """How long the whole stack must rest in tolerance for success."""
+    lateral_jitter_m: Annotated[float, Field(ge=0, le=0.05, allow_inf_nan=False)] = 0.01
+    """Largest offset of an entering carton from the belt's centre line (uniform, either side)."""
+    yaw_jitter_rad: Annotated[float, Field(ge=0, le=0.05, allow_inf_nan=False)] = 0.02
+    """Largest yaw error (uniform) of an entering carton from its slot's yaw."""
+
+    @field_validator("layers")
+    @classmethod
+    def _pattern_size(cls, layers: tuple[tuple[Slot, ...], ...]) -> tuple[tuple[Slot, ...], ...]:
+        count = sum(len(layer) for layer in layers)
+        if not layers or any(not layer for layer in layers):
+            raise ValueError("expected at least one layer, each with at least one slot")
+        if count > MAX_CARTONS:
+            raise ValueError(f"expected at most {MAX_CARTONS} slots in all, got {count}")
+        return layers
+
+    def slots(self) -> tuple[tuple[int, Slot], ...]:
+        """Every slot in placing order, with its layer index (0 at the bottom)."""
+        return tuple((index, slot) for index, layer in enumerate(self.layers) for slot in layer)
+
+
 PegExtent = Annotated[float, Field(ge=0.005, le=0.3, allow_inf_nan=False)]
 
 
@@ -89,13 +158,17 @@ class PegInHoleSection(Frozen):
 
 
 TaskSection = Annotated[
-    ConveyorSortSection | TouchPartSection | PegInHoleSection, Field(discriminator="kind")
+    ConveyorSortSection | TouchPartSection | PalletizeSection | PegInHoleSection,
+    Field(discriminator="kind"),
 ]
 """One entry of ``tasks:``; pydantic picks the model by ``kind``."""
 
-SECTION_TYPES: tuple[type[ConveyorSortSection | TouchPartSection | PegInHoleSection], ...] = (
+SECTION_TYPES: tuple[
+    type[ConveyorSortSection | TouchPartSection | PalletizeSection | PegInHoleSection], ...
+] = (
     ConveyorSortSection,
     TouchPartSection,
+    PalletizeSection,
     PegInHoleSection,
 )
 """Every section model, in docs order."""

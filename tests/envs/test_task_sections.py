@@ -23,10 +23,11 @@ def bundle(tmp_path: Path) -> Path:
 
 
 def with_tasks(folder: Path, block: str) -> Path:
+    """Replace the whole ``tasks:`` list (site.yaml's last key) with ``block``."""
     site_yaml = folder / "site.yaml"
     text = site_yaml.read_text()
     assert TASKS_BLOCK in text
-    site_yaml.write_text(text.replace(TASKS_BLOCK, block))
+    site_yaml.write_text(text[: text.index(TASKS_BLOCK)] + block)
     return folder
 
 
