@@ -105,10 +105,11 @@ class Predictivity:
             return f"{reference}: {self._unpredicted(reference)}."
         pair = self.pairs[(best[0], reference)]
         sites = " and ".join(best)
-        return (
+        said = (
             f"{reference} is best predicted by {sites} (MMRV {pair.mmrv.format()}, "
-            f"Kendall tau {pair.kendall.format()}, Pearson r {pair.pearson.format()})."
+            f"Kendall tau {pair.kendall.format()}, Pearson r {pair.pearson.format()}"
         )
+        return f"{said}; {pair.note})." if pair.note else f"{said})."
 
     def _unpredicted(self, reference: str) -> str:
         """Why no site predicts ``reference``."""

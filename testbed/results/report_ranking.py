@@ -49,7 +49,8 @@ def _predictivity(result: Predictivity) -> list[Block]:
         "order, lower is better, and it is asymmetric. Kendall tau-b and Pearson r of the "
         f"success rates (1: same order; symmetric). Intervals: percentile bootstrap {pct} "
         f"over episodes ({result.n_resamples} resamples; each (policy, site) cell's episodes "
-        "resampled with replacement). n/a where undefined, with the reason. "
+        "resampled with replacement; a cell of 0/n or n/n does not vary, so an interval may "
+        "have zero width). n/a where undefined, with the reason. "
         f"Every value: {PREDICTIVITY_CSV}."
     )
     blocks: list[Block] = [

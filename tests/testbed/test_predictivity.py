@@ -131,6 +131,9 @@ def test_a_site_where_every_policy_fails() -> None:
     assert from_dead.mmrv.value == pytest.approx(0.5 / 2)
     assert into_dead.mmrv.value == 0.0 and not into_dead.reference_ranked
     assert "dead" not in result.best and result.best["a"] == ("dead",)
+    assert result.best_sentence("a").endswith(
+        "Pearson r n/a; every policy fails at dead: r and tau undefined)."
+    )
     sentence = result.best_sentence("dead")
     assert "every policy fails at dead" in sentence and "no ranking" in sentence
     assert "nan" not in sentence.lower()
