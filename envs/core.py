@@ -29,6 +29,8 @@ from envs.cells.cell import Cell, station_camera
 from envs.cells.suction import SuctionGripper
 from envs.factory.schema import SiteSpec
 from envs.metrics import EpisodeMetrics
+from envs.safety.coworker import build_coworkers
+from envs.safety.monitor import CoworkerMonitor, MonitorLimits
 from envs.sensing import ActionLink, PartSensor
 from envs.sim import Sim
 from envs.sites import load_site
@@ -97,6 +99,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self.link = ActionLink(spec.policy_link, np.zeros(4, dtype=np.float32))
         self._step_scale = spec.robot.controller.max_ee_speed_mps * self.control_dt
         self.cell: Cell | None = None
+        self.coworkers: CoworkerMonitor | None = None
         self.gripper: SuctionGripper
         self._world_restored = False
         self._last_vector = np.zeros(self.layout.size, dtype=np.float32)
@@ -124,6 +127,9 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self.gripper = SuctionGripper(self.sim, cell.arm, self.site.site.robot.gripper)
         task_info = self.task.reset(self.np_random)
         self.metrics = EpisodeMetrics(self.site.site.safety)
+        if self.coworkers is not None:  # drawn after the task's: its episodes stay the same
+            schedule_rng = np.random.default_rng(int(self.np_random.integers(2**63)))
+            self.coworkers.reset(schedule_rng, self.max_steps * self.control_dt)
         self.sensor.reset()
         self.link.reset()
         self.steps = 0
@@ -144,7 +150,11 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         events = task.before_physics(self.sim_time_s)
         release = gripper.command(bool(applied[3] > 0.0))
         # The tool has not moved since the last refresh: no need to ask the engine again.
-        cell.arm.command(applied[:3].astype(np.float64) * self._step_scale, self._tool)
+        hold = self.coworkers is not None and self.coworkers.before_physics(
+            self.sim_time_s + self.control_dt
+        )  # a protective stop: the arm holds its pose this step
+        motion = applied[:3].astype(np.float64) * (0.0 if hold else self._step_scale)
+        cell.arm.command(motion, self._tool)
         carried, velocity = task.carried(gripper.held)
         arm = cell.arm
         work = self.sim.advance(self.substeps, carried, velocity, arm.body, arm.arm_joints)
@@ -162,6 +172,8 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         events += task.update(events, gripper.held, self.steps, self.metrics, self.sim_time_s)
         speed = task.tool_speed(self._tool_vel)
         violations = self.metrics.check_step(self._tool, speed, self._contact)
+        if self.coworkers is not None:
+            violations += self.coworkers.check(speed)
         self.steps += 1
         reward = task.reward(events, violations, self._tool, gripper.held)
         terminated = task.terminated(gripper.held)
@@ -186,7 +198,10 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         if self.cell is None:
             raise RuntimeError("call reset() before episode_summary()")
         ended = self.steps >= self.max_steps
-        return self.task.summary(self.metrics, self.sim_time_s, self.steps, ended)
+        summary = self.task.summary(self.metrics, self.sim_time_s, self.steps, ended)
+        if self.coworkers is not None:
+            summary.update(self.coworkers.summary())
+        return summary
 
     def render(self) -> np.ndarray | None:
         """An RGB frame from the chosen camera (``render_mode="rgb_array"``)."""
@@ -230,6 +245,8 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self.sim.restore_state_bytes(saved.bullet)
         for part in (self.metrics, self.link, self.sensor):
             part.load_state(saved.state)
+        if self.coworkers is not None:
+            self.coworkers.load_state(saved.state)
         self._load_state(saved.state)
         # Restoring .bullet bytes leaves engine state (contact pairs) that a later restore of the
         # saved cell would keep: the next reset builds the world afresh.
@@ -251,7 +268,8 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
 
     def _stateful(self) -> tuple[Any, ...]:
         """The components whose ``state()`` a snapshot holds besides the env's own."""
-        return (self.gripper, self.task, self.metrics, self.link, self.sensor)
+        parts = (self.gripper, self.task, self.metrics, self.link, self.sensor)
+        return parts if self.coworkers is None else (*parts, self.coworkers)
 
     def _state(self) -> dict[str, Any]:
         """The env's own step state: counters, RNG, last readings.
@@ -294,6 +312,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
             self.sim.reset_world()
             self.cell = Cell(self.sim, self.site, self.task.needs)
             self.task.build(self.cell)
+            self.coworkers = self._build_coworkers(self.cell)
             self._base_frame = obs.BaseFrame(self.cell.arm.base_position, self.cell.robot_yaw)
             self._cell_state = self.sim.save_state()
             self._world_restored = False
@@ -302,6 +321,16 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
             self.task.clear()
         self.sim.restore_clean(self._cell_state)
         self.cell.arm.reset()
+
+    def _build_coworkers(self, cell: Cell) -> CoworkerMonitor | None:
+        """The site's co-workers, parked, and their monitor; None for a site without any."""
+        if not self.site.site.coworkers:
+            return None
+        people = build_coworkers(self.sim, self.site)
+        limits = MonitorLimits.of(self.site.site.safety.profile())
+        return CoworkerMonitor(
+            self.sim, people, limits, cell.arm.body, cell.arm.base_position, self.control_dt
+        )
 
     def _refresh(self) -> None:
         assert self.cell is not None

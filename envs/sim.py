@@ -390,6 +390,43 @@ class Sim:
             self.client.changeDynamics(body, -1, lateralFriction=friction)
         return body
 
+    def create_compound(self, boxes: Sequence[tuple[Vec3, Vec3, Color]], position: Vec3) -> int:
+        """A static (kinematic) body of boxes rigidly joined: the first box is the base.
+
+        Args:
+            boxes: ``(half_extents, offset from the base centre, colour)`` per box; link i of
+                the body is box i + 1 (contacts and closest points name it by that index).
+            position: Where the base centre starts.
+        """
+        shapes = [self.box_shape(half, color) for half, _, color in boxes]
+        (base_shape, base_visual), links = shapes[0], shapes[1:]
+        count = len(links)
+        return int(
+            self.client.createMultiBody(
+                baseMass=0.0,
+                baseCollisionShapeIndex=base_shape,
+                baseVisualShapeIndex=base_visual,
+                basePosition=position,
+                linkMasses=[0.0] * count,
+                linkCollisionShapeIndices=[s for s, _ in links],
+                linkVisualShapeIndices=[v for _, v in links],
+                linkPositions=[offset for _, offset, _ in boxes[1:]],
+                linkOrientations=[(0.0, 0.0, 0.0, 1.0)] * count,
+                linkInertialFramePositions=[(0.0, 0.0, 0.0)] * count,
+                linkInertialFrameOrientations=[(0.0, 0.0, 0.0, 1.0)] * count,
+                linkParentIndices=[0] * count,
+                linkJointTypes=[pybullet.JOINT_FIXED] * count,
+                linkJointAxis=[(0.0, 0.0, 1.0)] * count,
+            )
+        )
+
+    def closest_points(self, body_a: int, body_b: int, within_m: float) -> list[tuple]:
+        """Closest points between two bodies up to ``within_m`` apart.
+
+        PyBullet's tuples: index 4 is body_b's link, 8 the distance (negative on overlap).
+        """
+        return list(self.client.getClosestPoints(bodyA=body_a, bodyB=body_b, distance=within_m))
+
     # ------------------------------------------------------------------ bodies and joints
 
     def set_dynamics(self, body: int, link: int = -1, **kwargs: float) -> None:

@@ -132,6 +132,23 @@ def _check_robot(bundle: Bundle, issues: list[DataIssue]) -> None:
         issues.append(DataIssue("site.yaml", "robot.station_id", repr(wanted), expected))
 
 
+def _check_walkways(bundle: Bundle, issues: list[DataIssue]) -> None:
+    """Every co-worker walks along a walkway station of stations.csv."""
+    stations = bundle.stations
+    if bundle.site is None or stations is None:
+        return
+    walkways = {r.model.station_id: r for r in stations.rows if r.model.kind == "walkway"}
+    for index, person in enumerate(bundle.site.coworkers):
+        if person.walkway in walkways or person.walkway in stations.failed_keys:
+            continue
+        named = next((r for r in stations.rows if r.model.station_id == person.walkway), None)
+        what = f" (stations.csv {named.where} is a {named.model.kind})" if named else ""
+        expected = f"the station_id of a walkway in stations.csv{what} (walkways: "
+        expected += f"{_known(walkways)})"
+        where = f"coworkers[{index}].walkway"
+        issues.append(DataIssue("site.yaml", where, repr(person.walkway), expected))
+
+
 def _check_required_kinds(bundle: Bundle, issues: list[DataIssue]) -> None:
     stations = bundle.stations
     if stations is None or stations.failed_keys:
@@ -370,6 +387,7 @@ _CHECKS: tuple[Callable[[Bundle, list[DataIssue]], None], ...] = (
     _check_unique_ids,
     _check_parents,
     _check_robot,
+    _check_walkways,
     _check_required_kinds,
     _check_bins,
     _check_liftable,

@@ -25,6 +25,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 from envs.factory._model import Frozen as _Frozen
 from envs.factory.governance import GovernanceSpec
 from envs.factory.task_sections import TaskSection
+from envs.safety.coworker_spec import CoworkerSpec
 from envs.safety.profiles import (
     JurisdictionProfile,
     ProfileError,
@@ -60,7 +61,7 @@ _FRACTION = re.compile(f"{_NUMBER}/{_NUMBER}")
 
 RobotModel = Literal["panda", "kuka_iiwa", "xarm6"]
 GripperKind = Literal["suction"]
-StationKind = Literal["robot", "conveyor", "fixture", "bin", "table", "camera", "pallet"]
+StationKind = Literal["robot", "conveyor", "fixture", "bin", "table", "camera", "pallet", "walkway"]
 PartShape = Literal["box", "cylinder", "mesh"]
 
 
@@ -222,6 +223,8 @@ class SiteFile(_Frozen):
     takt_time_s: Annotated[float, Field(gt=0, le=86_400.0, allow_inf_nan=False)]
     tasks: tuple[TaskSection, ...] = ()
     """The tasks' own sections, one per ``kind`` (`envs.factory.task_sections`)."""
+    coworkers: tuple[CoworkerSpec, ...] = ()
+    """People who walk into the cell (`envs.safety.coworker_spec`)."""
     governance: GovernanceSpec = GovernanceSpec()
     """What may leave the site, per artifact class (`envs.factory.governance`)."""
 
@@ -314,6 +317,10 @@ class Station(_Frozen):
             and min(self.size_x, self.size_y, self.size_z) <= 0
         ):
             raise ValueError(f"expected size_x, size_y and size_z > 0 on a {self.kind} station")
+        if self.kind == "walkway" and (min(self.size_x, self.size_y) <= 0 or self.rx or self.ry):
+            raise ValueError(
+                "expected size_x (the path's length) and size_y > 0 and rx = ry = 0 on a walkway"
+            )
         if self.kind == "pallet" and (self.rx or self.ry):
             raise ValueError("expected rx = ry = 0 on a pallet (it stands level; turn it with rz)")
         if self.kind == "bin" and not self.accepts:
