@@ -1,4 +1,4 @@
-"""Videos of replayed episodes: headless frames, an overlay of step, reward and events, a writer.
+"""Videos of replayed episodes: headless frames, an overlay, an end card, a writer.
 
 Frames come from the env's own renderer (``render_mode="rgb_array"``), from the cell camera or
 a camera station of the site's stations.csv, with TinyRenderer (CPU, the default) or EGL. The
@@ -25,11 +25,11 @@ from typing import Any
 
 import imageio.v2 as imageio
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from testbed.episodes.env_contract import contract_of
 from testbed.episodes.records import EpisodeRecord, atomic_write_text
 from testbed.episodes.replay import Observer, ReplayReport, ReplayStep, open_env, replay_episode
+from testbed.episodes.video_overlay import Overlay, end_card
 from testbed.errors import ReplayError
 
 VIDEO_FORMAT = "testbed.episodes.replay-video/1"
@@ -46,7 +46,10 @@ class VideoSettings:
         fps: Frames per second of the video; None for the env's control rate.
         camera: Camera station id of the site; None for the cell camera.
         renderer: ``tiny`` (TinyRenderer) or ``egl``.
-        overlay: Draw step, reward and events on the frames.
+        overlay: Draw policy, site, seed, step, parts tally, reward and events on the frames
+            (`testbed.episodes.video_overlay`).
+        end_card_s: Seconds of an end card after the last frame: success, or the failure
+            reason (0 for none).
     """
 
     size: tuple[int, int] = (320, 240)
@@ -54,6 +57,7 @@ class VideoSettings:
     camera: str | None = None
     renderer: str = "tiny"
     overlay: bool = True
+    end_card_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ def _film_replay(
             source=source,
             observers=(film, *observers),
         )
+        film.end()
     except BaseException:
         if helpers is not None:
             helpers.close(abort=True)
@@ -229,9 +234,7 @@ class _Film:
         self.frames = 0
         self.shots = 0
         self.recent: list[tuple[int, str]] = []
-        font_size = max(9, settings.size[1] // 22)
-        self.font = ImageFont.load_default(size=font_size)
-        self.line = font_size + 3
+        self.overlay = Overlay(record, settings.size, control_dt)
 
     def __call__(self, step: ReplayStep) -> None:
         hold = max(1, round(EVENT_HOLD_S / self.control_dt))
@@ -255,25 +258,15 @@ class _Film:
         return self._annotate(frame, step) if self.settings.overlay else frame
 
     def _annotate(self, frame: np.ndarray, step: ReplayStep) -> np.ndarray:
-        image = Image.fromarray(frame)
-        draw = ImageDraw.Draw(image)
-        meta, line = self.record.meta, self.line
-        header = [  # most important first: narrow frames cut the end of a line
-            f"step {step.index}/{self.record.steps}  t {step.index * self.control_dt:.2f} s  "
-            f"{meta.site} seed {meta.seed}",
-            f"reward {step.reward:+.3f}  return {step.total_reward:+.2f}",
-        ]
-        draw.rectangle((0, 0, image.width, 2 * line + 2), fill=(0, 0, 0))
-        for row, text in enumerate(header):
-            draw.text((4, 2 + row * line), text, fill=(255, 255, 255), font=self.font)
-        if self.recent:
-            texts = [e for _, e in self.recent[-3:]]
-            top = image.height - len(texts) * line - 2
-            draw.rectangle((0, top, image.width, image.height), fill=(0, 0, 0))
-            for row, text in enumerate(texts):
-                color = (255, 150, 60) if text.startswith("violation:") else (140, 230, 140)
-                draw.text((4, top + 1 + row * line), text, fill=color, font=self.font)
-        return np.asarray(image)
+        recent = [e for _, e in self.recent[-3:]]
+        return self.overlay.annotate(frame, step.index, step.reward, step.total_reward, recent)
+
+    def end(self) -> None:
+        """Emit the end card, for as long as the settings ask (nothing by default)."""
+        repeats = round(self.settings.end_card_s * self.fps)
+        if repeats > 0:
+            self.emit(end_card(self.record, self.settings.size), repeats)
+            self.frames += repeats
 
 
 class _Helpers:

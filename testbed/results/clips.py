@@ -1,4 +1,4 @@
-"""Clips of failed episodes for the report: the last seconds of each, filmed from its record.
+"""Clips of failed episodes for the report: the last seconds of each, and its failure reason.
 
 ``testbed report --clips SECONDS`` films every failed episode's end into the report folder
 (``clips/<trial>/episodes/ep-00003.gif``), where the report's episode sections find it
@@ -21,6 +21,8 @@ from testbed.results.episode_pages import CLIPS_DIR
 #: Clip size and frame rate: small enough that a page of them stays light.
 CLIP_SIZE = (320, 240)
 CLIP_FPS = 10.0
+#: Seconds of the end card (the failure reason) after the last frame.
+CLIP_END_CARD_S = 1.5
 
 
 @dataclass
@@ -49,7 +51,7 @@ def film_failed(episodes: pd.DataFrame, root: Path, out_dir: Path, seconds: floa
     """
     from testbed.episodes.video import VideoSettings, render_video  # pybullet: only when asked
 
-    settings = VideoSettings(size=CLIP_SIZE, fps=CLIP_FPS)
+    settings = VideoSettings(size=CLIP_SIZE, fps=CLIP_FPS, end_card_s=CLIP_END_CARD_S)
     result = FilmedClips()
     for record in episodes.loc[~episodes["success"].astype(bool), "record"]:
         source = Path(root) / str(record)

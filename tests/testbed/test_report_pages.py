@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageSequence
 
 from testbed.episodes.records import record_path, write_record
 from testbed.results.episode_pages import cell_anchor, find_clip
@@ -194,7 +193,8 @@ def test_the_page_is_readable_on_a_phone(written: WrittenReport) -> None:
     tables = text.count("<table")
     assert tables > 0 and text.count('<div class="scroll"><table') == tables
     assert text.count('<table class="filterable">') == 1 + len(written.matrix.cells)
-    assert len(re.findall(r'<div class="scroll figure"><img', text)) == 3
+    figures = text.count('<img src="data:image/png;base64,')
+    assert figures >= 3 and text.count('<div class="scroll figure"><img') == figures
 
 
 def test_report_films_the_end_of_each_failed_episode(tmp_path: Path) -> None:
@@ -212,7 +212,13 @@ def test_report_films_the_end_of_each_failed_episode(tmp_path: Path) -> None:
     cell = written.matrix.cell(record.meta.policy, "kr-changwon")
     assert cell is not None and cell.successes == 0
     clip = out / "clips" / record.meta.trial / "episodes" / "ep-00000.gif"
-    assert iio.imread(clip, index=None).shape[:3] == (11, 240, 320)  # 1 s at 10 frames/s
+    frames = iio.imread(clip, index=None)
+    # 1 s at 10 frames/s, then the end card (one GIF frame held for 1.5 s)
+    assert frames.shape[:3] == (11 + 1, 240, 320)
+    assert frames[-1].mean() < 60 and frames[-1][..., 0].max() > 200  # dark, "FAILED" in red
+    with Image.open(clip) as gif:
+        held = [gif.info["duration"] for _ in ImageSequence.Iterator(gif)]
+    assert held[-1] == pytest.approx(1500, abs=20) and sum(held) == pytest.approx(2600, abs=60)
     sidecar = json.loads(clip.with_name(clip.name + ".json").read_text())
     assert (sidecar["from_step"], sidecar["to_step"], sidecar["verified"]) == (170, 200, True)
     assert f'<img src="clips/{record.meta.trial}/episodes/ep-00000.gif"' in written.html.read_text()

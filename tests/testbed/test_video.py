@@ -90,6 +90,20 @@ def test_overlay_draws_on_the_frame(tmp_path: Path) -> None:
     assert np.array_equal(with_text[60:100], without[60:100])  # the scene itself is untouched
 
 
+def test_the_end_card_says_how_the_episode_ended(tmp_path: Path) -> None:
+    record = cached_episode("kr-changwon")  # cut at 200 steps with parts left: a failure
+    settings = VideoSettings(size=(160, 120), fps=5.0, end_card_s=1.0)
+    _, video = render_video(record, tmp_path / "end.mp4", settings, from_step=195, verify=False)
+    frames = iio.imread(tmp_path / "end.mp4", index=None)
+    filmed = frames_due(5, CONTROL_DT["kr-changwon"], 5.0)
+    assert video.frames == len(frames) == _mp4_frames(video.path) == filmed + 5
+    card, last_scene = frames[-1], frames[filmed - 1]
+    assert np.abs(card.astype(int) - last_scene).mean() > 40  # not the scene
+    red = (card[..., 0] > 180) & (card[..., 1] < 150)
+    assert card.mean() < 60 and red.any()  # dark, with "FAILED" in red
+    assert json.loads(video.sidecar.read_text())["end_card_s"] == 1.0
+
+
 def test_helper_processes_render_the_same_frames(tmp_path: Path) -> None:
     record = cached_episode("kr-changwon")
     settings = VideoSettings(size=(96, 72), fps=10.0)
