@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from testbed.cli import _checks, app
+from testbed.cli import _checks, _egress, app
 from testbed.cli._errors import FAILED, did_you_mean, print_error
 from testbed.errors import UsageError
 
@@ -132,11 +132,21 @@ def serve_command(
             "server ends when that process does, however it dies"
         ),
     ] = False,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Who the served sb3: model's weights go to (a site id, a team): the egress "
+            "gate applies its train sites' rules [default: not asked; the train site's own].",
+        ),
+    ] = None,
+    basis: _egress.Basis = "",
+    requester: _egress.Requester = None,
 ) -> None:
     """Serve POLICY over gRPC until SIGTERM / Ctrl-C (then shut down gracefully).
 
     Exit codes: 0 stopped; 1 the address cannot be listened on (a port in use); 2 a bad POLICY,
-    address, site or file.
+    address, site or file, or the egress gate refused an sb3: model for ``--to``.
     """
     from policies.server import TlsConfig, read_team_tokens, serve
 
@@ -159,6 +169,10 @@ def serve_command(
             raise UsageError(f"--tokens-file {str(tokens_file)!r}: {exc}") from None
     limits = {"max_sessions": max_sessions, "session_idle_s": session_idle_s,
               "rps_per_token": rps_per_token, "reflection": not no_reflection}  # fmt: skip
+    if to is not None and policy.startswith("sb3:"):
+        from testbed.governance.models import gate_model
+
+        gate_model(Path(policy.split(":", 1)[1]), _egress.request(to, basis, requester))
     _check_listen(address)  # before loading the policy, which may take a while
     loaded = load_policy(policy, site, env)
     try:
