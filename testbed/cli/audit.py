@@ -65,13 +65,21 @@ def show_command(
     path: PathArg,
     refused: Annotated[bool, typer.Option(help="Only refused decisions.")] = False,
 ) -> None:
-    """List the decisions: time, decision, class, artifact, recipient, requester, rule."""
+    """List the decisions: time, decision, class, artifact, recipient, requester, rule.
+
+    Exit codes: 0 listed; 1 a log has a line that is not JSON; 2 no audit log at PATH.
+    """
     from testbed.governance.audit import AuditLog
 
     console = Console(highlight=False, soft_wrap=True)
     for log in _logs(path):
         console.print(f"{log}:", markup=False)
-        for line in AuditLog(log).entries():
+        try:
+            lines = AuditLog(log).entries()
+        except ValueError as error:  # a line that is not JSON
+            print_error(f"{log}: unreadable ({error}); testbed audit verify {log} names the line")
+            raise typer.Exit(FAILED) from None
+        for line in lines:
             if refused and line.get("decision") != "refused":
                 continue
             console.print(

@@ -84,14 +84,15 @@ class AuditLog:
         """Append ``entry`` (JSON-able, without ``seq``, ``prev``, ``hash``); returns the line.
 
         Raises:
-            ValueError: If ``entry`` uses a chain key, or the log is broken already (appending
-                to a broken chain would hide where it broke).
+            ValueError: If ``entry`` uses a chain key, or the log's last line does not match
+                its head (appending would hide where it broke). Only the tail is checked here
+                (reading the whole log per append would be quadratic); `verify` checks all.
         """
         clash = sorted(set(entry) & set(_CHAIN_KEYS))
         if clash:
             raise ValueError(f"audit entry keys {clash} are the chain's own")
         with self._locked():
-            state = verify(self.path)
+            state = _tail(self.path) or verify(self.path)
             if not state.intact:
                 raise ValueError(
                     f"{self.path}: audit log is broken, not appending: {state.problem}"
@@ -114,6 +115,28 @@ class AuditLog:
         if not self.path.exists():
             return []
         return [json.loads(text) for text in self.path.read_text("utf-8").splitlines() if text]
+
+
+def _tail(path: Path) -> AuditCheck | None:
+    """The state after the last line when it agrees with the head (read from the end only).
+
+    None when they do not agree, or there is no head: `verify` then reads the whole log and
+    says what is wrong. A whole-log check before every append would make appends quadratic.
+    """
+    try:
+        head = json.loads(head_path(path).read_text("utf-8"))
+        count, digest = int(head["lines"]), str(head["hash"])
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 65536))
+            last = handle.read().decode("utf-8").rsplit("\n", 2)
+        if len(last) < 2 or last[-1] != "":
+            return None
+        raw = last[-2] + "\n"
+        line = json.loads(raw)
+        intact = _check_line(count, raw, str(line["prev"])) is None and line["hash"] == digest
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    return AuditCheck(path, count, digest) if intact else None
 
 
 def verify(path: Path) -> AuditCheck:

@@ -96,3 +96,21 @@ def test_cli_verify_exits_0_intact_and_1_naming_the_line(log: AuditLog, tmp_path
     assert shown.exit_code == 0 and "ep-000009" in shown.output
     missing = runner.invoke(app, ["audit", "verify", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "no audit log" in missing.output
+
+
+def test_appends_check_the_tail_against_the_head(log: AuditLog) -> None:
+    head = head_path(log.path)
+    text = head.read_text()
+    head.write_text(text.replace('"lines": 4', '"lines": 3'))
+    with pytest.raises(ValueError, match="broken"):
+        log.append({"decision": "allowed"})
+    head.write_text(text)
+    for n in range(50):
+        log.append({"decision": "refused", "n": n})
+    assert verify(log.path).lines == 54
+
+
+def test_cli_show_names_an_unreadable_log(log: AuditLog) -> None:
+    _write(log, [*_lines(log), "not json\n"])
+    shown = runner.invoke(app, ["audit", "show", str(log.path)])
+    assert shown.exit_code == 1 and "audit verify" in shown.output
