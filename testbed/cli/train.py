@@ -62,8 +62,9 @@ def _run(cfg: DictConfig) -> None:
     out_dir = Path(train_cfg.out_dir or HydraConfig.get().runtime.output_dir)
     result = train(train_cfg, out_dir)
     report = result.final_eval
+    cloned = f"cloned {result.bc.transitions} transitions, " if result.bc is not None else ""
     print(
-        f"trained {result.steps} steps in {result.wall_time_s:.0f} s; "
+        f"{cloned}trained {result.steps} env steps in {result.wall_time_s:.0f} s; "
         f"success at {report.site}: {report.successes}/{report.episodes} "
         f"({report.success_rate:.0%}); model: {result.model_path}",
         flush=True,

@@ -19,9 +19,12 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 ALGORITHMS = ("PPO", "SAC", "TD3", "A2C", "DDPG")
+BC_ALGORITHMS = ("PPO", "A2C")
+ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
 VEC_ENVS = ("auto", "dummy", "subproc")
 START_METHODS = ("forkserver", "spawn", "fork")
-_POSITIVE = ("total_timesteps", "n_envs", "eval_episodes", "final_eval_episodes", "torch_threads")
+_POSITIVE = ("n_envs", "eval_episodes", "final_eval_episodes", "torch_threads")
+_BC_POSITIVE = ("gradient_steps", "batch_size", "eval_episodes")
 _NON_NEGATIVE = ("eval_freq", "checkpoint_freq")
 
 
@@ -33,6 +36,8 @@ class AlgoConfig:
         name: One of `ALGORITHMS`.
         policy: SB3 policy class name; ``MultiInputPolicy`` for the testbed's Dict observations.
         net_arch: Hidden layer sizes of the actor and critic networks.
+        activation: Hidden layers' activation, one of `ACTIVATIONS`; empty: the algorithm's
+            default (tanh for PPO and A2C, ReLU for SAC, TD3, DDPG).
         hyperparameters: Further keyword arguments of the algorithm's constructor
             (``learning_rate``, ``n_steps``, ``batch_size``, ``gamma``, ``buffer_size``...).
     """
@@ -40,7 +45,40 @@ class AlgoConfig:
     name: str = "PPO"
     policy: str = "MultiInputPolicy"
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BCConfig:
+    """Behaviour cloning from a Minari dataset, before (or instead of) reinforcement learning.
+
+    The actor of `AlgoConfig`'s policy (PPO or A2C: an SB3 ``ActorCriticPolicy``) is fitted to
+    the dataset's actions (mean squared error of the policy's mean action), so the result is an
+    ordinary SB3 model: served by ``testbed serve sb3:``, and fine-tuned by the same algorithm
+    for `TrainConfig.total_timesteps` env steps afterwards (0: behaviour cloning only).
+
+    Attributes:
+        dataset: Minari dataset id (``testbed export minari``); empty: no behaviour cloning.
+        datasets_root: Folder holding the dataset (``MINARI_DATASETS_PATH``); empty: Minari's.
+        gradient_steps: Optimiser steps.
+        batch_size: Transitions per step.
+        learning_rate: Adam's learning rate (decayed to a tenth by cosine annealing).
+        weight_decay: AdamW's weight decay.
+        validation_episodes: Episodes held out of training for the validation loss.
+        eval_every: Gradient steps between evaluations at the home site (0: none).
+        eval_episodes: Episodes per evaluation during training.
+    """
+
+    dataset: str = ""
+    datasets_root: str = ""
+    gradient_steps: int = 20_000
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    validation_episodes: int = 4
+    eval_every: int = 5_000
+    eval_episodes: int = 10
 
 
 @dataclass
@@ -55,7 +93,9 @@ class TrainConfig:
         env_kwargs: Extra keyword arguments of the env (besides ``site``).
         obs_keys: Observation fields fed to the model (empty: all of them).
         algo: The algorithm and its hyperparameters.
-        total_timesteps: Env steps to train for (summed over sub-envs).
+        bc: Behaviour cloning from a dataset first (off unless ``bc.dataset`` is set).
+        total_timesteps: Env steps to train for (summed over sub-envs); with behaviour
+            cloning, the fine-tuning steps after it (0: none).
         seed: Seed of the algorithm, the networks and the training envs.
         n_envs: Parallel sub-envs.
         vec_env: ``dummy`` (one process), ``subproc`` (one process per sub-env) or ``auto``
@@ -81,6 +121,7 @@ class TrainConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     obs_keys: list[str] = field(default_factory=list)
     algo: AlgoConfig = field(default_factory=AlgoConfig)
+    bc: BCConfig = field(default_factory=BCConfig)
     total_timesteps: int = 50_000
     seed: int = 0
     n_envs: int = 1
@@ -101,6 +142,21 @@ class TrainConfig:
         """The sites training episodes are drawn from."""
         return list(self.sites) or [self.site]
 
+    def _bc_problems(self) -> list[str]:
+        problems = [
+            f"bc.{name}: expected >= 1, got {getattr(self.bc, name)}"
+            for name in _BC_POSITIVE
+            if getattr(self.bc, name) < 1
+        ]
+        if self.algo.name.upper() not in BC_ALGORITHMS:
+            problems.append(
+                f"algo.name: behaviour cloning trains an actor-critic policy: expected one of "
+                f"{BC_ALGORITHMS}, got {self.algo.name!r}"
+            )
+        if self.bc.validation_episodes < 0 or self.bc.eval_every < 0:
+            problems.append("bc.validation_episodes, bc.eval_every: expected >= 0")
+        return problems
+
     def check(self) -> None:
         """Reject values the schema's types cannot express.
 
@@ -110,6 +166,10 @@ class TrainConfig:
         problems = []
         if self.algo.name.upper() not in ALGORITHMS:
             problems.append(f"algo.name: expected one of {ALGORITHMS}, got {self.algo.name!r}")
+        if self.algo.activation and self.algo.activation not in ACTIVATIONS:
+            problems.append(
+                f"algo.activation: expected one of {ACTIVATIONS}, got {self.algo.activation!r}"
+            )
         if self.vec_env not in VEC_ENVS:
             problems.append(f"vec_env: expected one of {VEC_ENVS}, got {self.vec_env!r}")
         if self.start_method not in START_METHODS:
@@ -119,6 +179,11 @@ class TrainConfig:
         for name in _POSITIVE:
             if getattr(self, name) < 1:
                 problems.append(f"{name}: expected >= 1, got {getattr(self, name)}")
+        least = 0 if self.bc.dataset else 1
+        if self.total_timesteps < least:
+            problems.append(f"total_timesteps: expected >= {least}, got {self.total_timesteps}")
+        if self.bc.dataset:
+            problems += self._bc_problems()
         for name in _NON_NEGATIVE:
             if getattr(self, name) < 0:
                 problems.append(f"{name}: expected >= 0, got {getattr(self, name)}")

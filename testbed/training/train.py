@@ -11,6 +11,9 @@
 - ``train.log``: the run's log (SB3's tables and the testbed's messages);
 - ``progress.csv``: SB3's training metrics (one row per log interval and evaluation);
 - ``eval.csv``: the periodic evaluations at the home site;
+- ``bc.csv``: with behaviour cloning, its losses and home-site success every ``bc.eval_every``
+  gradient steps;
+- ``learning_curve.png``: ``bc.csv`` and ``eval.csv`` plotted;
 - ``monitor/N.monitor.csv``: every training episode of sub-env N (return, length, success);
 - ``checkpoints/model_<steps>_steps.zip``: every ``checkpoint_freq`` steps, if on.
 """
@@ -41,7 +44,9 @@ from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, 
 from stable_baselines3.common.noise import NormalActionNoise
 
 from envs.sites import load_site
+from testbed.training.bc import BCReport, clone, load_demonstrations
 from testbed.training.config import TrainConfig
+from testbed.training.curves import plot_learning_curve
 from testbed.training.envs import make_env, make_vec_env
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,14 @@ METADATA_FORMAT = "testbed.sb3-model/1"
 FINAL_EVAL_SEED = 1_000_000
 """First seed of the final evaluation; training envs are seeded from ``cfg.seed`` upward."""
 _EVAL_ENV_SEED_OFFSET = 10_000
+_ACTIVATIONS = {
+    "tanh": torch.nn.Tanh,
+    "relu": torch.nn.ReLU,
+    "elu": torch.nn.ELU,
+    "leaky_relu": torch.nn.LeakyReLU,
+}
+BC_EVAL_SEED = 2_000_000
+"""First seed of the evaluations during behaviour cloning (the same episodes at every one)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class TrainResult:
     steps: int
     wall_time_s: float
     final_eval: EvalReport
+    bc: BCReport | None = None
 
 
 def train(cfg: TrainConfig, out_dir: Path) -> TrainResult:
@@ -101,28 +115,40 @@ def train(cfg: TrainConfig, out_dir: Path) -> TrainResult:
         torch.set_num_threads(cfg.torch_threads)
         sites = cfg.train_sites
         logger.info(
-            "training %s on %s at %s for %d steps",
+            "training %s on %s at %s: %s%d env steps",
             cfg.algo.name,
             cfg.env_id,
             sites,
+            f"behaviour cloning of {cfg.bc.dataset}, then " if cfg.bc.dataset else "",
             cfg.total_timesteps,
         )
-        model, wall_time_s = _learn(cfg, out_dir, stream)
+        model, wall_time_s, bc_report = _learn(cfg, out_dir, stream)
         model_path = out_dir / "model.zip"
         model.save(model_path)
         report = evaluate_model(
             model, cfg.env_id, cfg.site, cfg.env_kwargs, cfg.obs_keys, cfg.final_eval_episodes
         )
         logger.info("final evaluation at %s: %s", cfg.site, report)
-        metadata = model_metadata(cfg, model, model_path, report, wall_time_s)
+        metadata = model_metadata(cfg, model, model_path, report, wall_time_s, bc_report)
         metadata_path = out_dir / "model.json"
         metadata_path.write_text(json.dumps(metadata, indent=2) + "\n")
+        curve = plot_learning_curve(out_dir, title=str(metadata["policy_id"]))
+        if curve is not None:
+            logger.info("learning curve: %s", curve)
         logger.info("wrote %s (%d steps in %.1f s)", model_path, model.num_timesteps, wall_time_s)
-    return TrainResult(out_dir, model_path, metadata_path, model.num_timesteps, wall_time_s, report)
+    return TrainResult(
+        out_dir, model_path, metadata_path, model.num_timesteps, wall_time_s, report, bc_report
+    )
 
 
-def _learn(cfg: TrainConfig, out_dir: Path, stream: TextIO) -> tuple[BaseAlgorithm, float]:
-    """Build the envs and the model, run ``learn`` with the callbacks; returns model, wall s."""
+def _learn(
+    cfg: TrainConfig, out_dir: Path, stream: TextIO
+) -> tuple[BaseAlgorithm, float, BCReport | None]:
+    """Build the envs and the model, clone the demonstrations if configured, run ``learn``.
+
+    Returns:
+        The model, the wall time of cloning and learning (s), the cloning's report if any.
+    """
     subproc = cfg.vec_env == "subproc" or (cfg.vec_env == "auto" and cfg.n_envs > 1)
     vec_env = make_vec_env(
         cfg.env_id,
@@ -145,16 +171,53 @@ def _learn(cfg: TrainConfig, out_dir: Path, stream: TextIO) -> tuple[BaseAlgorit
             )
         )
         start = time.perf_counter()
-        model.learn(
-            cfg.total_timesteps,
-            callback=_callbacks(cfg, eval_env, out_dir),
-            progress_bar=cfg.progress_bar and _can_show_progress(),
-        )
+        bc_report = _clone(cfg, model, out_dir) if cfg.bc.dataset else None
+        if cfg.total_timesteps:
+            model.learn(
+                cfg.total_timesteps,
+                callback=_callbacks(cfg, eval_env, out_dir),
+                progress_bar=cfg.progress_bar and _can_show_progress(),
+            )
         model.logger.close()
-        return model, time.perf_counter() - start
+        return model, time.perf_counter() - start, bc_report
     finally:
         vec_env.close()
         eval_env.close()
+
+
+def _clone(cfg: TrainConfig, model: BaseAlgorithm, out_dir: Path) -> BCReport:
+    """Behaviour cloning of ``cfg.bc.dataset`` into the model's policy (`testbed.training.bc`)."""
+    demos = load_demonstrations(cfg.bc.dataset, cfg.bc.datasets_root, cfg.obs_keys)
+    if demos.env_id != cfg.env_id:
+        raise ValueError(
+            f"bc.dataset {cfg.bc.dataset!r}: recorded in {demos.env_id!r}, expected {cfg.env_id!r}"
+        )
+    logger.info(
+        "behaviour cloning: %d transitions of %d episodes of %s at %s",
+        len(demos.actions),
+        demos.episodes,
+        demos.dataset_id,
+        demos.env_kwargs.get("site", "?"),
+    )
+
+    def evaluate(step: int) -> float:
+        report = evaluate_model(
+            model, cfg.env_id, cfg.site, cfg.env_kwargs, cfg.obs_keys, cfg.bc.eval_episodes,
+            first_seed=BC_EVAL_SEED,
+        )  # fmt: skip
+        return report.success_rate
+
+    report = clone(
+        model,
+        demos,
+        cfg.bc,
+        seed=cfg.seed,
+        csv_path=out_dir / "bc.csv",
+        evaluate=evaluate if cfg.bc.eval_every else None,
+        progress=cfg.progress_bar,
+    )
+    logger.info("behaviour cloning done: %s", report)
+    return report
 
 
 def _can_show_progress() -> bool:
@@ -175,6 +238,8 @@ def build_model(cfg: TrainConfig, env: Any) -> BaseAlgorithm:
     kwargs = dict(cfg.algo.hyperparameters)
     policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
     policy_kwargs.setdefault("net_arch", list(cfg.algo.net_arch))
+    if cfg.algo.activation:
+        policy_kwargs.setdefault("activation_fn", _ACTIVATIONS[cfg.algo.activation])
     noise_std = float(kwargs.pop("action_noise_std", 0.0))
     if noise_std > 0.0:
         size = int(np.prod(env.action_space.shape))
@@ -295,18 +360,27 @@ def model_metadata(
     model_path: Path,
     report: EvalReport,
     wall_time_s: float,
+    bc_report: BCReport | None = None,
 ) -> dict[str, Any]:
-    """The ``model.json`` record of a saved model (see the module docstring)."""
+    """The ``model.json`` record of a saved model (see the module docstring).
+
+    ``algorithm`` is the SB3 class that loads the model; ``method`` says how it was trained:
+    ``rl``, ``bc`` (behaviour cloning only) or ``bc+rl`` (cloned, then fine-tuned).
+    """
     sha256 = hashlib.sha256(model_path.read_bytes()).hexdigest()
     sites = cfg.train_sites
     task = cfg.env_id.rsplit("/", 1)[-1].lower()
     bundles = {site: load_site(site).bundle_hash for site in dict.fromkeys([cfg.site, *sites])}
     spaces = getattr(model.observation_space, "spaces", {"observation": model.observation_space})
+    method = ("bc+rl" if cfg.total_timesteps else "bc") if bc_report is not None else "rl"
+    prefix = "sb3" if bc_report is None else ("bc" if method == "bc" else "bc-sb3")
     return {
         "format": METADATA_FORMAT,
-        "policy_id": cfg.policy_id or f"sb3-{cfg.algo.name.lower()}-{task}@{'+'.join(sites)}",
+        "policy_id": cfg.policy_id or f"{prefix}-{cfg.algo.name.lower()}-{task}@{'+'.join(sites)}",
         "version": cfg.version or sha256[:12],
         "algorithm": cfg.algo.name.upper(),
+        "method": method,
+        "bc": asdict(bc_report) if bc_report is not None else None,
         "env_id": cfg.env_id,
         "env_kwargs": dict(cfg.env_kwargs),
         "home_site": cfg.site,
@@ -340,15 +414,16 @@ def _box_record(box: Any) -> dict[str, Any]:
 
 @contextmanager
 def _run_log(path: Path) -> Iterator[TextIO]:
-    """Send this module's log records to `path` for the duration; yields the open stream."""
+    """Send ``testbed.training``'s log records to `path` for the duration; yields the stream."""
+    package = logging.getLogger("testbed.training")  # this module's and bc's records
     with path.open("a") as stream:
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        previous = logger.level
-        logger.setLevel(logging.INFO)
+        package.addHandler(handler)
+        previous = package.level
+        package.setLevel(logging.INFO)
         try:
             yield stream
         finally:
-            logger.removeHandler(handler)
-            logger.setLevel(previous)
+            package.removeHandler(handler)
+            package.setLevel(previous)

@@ -1,0 +1,313 @@
+"""Behaviour cloning: fit the actor of an SB3 actor-critic policy to a Minari dataset's actions.
+
+Why not ``imitation``'s BC: its release 1.0.1 pins ``gymnasium~=0.29`` and
+``stable-baselines3~=2.2.1`` (this project runs gymnasium 1.x and SB3 2.9) and brings ~30 more
+packages (sacred, optuna, tensorboard, datasets...). Its BC is a short loop over an SB3
+``ActorCriticPolicy``; this module runs the same kind of loop on the same policy class, so the
+result is an ordinary SB3 model (``model.zip``): ``testbed serve sb3:`` serves it, and PPO can
+fine-tune it in the env afterwards.
+
+The loss is the mean squared error between the policy's mean action and the demonstrated one
+(a deterministic demonstrator, served deterministically): imitation's negative log-likelihood
+with a learned standard deviation weights the same error by a shrinking variance. Once fitted,
+the policy's log standard deviation is set to the residual error on held-out episodes, so an
+RL fine-tune explores at the scale of the imitation's own error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from testbed.training.config import BCConfig
+
+logger = logging.getLogger(__name__)
+
+BC_CSV_HEADER = "gradient_step,train_loss,validation_loss,success_rate,eval_episodes\n"
+_MIN_STD = 0.05
+
+
+@dataclass(frozen=True)
+class Demonstrations:
+    """Transitions of a dataset, observation ``t`` paired with the action taken at ``t``.
+
+    Attributes:
+        dataset_id: The Minari dataset id.
+        env_id: The env the episodes ran in.
+        env_kwargs: Its keyword arguments (``site``).
+        observations: Per field, ``(N, ...)`` float32 (only the requested fields).
+        actions: ``(N, action_dim)`` float32.
+        episode: ``(N,)`` index of each transition's episode.
+        episodes: How many episodes.
+    """
+
+    dataset_id: str
+    env_id: str
+    env_kwargs: dict[str, Any]
+    observations: dict[str, np.ndarray]
+    actions: np.ndarray
+    episode: np.ndarray
+    episodes: int
+
+
+@dataclass(frozen=True)
+class BCReport:
+    """What a behaviour-cloning run did (``model.json``'s ``bc`` record).
+
+    Attributes:
+        dataset: The Minari dataset id.
+        dataset_site: The ``site`` its episodes ran at.
+        episodes: Episodes used for training.
+        transitions: Their transitions.
+        validation_episodes: Episodes held out.
+        validation_transitions: Their transitions.
+        gradient_steps: Optimiser steps made.
+        train_loss: Mean squared action error over the last 1% of steps.
+        validation_loss: Mean squared action error on the held-out episodes (NaN without any).
+        action_std: Per action dimension, the standard deviation the policy was given.
+        wall_time_s: Seconds of fitting (evaluations included).
+    """
+
+    dataset: str
+    dataset_site: str
+    episodes: int
+    transitions: int
+    validation_episodes: int
+    validation_transitions: int
+    gradient_steps: int
+    train_loss: float
+    validation_loss: float
+    action_std: list[float]
+    wall_time_s: float
+
+
+def load_demonstrations(
+    dataset_id: str, datasets_root: str, obs_keys: Sequence[str]
+) -> Demonstrations:
+    """Read a Minari dataset written by ``testbed export minari``.
+
+    Args:
+        dataset_id: Minari id.
+        datasets_root: Folder holding it; empty for Minari's own (``MINARI_DATASETS_PATH``).
+        obs_keys: Fields to keep (empty: all).
+
+    Raises:
+        ValueError: If the dataset is missing, has no Dict observation, or lacks a field.
+    """
+    import minari  # imported here: 0.3 s
+
+    with _datasets_root(datasets_root):
+        try:
+            dataset = minari.load_dataset(dataset_id)
+        except (FileNotFoundError, ValueError) as exc:
+            where = datasets_root or os.environ.get("MINARI_DATASETS_PATH", "Minari's default")
+            raise ValueError(f"bc.dataset {dataset_id!r} (in {where}): {exc}") from exc
+        spaces = getattr(dataset.observation_space, "spaces", None)
+        if spaces is None:
+            raise ValueError(f"bc.dataset {dataset_id!r}: expected Dict observations")
+        keys = list(obs_keys) or sorted(spaces)
+        missing = [k for k in keys if k not in spaces]
+        if missing:
+            raise ValueError(
+                f"bc.dataset {dataset_id!r}: no field(s) {missing}; it has {sorted(spaces)}"
+            )
+        fields: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        actions, episode = [], []
+        for index, data in enumerate(dataset.iterate_episodes()):
+            for key in keys:
+                fields[key].append(np.asarray(data.observations[key][:-1], dtype=np.float32))
+            actions.append(np.asarray(data.actions, dtype=np.float32))
+            episode.append(np.full(len(data.actions), index))
+        env_spec = dataset.spec.env_spec
+    return Demonstrations(
+        dataset_id=dataset_id,
+        env_id=env_spec.id if env_spec is not None else "",
+        env_kwargs=dict(env_spec.kwargs) if env_spec is not None else {},
+        observations={k: np.concatenate(v) for k, v in fields.items()},
+        actions=np.concatenate(actions),
+        episode=np.concatenate(episode),
+        episodes=len(actions),
+    )
+
+
+Evaluate = Callable[[int], float]
+"""Called with the gradient step; returns the home-site success rate of the policy now."""
+
+
+def clone(
+    model: BaseAlgorithm,
+    demos: Demonstrations,
+    cfg: BCConfig,
+    *,
+    seed: int,
+    csv_path: Path,
+    evaluate: Evaluate | None = None,
+    progress: bool = True,
+) -> BCReport:
+    """Fit ``model.policy``'s mean action to the demonstrations (module docstring).
+
+    The last `BCConfig.validation_episodes` episodes are held out. Every
+    `BCConfig.eval_every` steps (and at the end) the losses and, if given, `evaluate`'s success
+    rate are appended to `csv_path`.
+
+    Raises:
+        TypeError: If the model's policy is not an SB3 ``ActorCriticPolicy`` with a Gaussian.
+    """
+    policy = model.policy
+    if not isinstance(policy, ActorCriticPolicy) or not hasattr(policy, "log_std"):
+        raise TypeError(f"behaviour cloning needs a Gaussian ActorCriticPolicy, got {policy}")
+    held_out = demos.episode >= demos.episodes - cfg.validation_episodes
+    train = _tensors(demos, ~held_out)
+    valid = _tensors(demos, held_out)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(
+        policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, cfg.gradient_steps, eta_min=cfg.learning_rate / 10
+    )
+    csv_path.write_text(BC_CSV_HEADER)
+    start, recent = time.perf_counter(), list[float]()
+    checkpoints = _checkpoints(cfg.gradient_steps, cfg.eval_every)
+    n_train = len(train[1])
+    with _progress(progress, cfg.gradient_steps) as advance:
+        for step in range(1, cfg.gradient_steps + 1):
+            index = torch.randint(n_train, (min(cfg.batch_size, n_train),), generator=generator)
+            policy.set_training_mode(True)
+            loss = _loss(policy, {k: v[index] for k, v in train[0].items()}, train[1][index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            recent = [*recent[-max(cfg.gradient_steps // 100, 1) + 1 :], loss.item()]
+            advance(recent[-1])
+            if step in checkpoints:
+                _checkpoint(policy, step, recent, valid, evaluate, cfg.eval_episodes, csv_path)
+    residual = _residual_std(policy, valid if len(valid[1]) else train)
+    with torch.no_grad():
+        policy.log_std.copy_(torch.log(torch.as_tensor(residual)))
+    policy.set_training_mode(False)
+    return BCReport(
+        dataset=demos.dataset_id,
+        dataset_site=str(demos.env_kwargs.get("site", "")),
+        episodes=demos.episodes - cfg.validation_episodes,
+        transitions=n_train,
+        validation_episodes=cfg.validation_episodes,
+        validation_transitions=len(valid[1]),
+        gradient_steps=cfg.gradient_steps,
+        train_loss=float(np.mean(recent)),
+        validation_loss=_validation_loss(policy, valid),
+        action_std=[round(float(s), 4) for s in residual],
+        wall_time_s=round(time.perf_counter() - start, 2),
+    )
+
+
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
+
+
+def _tensors(demos: Demonstrations, mask: np.ndarray) -> Batch:
+    observations = {k: torch.as_tensor(v[mask]) for k, v in demos.observations.items()}
+    return observations, torch.as_tensor(demos.actions[mask])
+
+
+def _mean_action(policy: ActorCriticPolicy, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+    features = policy.pi_features_extractor(observations)
+    return policy.action_net(policy.mlp_extractor.forward_actor(features))
+
+
+def _loss(
+    policy: ActorCriticPolicy, observations: dict[str, torch.Tensor], actions: torch.Tensor
+) -> torch.Tensor:
+    return torch.nn.functional.mse_loss(_mean_action(policy, observations), actions)
+
+
+def _validation_loss(policy: ActorCriticPolicy, valid: Batch) -> float:
+    if not len(valid[1]):
+        return math.nan
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        return float(_loss(policy, *valid))
+
+
+def _residual_std(policy: ActorCriticPolicy, batch: Batch) -> np.ndarray:
+    """Per action dimension, RMS of (clipped mean - demonstrated action), at least `_MIN_STD`."""
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        error = _mean_action(policy, batch[0]).clamp(-1.0, 1.0) - batch[1]
+    rms = error.pow(2).mean(dim=0).sqrt().numpy()
+    return np.maximum(rms, _MIN_STD).astype(np.float32)
+
+
+def _checkpoints(steps: int, every: int) -> set[int]:
+    marks = set(range(every, steps + 1, every)) if every else set()
+    return marks | {steps}
+
+
+def _checkpoint(
+    policy: ActorCriticPolicy,
+    step: int,
+    recent: list[float],
+    valid: Batch,
+    evaluate: Evaluate | None,
+    eval_episodes: int,
+    csv_path: Path,
+) -> None:
+    validation = _validation_loss(policy, valid)
+    rate, episodes = (evaluate(step), eval_episodes) if evaluate is not None else (math.nan, 0)
+    with csv_path.open("a") as csv:
+        csv.write(f"{step},{np.mean(recent):.6f},{validation:.6f},{rate:.4f},{episodes}\n")
+    logger.info(
+        "bc step %d: train loss %.5f, validation loss %.5f, success %.2f",
+        step,
+        np.mean(recent),
+        validation,
+        rate,
+    )
+
+
+@contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[float], None]]:
+    """A rich progress bar over gradient steps; yields ``advance(loss)``."""
+    if not show:
+        yield lambda loss: None
+        return
+    columns = (
+        TextColumn("behaviour cloning"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps, loss {task.fields[loss]:.5f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, refresh_per_second=4) as bar:
+        task = bar.add_task("bc", total=total, loss=math.nan)
+        yield lambda loss: bar.update(task, advance=1, loss=loss)
+
+
+@contextmanager
+def _datasets_root(root: str) -> Iterator[None]:
+    """Point Minari at `root` for the duration (it reads ``MINARI_DATASETS_PATH``)."""
+    if not root:
+        yield
+        return
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(Path(root).expanduser().resolve())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
