@@ -218,3 +218,8 @@ def _insert(
         return np.array([xy[0], xy[1], max(z, ee[2]) if depth > 0 else z]), True, 1.0
     goal = ee[2] - (depth_goal - depth) - 0.003  # push a little past the floor
     return np.array([xy[0], xy[1], goal]), True, g.insert_speed
+
+
+def scripted_peg_policy(site_id: str) -> ScriptedPegController:
+    """The peg-in-hole controller tuned for `site_id` (the in-process policy configs' factory)."""
+    return ScriptedPegController(site_id)
