@@ -10,34 +10,25 @@ policy that never lost finite. Ratings are on the natural log-odds scale, centre
 units (task, site, seed), resampled with replacement within each (task, site), refitting the
 ratings on every resample. Ratings are given per task and overall (every task pooled).
 
-rliable (Agarwal et al., NeurIPS 2021), with each (task, site) as one of rliable's tasks and
-one score per run, a run being a training seed (its success rate there) when every policy has
-two or more training seeds, otherwise an episode (its 0/1 success):
-
-- probability of improvement ``P(X > Y)``: per task the Mann-Whitney ``U / (N M)`` of X's runs
-  against Y's (``rliable.metrics.probability_of_improvement``: ties count a half), averaged
-  over the tasks both ran; interval by rliable's stratified independent bootstrap (the runs of
-  X and of Y resampled within each task, separately).
-- performance profile: the fraction of runs with a score above ``tau``
-  (``rliable.library.run_score_deviation``), averaged over the tasks the policy ran, with a
-  stratified bootstrap interval.
+rliable's probability of improvement between every two policies and each policy's
+performance profile (`testbed.results.run_comparisons`) complete it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from testbed.results import bradley_terry
 from testbed.results.predictivity import percentile_estimate
+from testbed.results.run_comparisons import EPISODE_UNIT, run_scores
 from testbed.results.statistics import DEFAULT_RESAMPLES, DEFAULT_SEED, Estimate
 
 OVERALL = "overall"
 TAUS = (0.0, 0.25, 0.5, 0.75)
-SEED_UNIT, EPISODE_UNIT = "training seed", "episode"
 
 
 @dataclass(frozen=True)
@@ -78,6 +69,7 @@ class Leaderboard:
         tasks: The tasks (one ``all`` when the table names none).
         confidence: Confidence level of every interval.
         prior: Virtual ties per pair of policies in the Bradley-Terry fit.
+        policies: Every policy of the table, in name order (the order of the tables).
     """
 
     ratings: dict[str, tuple[Rating, ...]]
@@ -88,7 +80,7 @@ class Leaderboard:
     tasks: tuple[str, ...] = ("all",)
     confidence: float = 0.95
     prior: float = 1.0
-    policies: tuple[str, ...] = field(default=())
+    policies: tuple[str, ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
         """Long format: one row per rating, comparison and profile point.
@@ -170,19 +162,12 @@ def leaderboard(
         )
         for scope in scopes
     }
-    unit, runs = _runs(df)
-    improvement = {
-        (x, y): _improvement(runs[x], runs[y], confidence, n_resamples, rng)
-        for x in policies
-        for y in policies
-        if x != y and set(runs[x]) & set(runs[y])
-    }
-    profiles = {
-        p: tuple(_profile(runs[p], tau, confidence, n_resamples, rng) for tau in taus)
-        for p in policies
-    }
+    runs = run_scores(df, n_resamples, rng, confidence)
+    pairs = ((x, y, runs.improvement(x, y)) for x in policies for y in policies if x != y)
+    improvement = {(x, y): estimate for x, y, estimate in pairs if estimate is not None}
+    profiles = {p: tuple(runs.profile(p, tau) for tau in taus) for p in policies}
     return Leaderboard(
-        ratings, improvement, profiles, taus, unit, tasks, confidence, prior, policies
+        ratings, improvement, profiles, taus, runs.unit, tasks, confidence, prior, policies
     )
 
 
@@ -265,63 +250,3 @@ def _stratified_counts(
         )
         counts[:, members] = drawn
     return counts
-
-
-def _runs(df: pd.DataFrame) -> tuple[str, dict[str, dict[tuple[str, str], np.ndarray]]]:
-    """What a run is, and each policy's run scores per (task, site)."""
-    per_policy_seeds = df.groupby(["policy", "task", "site"])["policy_seed"].nunique()
-    unit = SEED_UNIT if per_policy_seeds.min() >= 2 else EPISODE_UNIT
-    runs: dict[str, dict[tuple[str, str], np.ndarray]] = {}
-    for (policy, task, site), group in df.groupby(["policy", "task", "site"]):
-        scores = (
-            group.groupby("policy_seed")["success"].mean()
-            if unit == SEED_UNIT
-            else group["success"]
-        )
-        runs.setdefault(str(policy), {})[(str(task), str(site))] = scores.to_numpy(np.float64)
-    return unit, runs
-
-
-def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Mann-Whitney ``U / (N M)`` of ``x`` against ``y`` over the last axis (a tie: a half)."""
-    xs, ys = np.asarray(x, np.float64)[..., :, None], np.asarray(y, np.float64)[..., None, :]
-    return np.asarray(((xs > ys) + 0.5 * (xs == ys)).mean(axis=(-2, -1)))
-
-
-def _improvement(
-    x: dict[tuple[str, str], np.ndarray],
-    y: dict[tuple[str, str], np.ndarray],
-    confidence: float,
-    n_resamples: int,
-    rng: np.random.Generator,
-) -> Estimate:
-    shared = sorted(set(x) & set(y))
-    point = float(np.mean([probability_of_improvement(x[t], y[t]) for t in shared]))
-    if not n_resamples:
-        return Estimate(point)
-    per_task = [
-        probability_of_improvement(
-            _resampled(x[t], n_resamples, rng), _resampled(y[t], n_resamples, rng)
-        )
-        for t in shared
-    ]
-    return percentile_estimate(point, np.mean(per_task, axis=0), confidence)
-
-
-def _profile(
-    runs: dict[tuple[str, str], np.ndarray],
-    tau: float,
-    confidence: float,
-    n_resamples: int,
-    rng: np.random.Generator,
-) -> Estimate:
-    scores = list(runs.values())
-    point = float(np.mean([np.mean(s > tau) for s in scores]))
-    if not n_resamples:
-        return Estimate(point)
-    drawn = [np.mean(_resampled(s, n_resamples, rng) > tau, axis=-1) for s in scores]
-    return percentile_estimate(point, np.mean(drawn, axis=0), confidence)
-
-
-def _resampled(scores: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    return scores[rng.integers(0, scores.size, size=(n_resamples, scores.size))]

@@ -17,6 +17,7 @@ from testbed.results.leaderboard import OVERALL, Leaderboard, leaderboard
 from testbed.results.predictivity import Predictivity, site_predictivity
 from testbed.results.ranking_plots import predictivity_heatmap
 from testbed.results.report_blocks import Block
+from testbed.results.run_comparisons import SEED_UNIT
 from testbed.results.statistics import DEFAULT_RESAMPLES, Estimate
 
 PREDICTIVITY_CSV, LEADERBOARD_CSV, HEATMAP = (
@@ -122,7 +123,7 @@ def _rliable(board: Leaderboard) -> list[Block]:
     unit = board.unit
     runs = (
         "a run is a training seed (its success rate)"
-        if unit == "training seed"
+        if unit == SEED_UNIT
         else "a run is an episode (1 success, 0 failure; fewer than two training seeds)"
     )
     improvement = (

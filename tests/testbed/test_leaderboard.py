@@ -11,11 +11,12 @@ from scipy import optimize, stats
 from scipy.special import expit
 
 from testbed.results import bradley_terry
-from testbed.results.leaderboard import (
+from testbed.results.leaderboard import leaderboard
+from testbed.results.run_comparisons import (
     EPISODE_UNIT,
     SEED_UNIT,
-    leaderboard,
     probability_of_improvement,
+    run_scores,
 )
 
 
@@ -127,6 +128,21 @@ def test_probability_of_improvement_is_mann_whitney() -> None:
     x, y = rng.integers(0, 4, 7) / 3, rng.integers(0, 4, 5) / 3
     u = stats.mannwhitneyu(x, y, alternative="greater").statistic
     assert probability_of_improvement(x, y) == pytest.approx(u / (7 * 5))
+
+
+def test_improvement_and_profiles_from_value_shares_match_the_samples() -> None:
+    rng = np.random.default_rng(8)
+    x, y = rng.integers(-2, 3, 9) / 2, rng.integers(-2, 3, 6) / 2  # many ties
+    table = pd.DataFrame(
+        [{"policy": "x", "success": v} for v in x] + [{"policy": "y", "success": v} for v in y]
+    ).assign(task="t", site="s", policy_seed=-1)
+    runs = run_scores(table, 400, np.random.default_rng(0))
+    estimate = runs.improvement("x", "y")
+    assert estimate is not None and runs.unit == EPISODE_UNIT
+    assert estimate.value == pytest.approx(probability_of_improvement(x, y))
+    assert estimate.low <= estimate.value <= estimate.high
+    assert runs.profile("y", 0.25).value == pytest.approx(np.mean(y > 0.25))
+    assert runs.improvement("x", "nobody") is None
 
 
 def _seeded(rates: dict[str, list[list[float]]]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
