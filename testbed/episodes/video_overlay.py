@@ -44,15 +44,20 @@ class Overlay:
         }
         self.tally = {kind: steps for kind, steps in self.tally.items() if steps}
 
+    def tally_at(self, index: int) -> str:
+        """``sorted 2  lost 1``: parts resolved by observation ``index`` (empty for no tally)."""
+        # The record's event of action k shows with observation k + 1 (the replay's index).
+        return "  ".join(
+            f"{kind.replace('_', ' ')} {bisect.bisect_right(steps, index - 1)}"
+            for kind, steps in self.tally.items()
+        )
+
     def annotate(
         self, frame: np.ndarray, index: int, reward: float, total: float, recent: list[str]
     ) -> np.ndarray:
         """``frame`` with the header (who, when, tally, reward) and the ``recent`` events."""
         meta, line = self.record.meta, self.line
-        tally = "  ".join(
-            f"{kind.replace('_', ' ')} {bisect.bisect_right(steps, index)}"
-            for kind, steps in self.tally.items()
-        )
+        tally = self.tally_at(index)
         header = [  # most important first: narrow frames cut the end of a line
             f"{meta.policy or meta.policy_id} @ {meta.site} seed {meta.seed}  "
             f"step {index}/{self.record.steps}  t {index * self.control_dt:.2f} s",

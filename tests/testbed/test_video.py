@@ -162,3 +162,16 @@ def test_cli_writes_a_video(tmp_path: Path) -> None:
     assert len(iio.imread(out, index=None)) == frames_due(10, CONTROL_DT["us-austin"], 6.0)
     bad = runner.invoke(app, ["replay", str(path), "--video", str(out), "--size", "big"])
     assert bad.exit_code == 2 and "WIDTHxHEIGHT" in bad.output
+
+
+def test_the_overlay_tallies_parts_as_the_replay_shows_their_events() -> None:
+    from testbed.episodes.video_overlay import Overlay
+
+    record = cached_episode("kr-changwon")
+    sorted_at = [s for s, e in record.meta.events if e.startswith("sorted:")]
+    assert sorted_at, "the scripted controller sorts a part within 200 steps"
+    overlay = Overlay(record, (320, 240), CONTROL_DT["kr-changwon"])
+    # the event of action k shows with observation k + 1, as the replay's events do
+    assert overlay.tally_at(sorted_at[0]) == "sorted 0"
+    assert overlay.tally_at(sorted_at[0] + 1) == "sorted 1"
+    assert overlay.tally_at(record.steps) == f"sorted {len(sorted_at)}"
