@@ -117,6 +117,30 @@ def test_bootstrap_is_reproducible_and_degenerate_where_nothing_varies() -> None
     assert (ab.kendall.low, ab.kendall.high) == (1.0, 1.0)
 
 
+def test_interval_matches_resampling_the_episodes_themselves() -> None:
+    """The binomial draw of a cell's rate is its episodes resampled: compare with the latter."""
+    policies = ("p1", "p2", "p3", "p4", "p5")
+    rates = {(p, "a"): (k, 40) for p, k in zip(policies, (30, 22, 17, 9, 3), strict=True)}
+    rates |= {(p, "b"): (k, 40) for p, k in zip(policies, (21, 24, 10, 12, 2), strict=True)}
+    result = site_predictivity(_episodes(rates), n_resamples=4000, seed=1)
+    rng = np.random.default_rng(2)
+    drawn = {}
+    for key, (k, n) in rates.items():
+        outcomes = np.arange(n) < k
+        drawn[key] = outcomes[rng.integers(0, n, size=(4000, n))].mean(axis=1)
+    a = np.stack([drawn[(p, "a")] for p in policies], axis=-1)
+    b = np.stack([drawn[(p, "b")] for p in policies], axis=-1)
+    pair = result.pair("a", "b")
+    assert pair is not None
+    for estimate, values in (
+        (pair.mmrv, mmrv(a, b)),
+        (pair.pearson, pearson(a, b)),
+        (pair.kendall, kendall_tau_b(a, b)),
+    ):
+        low, high = np.percentile(values[np.isfinite(values)], [2.5, 97.5])
+        assert (estimate.low, estimate.high) == pytest.approx((low, high), abs=0.05)
+
+
 def test_a_site_where_every_policy_fails() -> None:
     rates = {("p1", "a"): (8, 10), ("p2", "a"): (3, 10)}
     rates |= {("p1", "dead"): (0, 10), ("p2", "dead"): (0, 10)}
