@@ -100,10 +100,12 @@ class Coworker:
         self.regions: dict[int, BodyRegion] = {i - 1: r for i, (r, _, _) in enumerate(_BODY)}
         self.visits: list[Visit] = []
         self.present = False
+        self._parked = False  # known to be parked: moving there again can be skipped
 
     def schedule(self, rng: np.random.Generator | None, horizon_s: float) -> None:
         """Draw the episode's visits up to ``horizon_s`` (seeded exponential gaps)."""
         spec = self.spec
+        self._parked = False
         walk_s = self.length_m / spec.speed_mps
         self.visits, start = [], spec.first_arrival_s
         while start < horizon_s and len(self.visits) < MAX_VISITS:
@@ -118,8 +120,11 @@ class Coworker:
         where = next((p for v in self.visits if (p := v.progress(now_s)) is not None), None)
         self.present = where is not None
         if where is None:
-            self.sim.reset_base(self.body, PARKED)
+            if not self._parked:
+                self.sim.reset_base(self.body, PARKED)
+                self._parked = True
             return
+        self._parked = False
         fraction, direction = where
         point = self.start + self.axis * (fraction * self.length_m)
         position = (float(point[0]), float(point[1]), _PELVIS_HEIGHT * self.scale)
@@ -133,6 +138,7 @@ class Coworker:
     def load_state(self, visits: Sequence[Sequence[float]]) -> None:
         """Put back a `state` schedule."""
         self.visits = [Visit(*map(float, v)) for v in visits]
+        self._parked = False  # the restored world may have the person anywhere
 
 
 def build_coworkers(sim: Sim, site: SiteSpec) -> list[Coworker]:
