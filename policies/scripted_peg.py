@@ -6,8 +6,9 @@ peg's bottom with the hole's axis, descend slowly while the wrist force stays be
 (back off and re-align when it does not), and release once the peg is deep in the hole and the
 tool is at rest; then wait. Noisy sensors (us-austin) are met by averaging: the hole's mouth
 over every reading of the episode (it does not move) and the peg's offset from the tool over
-every reading while it is held. Its gains are tuned for one home site: the clearance, chamfer,
-action scale, control rate and sensor noise of another site make it misalign or jam there.
+every reading while it is held; the controllers of the sites with exact sensors act on the
+latest readings. Its gains are tuned for one home site: the clearance, chamfer, action scale,
+control rate and sensor noise of another site make it misalign or jam there.
 
 The controller keeps per-session state (the averages, whether it has released), so one
 instance serves several sessions; `reset` clears a session's state at each episode.
@@ -54,6 +55,9 @@ class PegGains:
         release_speed_mps: Tool speed below which suction is released.
         travel_m: Clearance of the peg's bottom above the fixtures while carrying.
         grasp_tolerance_m: Horizontal error over the peg's top below which the cup descends.
+        average_readings: Average the hole's readings over the episode and the held peg's
+            offset from the tool over the grasp; False acts on the latest readings (no lag,
+            but every bit of sensor noise goes into the alignment).
     """
 
     position_gain: float = 10.0
@@ -65,13 +69,19 @@ class PegGains:
     release_speed_mps: float = 0.01
     travel_m: float = 0.04
     grasp_tolerance_m: float = 0.004
+    average_readings: bool = True
 
 
 SITE_GAINS: dict[str, PegGains] = {
-    # Loose fit with a chamfer, fast arm: align roughly, go in quickly.
-    "kr-changwon": PegGains(position_gain=8.0, align_tolerance_m=0.001, insert_speed=0.2),
-    # 0.3 mm, no chamfer, heavy peg, slow control: align tightly, insert gently.
+    # Loose fit with a chamfer, fast arm, exact sensors: the latest readings, align roughly, go
+    # in quickly.
+    "kr-changwon": PegGains(
+        position_gain=8.0, align_tolerance_m=0.001, insert_speed=0.2, average_readings=False
+    ),
+    # 0.3 mm, no chamfer, heavy pin, slow control, exact sensors: align tightly on the latest
+    # readings, insert gently.
     "jp-nagoya": PegGains(
+        average_readings=False,
         position_gain=12.0,
         align_tolerance_m=0.0002,
         insert_speed=0.1,
@@ -150,6 +160,8 @@ def with_gains(controller: ScriptedPegController, **changes: Any) -> ScriptedPeg
 def decide(g: PegGains, s: _Session, obs: Mapping[str, np.ndarray]) -> np.ndarray:
     """The control law: a tool target and suction state, then a P action (speed-limited)."""
     ee = np.asarray(obs["ee_pos"], dtype=np.float64)
+    if not g.average_readings:  # keep only the latest reading
+        s.hole_sum[:], s.hole_n = 0.0, 0
     s.hole_sum += obs["hole_pos"]
     s.hole_n += 1
     mouth = s.hole_sum / s.hole_n
@@ -188,6 +200,8 @@ def _insert(
     half: float,
 ) -> tuple[np.ndarray, bool, float]:
     """Lift, carry, align, descend under a force limit, release: (target, suction, limit)."""
+    if not g.average_readings:
+        s.offset_sum[:], s.offset_n = 0.0, 0
     s.offset_sum += np.asarray(obs["peg_pos"], dtype=np.float64) - ee
     s.offset_n += 1
     offset = s.offset_sum / s.offset_n  # peg centre minus tool
