@@ -80,6 +80,11 @@ class ManagedServer:
         """True while the server process runs."""
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running server (None when it is not running)."""
+        return self._process.pid if self._process is not None and self.alive else None
+
     def start(self) -> str:
         """Start (or restart) the server; returns its ``host:port``.
 

@@ -7,6 +7,10 @@ same actions, observations, rewards, faults and outcome as the unary trial of th
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from protos.specs import SessionInfo
 from testbed.campaign.trial import run_trial
 from testbed.episodes.records import RECORD_GLOB, EpisodeRecord, read_record
 
-from .helpers import FAST, compose
+from .helpers import FAST, compose, managed_servers
 
 EPISODES, STEPS = 5, 80
 
@@ -215,3 +219,38 @@ class _MaxBatch2(ScriptedSortController):
 
         spec = super().spec()
         return replace(spec, capabilities=replace(spec.capabilities, max_batch=2))
+
+
+def test_a_managed_server_killed_mid_batch_ends_the_episodes_in_flight_and_restarts(
+    tmp_path: Path,
+) -> None:
+    config = compose([*FAST, "policy.mode=batch", "policy.batch_size=2", "campaign.episodes=6",
+                      "task.max_steps=150", f"campaign.dir={tmp_path}"])  # fmt: skip
+    trial_dir = tmp_path / config.trial_name
+    killed: list[int] = []
+
+    def kill_after_first_batch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if len(list(trial_dir.glob(RECORD_GLOB))) >= 2 and managed_servers():
+                time.sleep(0.3)  # inside episodes 2 and 3 by now
+                for pid in managed_servers():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_after_first_batch, daemon=True)
+    killer.start()
+    outcome = run_trial(config, trial_dir)
+    killer.join(5)
+    assert killed, "the test never saw the managed server"
+    assert outcome.status == "done", outcome.reason
+    records = _records(trial_dir)
+    assert [r.meta.episode for r in records] == list(range(6))  # nothing lost, nothing twice
+    faulted = [r.meta for r in records if r.meta.faults]
+    assert faulted and all(m.ended_by == "fault" for m in faulted)
+    assert {f.kind for m in faulted for f in m.faults} == {"PolicyUnavailableError"}
+    assert records[-1].meta.ended_by == "max_steps" and not records[-1].meta.faults
+    log = (trial_dir / "policy_server.log").read_text()
+    assert log.count("serving 127.0.0.1:") == 2, log  # restarted once
+    assert not managed_servers()  # stopped at the end of the trial
