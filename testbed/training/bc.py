@@ -169,9 +169,11 @@ def clone(
     policy = model.policy
     if not isinstance(policy, ActorCriticPolicy) or not hasattr(policy, "log_std"):
         raise TypeError(f"behaviour cloning needs a Gaussian ActorCriticPolicy, got {policy}")
+    if any(True for _ in policy.pi_features_extractor.parameters()):
+        raise TypeError("behaviour cloning needs a features extractor without parameters")
     held_out = demos.episode >= demos.episodes - cfg.validation_episodes
-    train = _tensors(demos, ~held_out)
-    valid = _tensors(demos, held_out)
+    train = _features(policy, demos, ~held_out)
+    valid = _features(policy, demos, held_out)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(
         policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
@@ -187,7 +189,7 @@ def clone(
         for step in range(1, cfg.gradient_steps + 1):
             index = torch.randint(n_train, (min(cfg.batch_size, n_train),), generator=generator)
             policy.set_training_mode(True)
-            loss = _loss(policy, {k: v[index] for k, v in train[0].items()}, train[1][index])
+            loss = _loss(policy, train[0][index], train[1][index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -215,23 +217,28 @@ def clone(
     )
 
 
-Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+"""Flattened observation features ``(N, D)`` and actions ``(N, action_dim)``."""
 
 
-def _tensors(demos: Demonstrations, mask: np.ndarray) -> Batch:
+def _features(policy: ActorCriticPolicy, demos: Demonstrations, mask: np.ndarray) -> Batch:
+    """The policy's input features of the selected transitions, computed once.
+
+    The features extractor of a ``MultiInputPolicy`` on Box fields only flattens and
+    concatenates them (no parameters), so cloning trains on its output directly.
+    """
     observations = {k: torch.as_tensor(v[mask]) for k, v in demos.observations.items()}
-    return observations, torch.as_tensor(demos.actions[mask])
+    with torch.no_grad():
+        features = policy.pi_features_extractor(observations)
+    return features, torch.as_tensor(demos.actions[mask])
 
 
-def _mean_action(policy: ActorCriticPolicy, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-    features = policy.pi_features_extractor(observations)
+def _mean_action(policy: ActorCriticPolicy, features: torch.Tensor) -> torch.Tensor:
     return policy.action_net(policy.mlp_extractor.forward_actor(features))
 
 
-def _loss(
-    policy: ActorCriticPolicy, observations: dict[str, torch.Tensor], actions: torch.Tensor
-) -> torch.Tensor:
-    return torch.nn.functional.mse_loss(_mean_action(policy, observations), actions)
+def _loss(policy: ActorCriticPolicy, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.mse_loss(_mean_action(policy, features), actions)
 
 
 def _validation_loss(policy: ActorCriticPolicy, valid: Batch) -> float:

@@ -1,0 +1,130 @@
+"""Behaviour cloning end to end: demonstrations campaign -> Minari -> ``testbed train`` -> served
+over gRPC on 127.0.0.1 -> a 2-episode campaign; and the pieces it rests on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from testbed.episodes.minari_export import export_minari
+from testbed.training.bc import clone, load_demonstrations
+from testbed.training.config import BCConfig, TrainConfig
+from testbed.training.envs import make_vec_env
+from testbed.training.train import build_model
+from tests.testbed.servers import REPO
+
+DATASET = "testbed/conveyor-sort/kr-tiny-v0"
+KEYS = ["bin_pos", "ee_pos", "ee_vel", "holding", "part_pos", "part_size", "part_type", "part_vel"]
+
+
+def _testbed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(cwd / "datasets")}
+    return subprocess.run(
+        [sys.executable, "-m", "testbed", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=240, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 short demonstrations (2 seed blocks x 2) of the scripted controller (demos_kr)."""
+    work = tmp_path_factory.mktemp("bc")
+    done = _testbed(
+        "run", "+campaign=demos_kr", "campaign.episodes=2", "task.max_steps=120",
+        "task.snapshot_every=0", "campaign.report=false", "campaign.progress=false",
+        f"campaign.dir={work / 'demos'}", cwd=work,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    export_minari(work / "demos", DATASET, out=work / "datasets")
+    return work
+
+
+def test_demonstrations_load_as_transitions(dataset: Path) -> None:
+    demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
+    assert demos.episodes == 4 and demos.actions.shape == (480, 4)
+    assert sorted(demos.observations) == sorted(KEYS)
+    assert (demos.env_id, demos.env_kwargs) == ("Testbed/ConveyorSort-v0", {"site": "kr-changwon"})
+    assert all(v.shape[0] == 480 for v in demos.observations.values())
+    with pytest.raises(ValueError, match=r"no field\(s\) \['camera'\]"):
+        load_demonstrations(DATASET, str(dataset / "datasets"), ["camera"])
+
+
+def test_cloning_fits_the_demonstrated_actions(dataset: Path) -> None:
+    demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
+    cfg = TrainConfig(env_id="Testbed/ConveyorSort-v0", obs_keys=KEYS)
+    cfg.algo.net_arch, cfg.algo.activation = [64, 64], "relu"
+    vec_env = make_vec_env(cfg.env_id, [cfg.site], {}, KEYS, 1, subproc=False)
+    try:
+        model = build_model(cfg, vec_env)
+        observations = {k: torch.as_tensor(v) for k, v in demos.observations.items()}
+        before = _mse(model, observations, demos.actions)
+        bc = BCConfig(gradient_steps=300, validation_episodes=1, eval_every=100)
+        report = clone(
+            model, demos, bc, seed=0, csv_path=dataset / "bc.csv",
+            evaluate=lambda step: 0.5, progress=False,
+        )  # fmt: skip
+    finally:
+        vec_env.close()
+    assert report.train_loss < before / 2 and np.isfinite(report.validation_loss)
+    assert (report.transitions, report.validation_transitions) == (360, 120)
+    rows = (dataset / "bc.csv").read_text().splitlines()
+    assert rows[0].startswith("gradient_step,") and len(rows) == 4
+    assert rows[-1].startswith("300,") and rows[-1].endswith(",0.5000,10")
+    std = model.policy.log_std.exp().detach().numpy()
+    np.testing.assert_allclose(std, report.action_std, rtol=1e-3)
+
+
+def _mse(model: object, observations: dict[str, torch.Tensor], actions: np.ndarray) -> float:
+    policy = model.policy  # type: ignore[attr-defined]
+    with torch.no_grad():
+        mean = policy.action_net(
+            policy.mlp_extractor.forward_actor(policy.pi_features_extractor(observations))
+        )
+    return float(((mean.numpy() - actions) ** 2).mean())
+
+
+def test_cloned_policy_is_trained_served_and_evaluated_in_a_campaign(dataset: Path) -> None:
+    out = dataset / "model"
+    trained = _testbed(
+        "train", "train=bc_sort_kr", f"train.bc.dataset={DATASET}",
+        f"train.bc.datasets_root={dataset / 'datasets'}", "train.algo.net_arch=[64,64]",
+        "train.bc.gradient_steps=200", "train.bc.eval_every=0", "train.bc.validation_episodes=1",
+        "train.final_eval_episodes=1", "train.progress_bar=false", f"train.out_dir={out}",
+        cwd=dataset,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "cloned 360 transitions, trained 0 env steps" in trained.stdout
+    meta = json.loads((out / "model.json").read_text())
+    assert (meta["method"], meta["algorithm"]) == ("bc", "PPO")
+    assert meta["policy_id"] == "bc-ppo-conveyorsort-v0@kr-changwon"
+    assert meta["bc"]["dataset"] == DATASET and meta["bc"]["gradient_steps"] == 200
+    assert sorted(meta["observation"]) == sorted(KEYS)
+    assert (out / "learning_curve.png").stat().st_size > 1000
+    assert "behaviour cloning done" in (out / "train.log").read_text()
+
+    campaign = dataset / "eval"
+    ran = _testbed(
+        "run", "policy=scripted_kr", "policy.name=bc_tiny", f"policy.serve=sb3:{out / 'model.zip'}",
+        "site=kr-changwon", "campaign.episodes=2", "task.max_steps=60", "task.snapshot_every=0",
+        "campaign.report=false", "campaign.progress=false", f"campaign.dir={campaign}",
+        cwd=dataset,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    rows = pd.read_parquet(next(campaign.glob("*/episodes.parquet")))
+    assert len(rows) == 2 and (rows["faults"] == 0).all() and (rows["steps"] == 60).all()
+    assert set(rows["policy_id"]) == {f"{meta['policy_id']}@{meta['version']}"}
+
+
+def test_shipped_configs_point_at_each_other() -> None:
+    recipe = (REPO / "configs" / "train" / "bc_sort_kr.yaml").read_text()
+    demos = (REPO / "configs" / "campaign" / "demos_kr.yaml").read_text()
+    assert "dataset: testbed/conveyor-sort/kr-scripted-v0" in recipe
+    assert "policy: scripted_kr_inprocess" in demos and "site: kr-changwon" in demos
