@@ -403,6 +403,7 @@ def episode_row(meta: EpisodeMeta, latencies_ms: np.ndarray | None = None) -> di
         "home_site": meta.home_site,
         "policy_seed": meta.policy_seed,
         "site": meta.site,
+        "env_id": meta.env_id,
         "seed": meta.seed,
         "episode": meta.episode,
         "ended_by": meta.ended_by,
