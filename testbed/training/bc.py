@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 BC_CSV_HEADER = "gradient_step,train_loss,validation_loss,success_rate,eval_episodes\n"
 _MIN_STD = 0.05
+LOSS_ROWS = 50
+"""Rows of losses in ``bc.csv`` besides the evaluations (success NaN on those rows)."""
 
 
 @dataclass(frozen=True)
@@ -159,9 +161,9 @@ def clone(
 ) -> BCReport:
     """Fit ``model.policy``'s mean action to the demonstrations (module docstring).
 
-    The last `BCConfig.validation_episodes` episodes are held out. Every
-    `BCConfig.eval_every` steps (and at the end) the losses and, if given, `evaluate`'s success
-    rate are appended to `csv_path`.
+    The last `BCConfig.validation_episodes` episodes are held out. `LOSS_ROWS` times during
+    the run, and every `BCConfig.eval_every` steps and at the end with `evaluate`'s success
+    rate (if given), the losses are appended to `csv_path`.
 
     Raises:
         TypeError: If the model's policy is not an SB3 ``ActorCriticPolicy`` with a Gaussian.
@@ -184,6 +186,7 @@ def clone(
     csv_path.write_text(BC_CSV_HEADER)
     start, recent = time.perf_counter(), list[float]()
     checkpoints = _checkpoints(cfg.gradient_steps, cfg.eval_every)
+    log_every = max(cfg.gradient_steps // LOSS_ROWS, 1)
     n_train = len(train[1])
     with _progress(progress, cfg.gradient_steps) as advance:
         for step in range(1, cfg.gradient_steps + 1):
@@ -198,6 +201,8 @@ def clone(
             advance(recent[-1])
             if step in checkpoints:
                 _checkpoint(policy, step, recent, valid, evaluate, cfg.eval_episodes, csv_path)
+            elif step % log_every == 0:
+                _checkpoint(policy, step, recent, valid, None, 0, csv_path)
     residual = _residual_std(policy, valid if len(valid[1]) else train)
     with torch.no_grad():
         policy.log_std.copy_(torch.log(torch.as_tensor(residual)))

@@ -53,15 +53,18 @@ def _rows(path: Path) -> np.ndarray:
 
 def _plot_bc(axis: Axes, rows: np.ndarray) -> None:
     step = rows["gradient_step"]
-    axis.semilogy(step, rows["train_loss"], "o-", label="train loss (MSE)")
+    axis.semilogy(step, rows["train_loss"], "-", label="train loss (MSE)")
     if np.isfinite(rows["validation_loss"]).any():
-        axis.semilogy(step, rows["validation_loss"], "s-", label="validation loss (held-out)")
+        axis.semilogy(step, rows["validation_loss"], "-", label="validation loss (held-out)")
     axis.set_xlabel("gradient step")
     axis.set_title("behaviour cloning")
     rate = rows["success_rate"]
-    if np.isfinite(rate).any():
+    evaluated = np.isfinite(rate)
+    if evaluated.any():
         twin = axis.twinx()
-        twin.plot(step, rate, "^-", color="tab:green", label="success at home")
+        twin.plot(
+            step[evaluated], rate[evaluated], "^-", color="tab:green", label="success at home"
+        )
         twin.set_ylim(-0.05, 1.05)
         twin.set_ylabel("success rate")
         twin.legend(loc="center right")

@@ -76,8 +76,10 @@ def test_cloning_fits_the_demonstrated_actions(dataset: Path) -> None:
     assert report.train_loss < before / 2 and np.isfinite(report.validation_loss)
     assert (report.transitions, report.validation_transitions) == (360, 120)
     rows = (dataset / "bc.csv").read_text().splitlines()
-    assert rows[0].startswith("gradient_step,") and len(rows) == 4
-    assert rows[-1].startswith("300,") and rows[-1].endswith(",0.5000,10")
+    assert rows[0].startswith("gradient_step,") and len(rows) == 1 + 50 + 2  # every 6th, 100, 200
+    evaluated = [row.split(",")[0] for row in rows[1:] if row.endswith(",0.5000,10")]
+    assert evaluated == ["100", "200", "300"]
+    assert rows[1].startswith("6,") and rows[1].endswith(",nan,0")
     std = model.policy.log_std.exp().detach().numpy()
     np.testing.assert_allclose(std, report.action_std, rtol=1e-3)
 
