@@ -221,6 +221,8 @@ class TransferReport:
         confidence: Confidence level of every interval.
         absent_kpis: KPIs that no episode record holds (n/a in every cell: older records, or a
             task that does not report them), as opposed to n/a in a cell that had no data.
+        kpi_names: The KPIs that apply to the campaign's tasks (`applicable_kpis`), in registry
+            order: what the report's KPI table and charts show.
     """
 
     policies: tuple[str, ...]
@@ -231,6 +233,7 @@ class TransferReport:
     baseline: str | None = None
     confidence: float = 0.95
     absent_kpis: tuple[str, ...] = ()
+    kpi_names: tuple[str, ...] = field(default_factory=lambda: tuple(KPIS))
 
     def cell(self, policy: str, site: str) -> MatrixCell | None:
         """The cell of ``policy`` at ``site``, or None if that pair was not evaluated."""
@@ -293,19 +296,36 @@ def transfer_matrix(
     cells = _with_normalised(cells, home_sites, baseline)
     policy_iqm = {p: _policy_iqm(df[df["policy"] == p], confidence) for p in policies}
     policy_iqm = {p: e for p, e in policy_iqm.items() if not math.isnan(e.value)}
-    absent = _absent_kpis(df, cells.values())
+    applicable = applicable_kpis(df["env_id"].dropna() if "env_id" in df else ())
+    absent = _absent_kpis(df, cells.values(), applicable)
     return TransferReport(
-        policies, sites, home_sites, cells, policy_iqm, baseline, confidence, absent
+        policies, sites, home_sites, cells, policy_iqm, baseline, confidence, absent, applicable
     )
 
 
-def _absent_kpis(df: pd.DataFrame, cells: Iterable[MatrixCell]) -> tuple[str, ...]:
-    """KPIs whose column no record has and that are n/a in every cell."""
+def applicable_kpis(env_ids: Iterable[str]) -> tuple[str, ...]:
+    """The KPIs that apply to episodes of ``env_ids``, in registry order.
+
+    Every KPI of the env summary or the testbed applies; a task-specific KPI (its ``source``
+    names env ids) only where one of its envs ran, so a conveyor campaign shows no insertion
+    time.
+    """
+    ids = {str(env_id) for env_id in env_ids}
     return tuple(
-        kpi.name
-        for kpi in KPIS.values()
-        if not kpi.reads(df.columns)
-        and all(not math.isfinite(point(cell.kpi(kpi.name))) for cell in cells)
+        kpi.name for kpi in KPIS.values() if isinstance(kpi.source, str) or ids & set(kpi.source)
+    )
+
+
+def _absent_kpis(
+    df: pd.DataFrame, cells: Iterable[MatrixCell], applicable: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Applicable KPIs whose column no record has and that are n/a in every cell."""
+    cells = list(cells)
+    return tuple(
+        name
+        for name in applicable
+        if not KPIS[name].reads(df.columns)
+        and all(not math.isfinite(point(cell.kpi(name))) for cell in cells)
     )
 
 

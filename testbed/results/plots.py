@@ -153,7 +153,7 @@ def _label_axes(ax: Axes, report: TransferReport) -> None:
 
 def kpi_charts(report: TransferReport, path: Path) -> Path:
     """Grouped bar charts (policy groups, one bar per target site) of the KPIs with a `Chart`."""
-    charted = [kpi for kpi in KPIS.values() if kpi.chart is not None]
+    charted = [KPIS[name] for name in report.kpi_names if KPIS[name].chart is not None]
     rows = math.ceil(len(charted) / 2)
     width = max(9.0, 1.6 + 1.3 * len(report.policies) * max(1, len(report.sites)) / 2)
     fig = Figure(figsize=(width, 3.75 * rows))

@@ -272,18 +272,19 @@ def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
 
 
 def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
+    kpis = [KPIS[name] for name in report.kpi_names]  # those of the campaign's tasks
     cells = [report.cell(p, s) for p in report.policies for s in report.sites]
     rows = [
         [
             c.policy,
             cell_link(c, _place(c)),
             str(c.episodes),
-            *(k.format(c.kpi(k.name)) for k in KPIS.values()),
+            *(k.format(c.kpi(k.name)) for k in kpis),
         ]
         for c in cells
         if c is not None
     ]
-    header = ["policy", "site", "n", *(k.column for k in KPIS.values())]
+    header = ["policy", "site", "n", *(k.column for k in kpis)]
     blocks: list[Block] = [("h2", "KPIs"), ("table", header, rows, "filterable")]
     if report.absent_kpis:
         blocks.append(("p", _absent(report.absent_kpis)))
