@@ -32,16 +32,22 @@ class PolicyConnection:
         observation_space: The env's observation space (for the session handshake).
         action_space: The env's action space.
         log_dir: Where a managed server writes its log.
+        env_id: The trial's env id, passed to a managed server (``testbed serve --env``).
     """
 
     def __init__(
-        self, config: PolicyConfig, observation_space: Any, action_space: Any, log_dir: Path
+        self,
+        config: PolicyConfig,
+        observation_space: Any,
+        action_space: Any,
+        log_dir: Path,
+        env_id: str | None = None,
     ) -> None:
         self.config = config
         self._spaces = (observation_space, action_space)
         self._server = (
             ManagedServer(str(config.serve), Path(log_dir) / "policy_server.log",
-                          config.startup_timeout_s)
+                          config.startup_timeout_s, env_id)
             if config.kind == "managed" else None
         )  # fmt: skip
         self.policy: Policy | None = None

@@ -65,10 +65,18 @@ class ManagedServer:
         policy: The POLICY argument of ``testbed serve`` (``scripted:kr-changwon``).
         log_path: File receiving the server's output.
         startup_timeout_s: How long to wait for the bound address.
+        env_id: The trial's env id (``--env``: which task's scripted controller, or spaces).
     """
 
-    def __init__(self, policy: str, log_path: Path, startup_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        policy: str,
+        log_path: Path,
+        startup_timeout_s: float = 60.0,
+        env_id: str | None = None,
+    ) -> None:
         self.policy = policy
+        self.env_id = env_id
         self.log_path = Path(log_path)
         self.startup_timeout_s = startup_timeout_s
         self.address = ""
@@ -95,6 +103,8 @@ class ManagedServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "testbed", "serve", self.policy,
                    "--address", "127.0.0.1:0", "--exit-with-parent"]  # fmt: skip
+        if self.env_id is not None:
+            command += ["--env", self.env_id]
         self._process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,

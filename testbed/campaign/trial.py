@@ -100,7 +100,7 @@ def _run(
     run = _TrialRun(config, folder, envs[0], episode_hash)
     try:
         with PolicyConnection(config.policy, envs[0].observation_space, envs[0].action_space,
-                              folder.path) as connection:  # fmt: skip
+                              folder.path, config.task.env_id) as connection:  # fmt: skip
             spec = connection.policy.spec()  # type: ignore[union-attr]
             run.policy_id = f"{spec.policy_id}@{spec.version}"
             folder.write_trial_json(_trial_json(config, run.policy_id, trial_hash, episode_hash))

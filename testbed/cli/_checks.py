@@ -71,27 +71,30 @@ def host_port(address: str, what: str = "address") -> tuple[str, int]:
     return match["host"], int(match["port"])
 
 
-def policy_spec(spec: str, where: str = "") -> None:
+def policy_spec(spec: str, where: str = "", env_id: str = "Testbed/ConveyorSort-v0") -> None:
     """Check the cheap forms of a POLICY spec before loading anything.
 
-    ``scripted:<site>`` must name a site with tuned gains, ``sb3:<file>`` an existing file,
-    anything else be ``random`` or ``module:attribute`` (imported later, by `load_policy`).
+    ``scripted:<site>`` must name a site the task's controller has gains for, ``sb3:<file>``
+    an existing file, anything else be ``random`` or ``module:attribute`` (imported later, by
+    `load_policy`).
 
     Args:
         spec: The spec.
         where: Where it was given, to open the message with (``policy.serve``).
+        env_id: The task whose scripted controller ``scripted:`` means.
 
     Raises:
         UsageError: Naming the spec, with the closest valid one.
     """
-    from policies.scripted import SITE_GAINS
+    from testbed.cli._scripted import tuned_sites
 
     label = f"{where}: " if where else ""
-    scripted = [f"scripted:{s}" for s in sorted(SITE_GAINS)]
+    scripted = [f"scripted:{s}" for s in tuned_sites(env_id)]
     kind, _, rest = spec.partition(":")
     if kind == "scripted":
-        if rest not in SITE_GAINS:
-            raise UsageError(label + one_of(f"unknown scripted policy {spec!r}", spec, scripted))
+        if f"scripted:{rest}" not in scripted:
+            what = f"unknown scripted policy {spec!r} for {env_id}"
+            raise UsageError(label + one_of(what, spec, scripted or ["none: no controller"]))
     elif kind == "sb3":
         if not Path(rest).expanduser().is_file():
             raise UsageError(f"{label}policy {spec!r}: no such model file {rest!r}")

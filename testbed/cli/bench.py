@@ -106,11 +106,9 @@ def _scripted_policy(site: str) -> Any:
 
 def _task_policy(env_id: str, site: str) -> Any:
     """The scripted controller of a task at a site, or None (random actions drive the env)."""
-    from policies.scripted import scripted_policy
+    from testbed.cli._scripted import scripted_for
 
-    if env_id in ("Testbed/ConveyorSort-v0", "Testbed/TouchPart-v0"):  # the same observations
-        return scripted_policy(site)
-    return None
+    return scripted_for(env_id, site)
 
 
 def _serve(policy: Any) -> Any:

@@ -177,7 +177,7 @@ def _check_trials(trials: list) -> None:
             raise unknown("task.env_id", env_id, list(envs.ENV_IDS))
         policy = trial.config.policy
         if policy.kind == "managed" and policy.serve:
-            _checks.policy_spec(str(policy.serve), where="policy.serve")
+            _checks.policy_spec(str(policy.serve), where="policy.serve", env_id=env_id)
 
 
 def _dry_run(arguments: list[str]) -> None:

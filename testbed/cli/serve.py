@@ -24,7 +24,7 @@ ENV_ID = "Testbed/ConveyorSort-v0"
 FILE: dict[str, Any] = {"exists": True, "dir_okay": False}
 
 POLICY_HELP = (
-    "scripted:<site> (the scripted controller tuned for a site), random (uniform actions over "
+    "scripted:<site> (--env's scripted controller tuned for a site), random (uniform actions over "
     "--env's spaces at --site), sb3:<model.zip> (a Stable-Baselines3 model file), or "
     "module:attribute (a Policy object, or a class/factory called with no arguments)"
 )
@@ -37,11 +37,11 @@ def load_policy(name: str, site: str = "kr-changwon", env_id: str = ENV_ID) -> A
         UsageError: If the name has no known form, names an unknown site or a missing file, or
             cannot be imported (with the closest valid name where one is close).
     """
-    _checks.policy_spec(name)
+    _checks.policy_spec(name, env_id=_checks.env_id(env_id))
     if name.startswith("scripted:"):
-        from policies.scripted import scripted_policy
+        from testbed.cli._scripted import scripted_for
 
-        return scripted_policy(name.split(":", 1)[1])
+        return scripted_for(env_id, name.split(":", 1)[1])
     if name == "random":
         return _random_policy(_checks.site(site), _checks.env_id(env_id))
     if name.startswith("sb3:"):

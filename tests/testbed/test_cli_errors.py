@@ -53,7 +53,8 @@ def test_a_click_usage_error_is_one_error_line_and_a_hint() -> None:
     ("args", "expected"),
     [
         (["serve", "scripted:kr-changwn"],
-         "error: unknown scripted policy 'scripted:kr-changwn'; expected one of "
+         "error: unknown scripted policy 'scripted:kr-changwn' for Testbed/ConveyorSort-v0; "
+         "expected one of "
          "scripted:jp-nagoya, scripted:kr-changwon, scripted:us-austin; "
          "did you mean 'scripted:kr-changwon'?"),
         (["serve", "randm"],

@@ -58,6 +58,11 @@ def test_load_policy_forms() -> None:
     assert isinstance(load_policy("tests.policies.doubles:make_linear_policy"), LinearPolicy)
     assert isinstance(load_policy("tests.policies.doubles:LinearPolicy"), LinearPolicy)
     assert load_policy("scripted:us-austin").spec().policy_id.endswith("us-austin")
+    peg = load_policy("scripted:jp-nagoya", env_id="Testbed/PegInHole-v0")
+    assert type(peg).__name__ == "ScriptedPegController"
+    assert "hole_pos" in peg.spec().observation
+    with pytest.raises(UsageError, match="unknown scripted policy 'scripted:xx' for Testbed/Peg"):
+        load_policy("scripted:xx", env_id="Testbed/PegInHole-v0")
     touch = load_policy("random", "jp-nagoya", "Testbed/TouchPart-v0")
     assert touch.spec().policy_id == "random@jp-nagoya/TouchPart-v0"
     with pytest.raises(UsageError, match="did you mean 'Testbed/TouchPart-v0'"):

@@ -54,16 +54,16 @@ def test_an_unknown_key_names_the_closest_and_never_suggests_adding_it(
         ("hydra/launcher=local hydra.launcher.n_jbs=3", "did you mean 'hydra.launcher.n_jobs'?"),
         ("site=kr-changwn", "error: unknown site 'kr-changwn'; expected one of jp-nagoya, "
          "kr-changwon, us-austin; did you mean 'kr-changwon'?"),
-        ("policy=scripted_k", "error: unknown policy 'scripted_k'; expected one of random, "
-         "remote,"),
+        ("policy=scripted_k", "error: unknown policy 'scripted_k'; expected one of  ... random, "
+         "remote, ... did you mean 'scripted_kr'?"),
         ("task=conveyor", "error: unknown task 'conveyor'; expected one of conveyor_sort, "
-         "touch_part; did you mean 'conveyor_sort'?"),
+         " ... touch_part; did you mean 'conveyor_sort'?"),
         ("+campaign=transfer3site", "error: unknown campaign preset 'transfer3site'; expected one "
-         "of sb3_transfer, smoke, transfer_3site; did you mean 'transfer_3site'?"),
+         "of  ... smoke, transfer_3site; did you mean 'transfer_3site'?"),
         ("hydra/launcher=lcal", "error: unknown launcher 'lcal'"),
         ("task.env_id=Testbed/ConveyorSrt-v0", "error: unknown task.env_id "
-         "'Testbed/ConveyorSrt-v0'; expected one of Testbed/ConveyorSort-v0, "
-         "Testbed/TouchPart-v0; did you mean 'Testbed/ConveyorSort-v0'?"),
+         "'Testbed/ConveyorSrt-v0'; expected one of Testbed/ConveyorSort-v0,  ... "
+         "Testbed/TouchPart-v0 ... ; did you mean 'Testbed/ConveyorSort-v0'?"),
         ("policy.serve=scripted:kr-changwn", "error: policy.serve: unknown scripted policy "
          "'scripted:kr-changwn'"),
         ("campaign.episodes=abc", "error: override 'campaign.episodes=abc': Value 'abc' of type "
@@ -77,7 +77,8 @@ def test_an_unknown_option_key_or_value_is_one_line(
     override: str, expected: str, tmp_path: Path
 ) -> None:
     stderr = _refused(["--dry-run", *override.split()], tmp_path)
-    assert expected in stderr.splitlines()[0], stderr
+    for fragment in expected.split(" ... "):  # lists that grow with the project are elided
+        assert fragment in stderr.splitlines()[0], stderr
     assert "Config search path" not in stderr
 
 
