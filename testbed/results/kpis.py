@@ -308,7 +308,8 @@ KPIS = Registry([
                     whisker=INTERVAL)),
     KPI(name="violations_per_1000_steps", summary_key="violations_*", column="viol./1k steps",
         unit="per 1,000 steps", aggregation="pooled_per_1000_steps", over="normal", fmt=".2f",
-        doc="pooled: all violations (TCP speed, contact force, keep-out: the summary's "
+        doc="pooled: all violations (TCP speed, contact force, keep-out and, with co-workers "
+            "in the cell, separation, reduced speed and body-region force: the summary's "
             "`violations_<kind>` counts) / all steps x 1,000, over the episodes that did not "
             "end on a fault; an episode cut short without a metrics summary counts its "
             "`violation:*` events",
