@@ -130,3 +130,19 @@ def test_shipped_configs_point_at_each_other() -> None:
     demos = (REPO / "configs" / "campaign" / "demos_kr.yaml").read_text()
     assert "dataset: testbed/conveyor-sort/kr-scripted-v0" in recipe
     assert "policy: scripted_kr_inprocess" in demos and "site: kr-changwon" in demos
+
+
+def test_shipped_model_loads_with_its_metadata_and_recipe() -> None:
+    from policies.sb3_policy import SB3Policy
+
+    folder = REPO / "models" / "bc_sort_kr"
+    policy = SB3Policy.load(folder / "model.zip")  # checks the zip against model.json's sha256
+    meta = json.loads((folder / "model.json").read_text())
+    assert (policy.home_site, meta["method"], meta["env_id"]) == (
+        "kr-changwon", "bc", "Testbed/ConveyorSort-v0",
+    )  # fmt: skip
+    assert meta["final_eval"]["episodes"] >= 50 and meta["final_eval"]["success_rate"] >= 0.8
+    assert meta["train_config"]["bc"]["dataset"] == "testbed/conveyor-sort/kr-scripted-v0"
+    for name in ("config.yaml", "train.log", "bc.csv", "learning_curve.png"):
+        assert (folder / name).is_file(), name
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000
