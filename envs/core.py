@@ -41,6 +41,9 @@ __all__ = ["CellEnv"]
 Observation = dict[str, np.ndarray]
 
 
+_COWORKER_STREAM = 0xC0
+
+
 class CellEnv(gym.Env[Observation, np.ndarray]):
     """A site's cell running one task.
 
@@ -100,6 +103,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self._step_scale = spec.robot.controller.max_ee_speed_mps * self.control_dt
         self.cell: Cell | None = None
         self.coworkers: CoworkerMonitor | None = None
+        self._resets_since_seed = 0
         self.gripper: SuctionGripper
         self._world_restored = False
         self._last_vector = np.zeros(self.layout.size, dtype=np.float32)
@@ -127,9 +131,9 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self.gripper = SuctionGripper(self.sim, cell.arm, self.site.site.robot.gripper)
         task_info = self.task.reset(self.np_random)
         self.metrics = EpisodeMetrics(self.site.site.safety)
-        if self.coworkers is not None:  # drawn after the task's: its episodes stay the same
-            schedule_rng = np.random.default_rng(int(self.np_random.integers(2**63)))
-            self.coworkers.reset(schedule_rng, self.max_steps * self.control_dt)
+        self._resets_since_seed = 0 if seed is not None else self._resets_since_seed + 1
+        if self.coworkers is not None:
+            self.coworkers.reset(self._coworker_rng(), self.max_steps * self.control_dt)
         self.sensor.reset()
         self.link.reset()
         self.steps = 0
@@ -321,6 +325,17 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
             self.task.clear()
         self.sim.restore_clean(self._cell_state)
         self.cell.arm.reset()
+
+    def _coworker_rng(self) -> np.random.Generator:
+        """The co-workers' own random stream.
+
+        Derived from the episode's seed and the resets since it was given, so that
+        np_random's draws (the task's, the sensors') stay what they were without co-workers.
+        """
+        seed = self.np_random_seed
+        if seed < 0:  # np_random set by hand: no seed to derive from
+            seed = int(self.np_random.integers(2**63))
+        return np.random.default_rng([seed, _COWORKER_STREAM, self._resets_since_seed])
 
     def _build_coworkers(self, cell: Cell) -> CoworkerMonitor | None:
         """The site's co-workers, parked, and their monitor; None for a site without any."""

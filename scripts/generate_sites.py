@@ -40,6 +40,20 @@ PEG_NEST = {"id": "nest1", "xyz": (-0.02, -0.5, 0.06), "size": (0.08, 0.08, 0.12
 CAMERA_XYZ = (1.2, 0.0, 1.0)
 CAMERA_TARGET = (0.0, 0.0, 0.1)
 
+# Whose safety rules each site follows (envs/safety/jurisdictions: docs/safety.md).
+JURISDICTIONS = {"kr-changwon": "KR", "jp-nagoya": "JP", "us-austin": "US"}
+# A restocker who walks up beside the bins and back (docs/safety.md): at us-austin, whose
+# profile records violations without stopping the robot, so every policy's episodes there are
+# checked against the co-worker rules while the sorting itself is unchanged.
+COWORKER: dict[str, Any] = {
+    "sites": ("us-austin",),
+    # walks along world +y (rz 90 degrees) from y = -1.3 to y = -0.1, 1.2 m in front of the base
+    "walkway": {"id": "walk1", "xyz": (1.2, -0.7, 0.005), "rz": 1.570796,
+                "size": (1.2, 0.6, 0.01)},
+    "person": {"name": "restocker", "walkway": "walk1", "speed_mps": 1.0,
+               "first_arrival_s": 8.0, "mean_gap_s": 15.0, "dwell_s": 4.0},
+}  # fmt: skip
+
 # One entry per site. Parts: (part_id, name, shape, (size_x, size_y, size_z) in m, mass_kg,
 # friction, colour, share of arrivals). Each part gets its own bin, in this order.
 # Kept compact (formatter off) so the numbers are easy to scan and tune.
@@ -209,13 +223,14 @@ def site_yaml(site_id: str, p: dict[str, Any]) -> dict[str, Any]:
         },
         "sensors": p["sensors"],
         "policy_link": p["policy_link"],
-        "safety": p["safety"],
+        "safety": {**p["safety"], "jurisdiction": JURISDICTIONS[site_id]},
         "takt_time_s": p["takt_time_s"],
         "tasks": [
             {"kind": "conveyor-sort", **p["task"]},
             {"kind": "peg-in-hole", **p["peg_in_hole"]},
             {"kind": "palletize", **p["palletize"]},
         ],
+        **({"coworkers": [COWORKER["person"]]} if site_id in COWORKER["sites"] else {}),
     }
 
 
@@ -225,7 +240,7 @@ def _station(station_id: str, kind: str, xyz: tuple[float, ...], **extra: Any) -
     return row
 
 
-def station_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+def station_rows(site_id: str, p: dict[str, Any]) -> list[dict[str, Any]]:
     sx, sy, sz = CONVEYOR["size"]
     rows = [
         _station("robot1", "robot", (0.0, 0.0, 0.0), payload_kg=p["payload_kg"]),
@@ -263,9 +278,21 @@ def station_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
     # from +x: inside the Panda's and the KUKA's base-joint range), between belt and fixtures.
     px, py, pz = p["pallet"]["size"]
     rows.append(
-        _station("pallet1", "pallet", p["pallet"]["xyz"], rz=p["pallet"]["rz"], size_x=px,
-                 size_y=py, size_z=pz)
+        _station(
+            "pallet1",
+            "pallet",
+            p["pallet"]["xyz"],
+            rz=p["pallet"]["rz"],
+            size_x=px,
+            size_y=py,
+            size_z=pz,
+        )
     )
+    if site_id in COWORKER["sites"]:
+        walk = COWORKER["walkway"]
+        wx, wy, wz = walk["size"]
+        rows.append(_station(walk["id"], "walkway", walk["xyz"], rz=walk["rz"], size_x=wx,
+                             size_y=wy, size_z=wz))  # fmt: skip
     # The camera looks along its local +x: yaw it towards the cell, pitch it down at the target.
     dx, dy, dz = (t - c for t, c in zip(CAMERA_TARGET, CAMERA_XYZ, strict=True))
     yaw = math.atan2(dy, dx)
@@ -368,7 +395,7 @@ def write_site(out: Path, site_id: str, p: dict[str, Any]) -> Path:
         site_yaml(site_id, p), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=88
     )
     (folder / "site.yaml").write_text(header + body, encoding="utf-8")
-    write_csv(folder / "stations.csv", STATION_COLUMNS, station_rows(p))
+    write_csv(folder / "stations.csv", STATION_COLUMNS, station_rows(site_id, p))
     write_csv(folder / "parts.csv", PART_COLUMNS, part_rows(p))
     write_csv(folder / "arrivals.csv", ARRIVAL_COLUMNS, arrival_rows(site_id, p))
     return folder

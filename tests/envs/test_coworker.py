@@ -23,7 +23,7 @@ PERSON = (
     "coworkers:\n- name: restocker\n  walkway: walk1\n  speed_mps: 1.0\n"
     "  first_arrival_s: 0.5\n  dwell_s: 2.0\n"
 )
-ANCHOR = "  keep_out_zones: []\n"
+SHIPPED = "  jurisdiction: KR\n"  # kr-changwon's own
 
 
 def bundle(tmp_path: Path, jurisdiction: str | None, person: str = PERSON) -> Path:
@@ -33,8 +33,8 @@ def bundle(tmp_path: Path, jurisdiction: str | None, person: str = PERSON) -> Pa
     stations.write_text(stations.read_text() + WALKWAY)
     site_yaml = folder / "site.yaml"
     text = site_yaml.read_text()
-    if jurisdiction:
-        text = text.replace(ANCHOR, ANCHOR + f"  jurisdiction: {jurisdiction}\n")
+    assert SHIPPED in text
+    text = text.replace(SHIPPED, f"  jurisdiction: {jurisdiction}\n" if jurisdiction else "")
     site_yaml.write_text(text + person)
     return folder
 
