@@ -14,7 +14,8 @@ KPI table and charts show the KPIs of the registry (`testbed.results.kpis`), in 
 format. Every matrix cell links to the cell's episodes (`testbed.results.episode_pages`); the
 campaign section shows the sweep and the shared config (`testbed.results.report_campaign`).
 Whether one site predicts another and the leaderboard (`testbed.results.report_ranking`) come
-with ``predictivity.csv``, ``leaderboard.csv`` and ``predictivity.png``.
+with ``predictivity.csv``, ``leaderboard.csv`` and ``predictivity.png``; safety compliance by
+cell and jurisdiction (`testbed.results.report_compliance`) with ``compliance.csv``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from testbed.results.kpis import KPIS, point
 from testbed.results.plots import write_plots
 from testbed.results.report_blocks import Block, to_html, to_markdown
 from testbed.results.report_campaign import campaign_blocks, planned, versions_blocks, who
+from testbed.results.report_compliance import compliance_blocks
 from testbed.results.report_egress import Withheld, gate_report, withheld_blocks
 from testbed.results.report_ranking import ranking_blocks
 from testbed.results.statistics import DEFAULT_RESAMPLES
@@ -158,6 +160,7 @@ def _document(
         *_gaps(report),
         *_matrices(report, written.figures),
         *_kpis(report, written.figures),
+        *compliance_blocks(episodes, written.html.parent),
         *ranking_blocks(episodes, written.html.parent),
         *_failures(trials, shown, written, unnamed_unstarted(campaign, trials)),
         *withheld_blocks(written.withheld),
