@@ -12,7 +12,7 @@ import io
 import math
 import re
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -208,6 +208,46 @@ class FieldDecoder:
             array = np.frombuffer(raw, self.dtype, -1, self.offset)
             return array if self._flat else array.reshape(self.shape)
         return from_tensor(tensor, self.field)
+
+
+class FieldEncoder:
+    """Encodes values of one field into a `Tensor` whose dtype and shape are set once.
+
+    The mirror of `FieldDecoder`: `bind` sets a (reused) tensor's dtype and shape, and each
+    call writes only the data, as `to_tensor` would encode it (little-endian RAW bytes), so
+    the wire form is the one `from_tensor` and `FieldDecoder` read.
+
+    Attributes:
+        field: Name used in error messages, e.g. ``observation.ee_pos``.
+        code: The wire `DType`.
+        dtype: The numpy dtype, little-endian.
+        shape: The shape.
+    """
+
+    def __init__(self, field: str, dtype: np.dtype | str, shape: Sequence[int]) -> None:
+        self.field = field
+        self.code = dtype_to_proto(dtype, field)
+        self.dtype = _TO_NUMPY[self.code]
+        self.shape = check_shape(shape, field)
+
+    def bind(self, tensor: pb.Tensor) -> pb.Tensor:
+        """Set ``tensor``'s dtype and shape (RAW encoding); returns it."""
+        tensor.dtype = self.code
+        del tensor.shape[:]
+        tensor.shape.extend(self.shape)
+        return tensor
+
+    def __call__(self, tensor: pb.Tensor, value: Any) -> None:
+        """Write ``value`` (converted to the dtype) into a tensor `bind` prepared.
+
+        Raises:
+            TensorError: If the value's shape is not the field's.
+        """
+        if type(value) is not np.ndarray or value.dtype != self.dtype:
+            value = np.asarray(value, dtype=self.dtype)
+        if value.shape != self.shape:
+            raise TensorError(f"{self.field}.shape", f"{self.shape}", value.shape)
+        tensor.data = value.tobytes()
 
 
 def _encode_image(arr: np.ndarray, encoding: pb.Encoding) -> bytes:

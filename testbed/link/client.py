@@ -29,7 +29,7 @@ from protos.specs import (
     field_to_proto,
     spec_from_proto,
 )
-from protos.tensors import FieldDecoder, TensorError, dtype_to_proto
+from protos.tensors import FieldDecoder, FieldEncoder, TensorError
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
 from testbed.errors import (
@@ -61,8 +61,8 @@ def _read(value: bytes | str | Path | None) -> bytes | None:
     return Path(value).read_bytes()
 
 
-_Slots = list[tuple[str, pb.Tensor, np.dtype, tuple[int, ...]]]
-"""Observation tensors of a reused request: (name, tensor in the request, dtype, shape)."""
+_Slots = list[tuple[str, pb.Tensor, FieldEncoder]]
+"""Observation tensors of a reused request: (name, tensor in the request, its encoder)."""
 
 
 @dataclass
@@ -320,10 +320,8 @@ class RemotePolicy:
         assert self._observation is not None
         slots = []
         for name, spec in self._observation.items():
-            tensor = request.observation[name]
-            tensor.dtype = dtype_to_proto(spec.dtype, f"observation.{name}")
-            tensor.shape.extend(spec.shape)
-            slots.append((name, tensor, np.dtype(spec.dtype), spec.shape))
+            encoder = FieldEncoder(f"observation.{name}", spec.dtype, spec.shape)
+            slots.append((name, encoder.bind(request.observation[name]), encoder))
         return slots
 
     def close_session(self, session: SessionInfo) -> None:
@@ -360,15 +358,13 @@ class RemotePolicy:
         return known
 
     def _fill(self, slots: _Slots, observation: Mapping[str, Any]) -> None:
-        for name, tensor, dtype, shape in slots:
-            value = observation[name]
-            if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
-                value = np.asarray(value, dtype=dtype)
-                if value.shape != shape:
-                    raise PolicyProtocolError(
-                        f"observation.{name}: expected shape {shape}, got {value.shape}"
-                    )
-            tensor.data = value.tobytes()
+        for name, tensor, encode in slots:
+            try:
+                encode(tensor, observation[name])
+            except TensorError as exc:
+                raise PolicyProtocolError(
+                    f"observation.{name}: expected shape {encode.shape}, got {exc.got}"
+                ) from None
 
     def act(self, session: SessionInfo, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """One step: send the observation, return the validated action.

@@ -166,3 +166,17 @@ def test_field_decoder_sends_anything_unusual_through_the_full_checks() -> None:
     extra = pb.Tensor(dtype=pb.DTYPE_FLOAT32, shape=[3], data=data).SerializeToString()
     with_unknown = pb.Tensor.FromString(extra + b"\x78\x01")  # field 15, varint 1
     assert np.array_equal(decode(with_unknown), [0, 1, 2])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "uint8", "bool"])
+def test_the_field_encoder_writes_what_to_tensor_writes(dtype: str) -> None:
+    from protos.tensors import FieldEncoder
+
+    value = (np.arange(6).reshape(2, 3) % 2).astype(dtype)
+    encode = FieldEncoder("observation.x", dtype, (2, 3))
+    tensor = encode.bind(pb.Tensor())
+    encode(tensor, value.tolist())  # any array-like of the field's shape
+    assert tensor.SerializeToString() == to_tensor(value).SerializeToString()
+    assert np.array_equal(FieldDecoder("observation.x", dtype, (2, 3))(tensor), value)
+    with pytest.raises(TensorError, match=r"observation.x.shape: expected \(2, 3\), got \(3,\)"):
+        encode(tensor, np.zeros(3, dtype=dtype))
