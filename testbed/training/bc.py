@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -166,7 +167,8 @@ def clone(
     rate (if given), the losses are appended to `csv_path`.
 
     Raises:
-        TypeError: If the model's policy is not an SB3 ``ActorCriticPolicy`` with a Gaussian.
+        TypeError: If the model's policy is not an SB3 ``ActorCriticPolicy`` with a Gaussian,
+            or its features extractor has parameters (features are computed once).
     """
     policy = model.policy
     if not isinstance(policy, ActorCriticPolicy) or not hasattr(policy, "log_std"):
@@ -184,7 +186,8 @@ def clone(
         optimizer, cfg.gradient_steps, eta_min=cfg.learning_rate / 10
     )
     csv_path.write_text(BC_CSV_HEADER)
-    start, recent = time.perf_counter(), list[float]()
+    start = time.perf_counter()
+    recent: deque[float] = deque(maxlen=max(cfg.gradient_steps // 100, 1))  # last 1% of steps
     checkpoints = _checkpoints(cfg.gradient_steps, cfg.eval_every)
     log_every = max(cfg.gradient_steps // LOSS_ROWS, 1)
     n_train = len(train[1])
@@ -197,7 +200,7 @@ def clone(
             loss.backward()
             optimizer.step()
             schedule.step()
-            recent = [*recent[-max(cfg.gradient_steps // 100, 1) + 1 :], loss.item()]
+            recent.append(loss.item())
             advance(recent[-1])
             if step in checkpoints:
                 _checkpoint(policy, step, recent, valid, evaluate, cfg.eval_episodes, csv_path)
@@ -271,7 +274,7 @@ def _checkpoints(steps: int, every: int) -> set[int]:
 def _checkpoint(
     policy: ActorCriticPolicy,
     step: int,
-    recent: list[float],
+    recent: deque[float],
     valid: Batch,
     evaluate: Evaluate | None,
     eval_episodes: int,
