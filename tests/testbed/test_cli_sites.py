@@ -66,7 +66,7 @@ def test_check_bad_bundle_lists_every_issue_and_exits_1(tmp_path: Path) -> None:
     assert lines[1:] == [
         "  - site.yaml: robot.gripper.kind (line 21): expected 'suction' (got 'vacuum')",
         "  - stations.csv: row 2 (line 3), column kind: expected 'robot', 'conveyor', "
-        "'fixture', 'bin', 'table', 'camera' or 'pallet' (got 'belt')",
+        "'fixture', 'bin', 'table', 'camera', 'pallet' or 'walkway' (got 'belt')",
         "  - parts.csv: header (line 1), unknown column 7: expected mass_kg (SI units: metres, "
         "kilograms, seconds, radians) (got 'mass_g')",
     ]
