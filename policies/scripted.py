@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from protos.specs import Capabilities, FieldSpec, PolicySpec, SessionInfo
+from policies._controller import controller_spec, tuned_gains
+from protos.specs import PolicySpec, SessionInfo
 
 MAX_BINS = 4
 OBSERVATION_FIELDS: dict[str, tuple[int, float, float]] = {
@@ -102,24 +103,12 @@ class ScriptedSortController:
     """
 
     def __init__(self, home_site: str, gains: SortGains | None = None) -> None:
-        if gains is None and home_site not in SITE_GAINS:
-            raise ValueError(f"no tuned gains for site {home_site!r}; known: {sorted(SITE_GAINS)}")
         self.home_site = home_site
-        self.gains = gains or SITE_GAINS[home_site]
+        self.gains = tuned_gains(SITE_GAINS, home_site, gains)
 
     def spec(self) -> PolicySpec:
         """Identity and the spaces this controller reads and writes."""
-        observation = {
-            name: FieldSpec((size,), "float32", low, high)
-            for name, (size, low, high) in OBSERVATION_FIELDS.items()
-        }
-        return PolicySpec(
-            policy_id=f"scripted-sort@{self.home_site}",
-            version="1.0.0",
-            observation=observation,
-            action=FieldSpec((4,), "float32", -1.0, 1.0),
-            capabilities=Capabilities(streaming=True, batching=True),
-        )
+        return controller_spec("sort", self.home_site, OBSERVATION_FIELDS)
 
     def reset(self, session: SessionInfo) -> None:
         """Stateless between steps: nothing to reset."""

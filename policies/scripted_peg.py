@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from protos.specs import Capabilities, FieldSpec, PolicySpec, SessionInfo
+from policies._controller import controller_spec, tuned_gains
+from protos.specs import PolicySpec, SessionInfo
 
 OBSERVATION_FIELDS: dict[str, tuple[int, float, float]] = {
     # name: (size, low, high): what Testbed/PegInHole-v0 publishes; checked at handshake.
@@ -118,25 +119,13 @@ class ScriptedPegController:
     """
 
     def __init__(self, home_site: str, gains: PegGains | None = None) -> None:
-        if gains is None and home_site not in SITE_GAINS:
-            raise ValueError(f"no tuned gains for site {home_site!r}; known: {sorted(SITE_GAINS)}")
         self.home_site = home_site
-        self.gains = gains or SITE_GAINS[home_site]
+        self.gains = tuned_gains(SITE_GAINS, home_site, gains)
         self._sessions: dict[str, _Session] = {}
 
     def spec(self) -> PolicySpec:
         """Identity and the spaces this controller reads and writes."""
-        observation = {
-            name: FieldSpec((size,), "float32", low, high)
-            for name, (size, low, high) in OBSERVATION_FIELDS.items()
-        }
-        return PolicySpec(
-            policy_id=f"scripted-peg@{self.home_site}",
-            version="1.0.0",
-            observation=observation,
-            action=FieldSpec((4,), "float32", -1.0, 1.0),
-            capabilities=Capabilities(streaming=True, batching=True),
-        )
+        return controller_spec("peg", self.home_site, OBSERVATION_FIELDS)
 
     def reset(self, session: SessionInfo) -> None:
         """Forget the session's averages: a new episode (the hole may have moved)."""
