@@ -22,6 +22,8 @@ from protos.specs import SessionInfo
 SITES = list_sites()
 ENV_ID = "Testbed/PegInHole-v0"
 MAX_STEPS = 1500  # every site's time limit is shorter; a bound on every loop here
+# kr-changwon's few episodes run by default, the other sites' as slow tests; 50 each: nightly.
+QUICK_HOME = [s if s == "kr-changwon" else pytest.param(s, marks=pytest.mark.slow) for s in SITES]
 
 
 def make(site: str, **kwargs: Any) -> PegInHoleEnv:
@@ -160,7 +162,7 @@ def test_a_section_naming_a_non_fixture_is_refused() -> None:
         make("kr-changwon", overrides={"hole_station": "bin1"})
 
 
-@pytest.mark.parametrize("site", SITES)
+@pytest.mark.parametrize("site", QUICK_HOME)
 def test_scripted_controller_assembles_at_its_home_site(site: str) -> None:
     env = make(site)
     for seed in range(3):
@@ -173,7 +175,7 @@ def test_scripted_controller_assembles_at_its_home_site(site: str) -> None:
     env.close()
 
 
-@pytest.mark.slow
+@pytest.mark.nightly  # 50 whole episodes per site: minutes each
 @pytest.mark.parametrize("site", SITES)
 def test_scripted_controller_reaches_90_percent_over_50_episodes_at_home(site: str) -> None:
     env = make(site)
