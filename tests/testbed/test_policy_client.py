@@ -206,7 +206,7 @@ def test_policy_failures_are_policy_errors_and_stream_survives(running: Any, cli
 
 @pytest.mark.parametrize("mode", ["unary", "stream"])
 def test_slow_policy_misses_deadline_without_hanging(running: Any, clients: Any, mode: str) -> None:
-    policy = SlowPolicy(delay_s=0.5, only_site="slow")
+    policy = SlowPolicy(delay_s=2.0, only_site="slow")
     remote = clients(running(policy).address, mode=mode, deadline_s=0.1)
     slow, fast = SessionInfo("slow", site="slow", seed=0), SessionInfo("fast", site="fast", seed=0)
     remote.reset(slow)
@@ -215,7 +215,7 @@ def test_slow_policy_misses_deadline_without_hanging(running: Any, clients: Any,
     start = time.monotonic()
     with pytest.raises(PolicyDeadlineError):
         remote.act(slow, observation)
-    assert time.monotonic() - start < 0.3
+    assert time.monotonic() - start < 1.0  # the deadline (0.1 s), not the policy (2 s)
     np.testing.assert_array_equal(remote.act(fast, observation), _expected(observation))
     policy.release.set()
 

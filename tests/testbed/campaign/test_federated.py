@@ -68,7 +68,7 @@ def test_unknown_store_is_named(tmp_path: Path) -> None:
         run_federated(SWEEP, {KR: tmp_path})
 
 
-@pytest.mark.slow
+@pytest.mark.nightly  # a Ray head and two nodes: their startup times out on a loaded 2-core box
 def test_ray_cluster_runs_each_sites_trials_on_its_node(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster

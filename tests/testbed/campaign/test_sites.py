@@ -72,7 +72,8 @@ def test_a_campaign_on_your_bundle_labels_folders_records_and_report_with_its_id
                       f"campaign.dir={campaign_dir}"], tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     trials = {"scripted_kr_inprocess__kr-changwon__s0", "scripted_kr_inprocess__my-plant__s0"}
-    assert {p.name for p in campaign_dir.iterdir() if p.is_dir()} == trials
+    folders = {p.name for p in campaign_dir.iterdir() if p.is_dir()}
+    assert {f for f in folders if not f.startswith(".")} == trials  # .governance: audit logs
     sites = {read_meta(p).site for p in campaign_dir.glob(f"*/{RECORD_GLOB}")}
     assert sites == {"kr-changwon", "my-plant"}
     info = json.loads((campaign_dir / "scripted_kr_inprocess__my-plant__s0/trial.json").read_text())
