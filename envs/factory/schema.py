@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from envs.factory._model import IDENTIFIER_PATTERN
 from envs.factory._model import Frozen as _Frozen
 from envs.factory.governance import GovernanceSpec
 from envs.factory.task_sections import TaskSection
@@ -37,7 +38,6 @@ from envs.safety.profiles import (
 Vec3 = tuple[float, float, float]
 Rgba = tuple[float, float, float, float]
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]

@@ -100,6 +100,7 @@ class Coworker:
         self.regions: dict[int, BodyRegion] = {i - 1: r for i, (r, _, _) in enumerate(_BODY)}
         self.visits: list[Visit] = []
         self.present = False
+        self.position: tuple[float, float, float] = PARKED  # where move_to last put them
         self._parked = False  # known to be parked: moving there again can be skipped
 
     def schedule(self, rng: np.random.Generator | None, horizon_s: float) -> None:
@@ -122,12 +123,13 @@ class Coworker:
         if where is None:
             if not self._parked:
                 self.sim.reset_base(self.body, PARKED)
-                self._parked = True
+                self.position, self._parked = PARKED, True
             return
         self._parked = False
         fraction, direction = where
         point = self.start + self.axis * (fraction * self.length_m)
         position = (float(point[0]), float(point[1]), _PELVIS_HEIGHT * self.scale)
+        self.position = position
         yaw = self.yaw if direction > 0 else self.yaw + math.pi
         self.sim.reset_base(self.body, position, Sim.quat_from_euler((0.0, 0.0, yaw)))
 

@@ -12,9 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from envs.factory._model import Frozen
-
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
+from envs.factory._model import IDENTIFIER_PATTERN, Frozen
 
 
 class CoworkerSpec(Frozen):

@@ -163,7 +163,7 @@ class CoworkerMonitor:
         return max(min((p[8] for p in points), default=QUERY_M), 0.0)
 
     def _horizontal_distance(self, person: Coworker) -> float:
-        position, _ = self.sim.base_pose(person.body)
+        position = person.position  # set by move_to this step: no engine query
         return float(np.hypot(position[0] - self.robot_xy[0], position[1] - self.robot_xy[1]))
 
     def _pfl_exceeded(self, index: int, person: Coworker) -> bool:
