@@ -63,16 +63,40 @@ class TensorSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., low: _Optional[_Iterable[float]] = ..., high: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("streaming", "batching", "action_chunking", "max_batch")
+    __slots__ = ("streaming", "batching", "action_chunking", "max_batch", "packed_observations")
     STREAMING_FIELD_NUMBER: _ClassVar[int]
     BATCHING_FIELD_NUMBER: _ClassVar[int]
     ACTION_CHUNKING_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    PACKED_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
     streaming: bool
     batching: bool
     action_chunking: bool
     max_batch: int
-    def __init__(self, streaming: _Optional[bool] = ..., batching: _Optional[bool] = ..., action_chunking: _Optional[bool] = ..., max_batch: _Optional[int] = ...) -> None: ...
+    packed_observations: bool
+    def __init__(self, streaming: _Optional[bool] = ..., batching: _Optional[bool] = ..., action_chunking: _Optional[bool] = ..., max_batch: _Optional[int] = ..., packed_observations: _Optional[bool] = ...) -> None: ...
+
+class PackedField(_message.Message):
+    __slots__ = ("name", "dtype", "shape", "offset", "size")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    dtype: DType
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    offset: int
+    size: int
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., offset: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
+
+class PackedLayout(_message.Message):
+    __slots__ = ("fields", "size")
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    fields: _containers.RepeatedCompositeFieldContainer[PackedField]
+    size: int
+    def __init__(self, fields: _Optional[_Iterable[_Union[PackedField, _Mapping]]] = ..., size: _Optional[int] = ...) -> None: ...
 
 class PolicySpec(_message.Message):
     __slots__ = ("policy_id", "version", "protocol_version", "observation", "action", "capabilities")
@@ -135,18 +159,20 @@ class OpenSessionRequest(_message.Message):
     def __init__(self, observation: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., action: _Optional[_Union[TensorSpec, _Mapping]] = ..., site: _Optional[str] = ..., campaign: _Optional[str] = ..., episode: _Optional[int] = ..., seed: _Optional[int] = ..., protocol_version: _Optional[str] = ..., capabilities: _Optional[_Union[Capabilities, _Mapping]] = ...) -> None: ...
 
 class OpenSessionResponse(_message.Message):
-    __slots__ = ("accepted", "session_id", "errors", "warnings", "spec")
+    __slots__ = ("accepted", "session_id", "errors", "warnings", "spec", "packed_layout")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    PACKED_LAYOUT_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     session_id: str
     errors: _containers.RepeatedCompositeFieldContainer[FieldError]
     warnings: _containers.RepeatedScalarFieldContainer[str]
     spec: PolicySpec
-    def __init__(self, accepted: _Optional[bool] = ..., session_id: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., spec: _Optional[_Union[PolicySpec, _Mapping]] = ...) -> None: ...
+    packed_layout: PackedLayout
+    def __init__(self, accepted: _Optional[bool] = ..., session_id: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., spec: _Optional[_Union[PolicySpec, _Mapping]] = ..., packed_layout: _Optional[_Union[PackedLayout, _Mapping]] = ...) -> None: ...
 
 class ResetSessionRequest(_message.Message):
     __slots__ = ("session_id", "episode", "seed")
@@ -173,7 +199,7 @@ class CloseSessionResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ActRequest(_message.Message):
-    __slots__ = ("session_id", "step", "observation", "deadline", "budget_ms")
+    __slots__ = ("session_id", "step", "observation", "packed_observation", "deadline", "budget_ms")
     class ObservationEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -184,14 +210,16 @@ class ActRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
+    PACKED_OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     BUDGET_MS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     step: int
     observation: _containers.MessageMap[str, Tensor]
+    packed_observation: bytes
     deadline: _timestamp_pb2.Timestamp
     budget_ms: int
-    def __init__(self, session_id: _Optional[str] = ..., step: _Optional[int] = ..., observation: _Optional[_Mapping[str, Tensor]] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budget_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., step: _Optional[int] = ..., observation: _Optional[_Mapping[str, Tensor]] = ..., packed_observation: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budget_ms: _Optional[int] = ...) -> None: ...
 
 class ActResponse(_message.Message):
     __slots__ = ("session_id", "step", "action", "status")
