@@ -222,16 +222,28 @@ class ActRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., step: _Optional[int] = ..., observation: _Optional[_Mapping[str, Tensor]] = ..., packed_observation: _Optional[bytes] = ..., deadline: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., budget_ms: _Optional[int] = ...) -> None: ...
 
 class ActResponse(_message.Message):
-    __slots__ = ("session_id", "step", "action", "status")
+    __slots__ = ("session_id", "step", "action", "status", "compute")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     step: int
     action: Tensor
     status: StepStatus
-    def __init__(self, session_id: _Optional[str] = ..., step: _Optional[int] = ..., action: _Optional[_Union[Tensor, _Mapping]] = ..., status: _Optional[_Union[StepStatus, _Mapping]] = ...) -> None: ...
+    compute: ComputeUsage
+    def __init__(self, session_id: _Optional[str] = ..., step: _Optional[int] = ..., action: _Optional[_Union[Tensor, _Mapping]] = ..., status: _Optional[_Union[StepStatus, _Mapping]] = ..., compute: _Optional[_Union[ComputeUsage, _Mapping]] = ...) -> None: ...
+
+class ComputeUsage(_message.Message):
+    __slots__ = ("cpu_seconds", "joules", "source")
+    CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JOULES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    cpu_seconds: float
+    joules: float
+    source: str
+    def __init__(self, cpu_seconds: _Optional[float] = ..., joules: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ActBatchRequest(_message.Message):
     __slots__ = ("items",)
