@@ -17,6 +17,7 @@ from policies._limits import CallGuard
 from policies._sessions import Session, SessionTable, StepFailure
 from policies.protocol import Policy, PolicySpec
 from protos.actions import ActionCheck, BadAction
+from protos.compute import ComputeMeter, ComputeUsage, usage_to_proto
 from protos.specs import spec_to_proto
 from protos.tensors import FieldDecoder, TensorError, to_tensor
 from protos.v1 import policy_service_pb2 as pb
@@ -79,12 +80,20 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         max_sessions: Largest number of open sessions (RESOURCE_EXHAUSTED beyond).
         guard: Names callers and applies their rate limit on every request (each ActStream
             message counts); None: no limit, callers unnamed in the log.
+        meter: Measures each policy call for ``ActResponse.compute``; None: a default
+            `ComputeMeter` (RAPL where readable, else CPU time x 12 W per core).
     """
 
     def __init__(
-        self, policy: Policy, *, max_sessions: int = 1024, guard: CallGuard | None = None
+        self,
+        policy: Policy,
+        *,
+        max_sessions: int = 1024,
+        guard: CallGuard | None = None,
+        meter: ComputeMeter | None = None,
     ) -> None:
         self._policy = policy
+        self._meter = meter if meter is not None else ComputeMeter()
         self._spec = policy.spec()
         self._spec_proto = spec_to_proto(self._spec)
         self._decode = _ObservationDecoder(self._spec)
@@ -238,8 +247,10 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             # A deadline reached is passed: budget_ms = 0 never runs the policy.
             if deadline is not None and time.monotonic() >= deadline:
                 raise StepFailure(grpc.StatusCode.DEADLINE_EXCEEDED, "respond_by passed on arrival")
+            mark = self._meter.start()
             action = self._act(session, observation)
-            response = self._record(session, request.step, observation, action)
+            usage = self._meter.stop(mark)
+            response = self._record(session, request.step, observation, action, usage)
         if deadline is not None and time.monotonic() >= deadline:
             # The step is answered (a retry gets the action); this reply only says it is late.
             raise StepFailure(grpc.StatusCode.DEADLINE_EXCEEDED, "respond_by passed during act")
@@ -253,7 +264,12 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             raise StepFailure(grpc.StatusCode.INTERNAL, f"policy.act raised {exc!r}") from exc
 
     def _record(
-        self, session: Session, step: int, observation: dict[str, np.ndarray], action: Any
+        self,
+        session: Session,
+        step: int,
+        observation: dict[str, np.ndarray],
+        action: Any,
+        usage: ComputeUsage,
     ) -> pb.ActResponse:
         """Check the policy's action against its own spec; answer and remember the step."""
         try:
@@ -265,6 +281,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             raise StepFailure(grpc.StatusCode.INTERNAL, text, errors) from exc
         response = pb.ActResponse(session_id=session.info.session_id, step=step, action=tensor)
         response.status.SetInParent()  # OK explicitly: a generated client sees code 0, not null
+        usage_to_proto(usage, response.compute)
         session.last_step = step
         session.last_response = response
         session.last_observation = observation
@@ -289,11 +306,15 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             for _, session in sorted(named, key=lambda pair: pair[1].info.session_id):
                 locks.enter_context(session.lock)
             ready = self._prepare_batch(requests, named, replies)
-            for (index, session, obs), action in zip(ready, self._act_many(ready), strict=True):
+            mark = self._meter.start()
+            actions = self._act_many(ready)
+            share = self._meter.stop(mark).share(max(len(ready), 1))  # one call, equal shares
+            for (index, session, obs), action in zip(ready, actions, strict=True):
                 try:
                     if isinstance(action, StepFailure):
                         raise action
-                    replies[index] = self._record(session, requests[index].step, obs, action)
+                    step = requests[index].step
+                    replies[index] = self._record(session, step, obs, action, share)
                 except StepFailure as failure:
                     replies[index] = _failed(requests[index], replace_message(failure, "ActBatch"))
         return [r for r in replies if r is not None]

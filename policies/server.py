@@ -28,6 +28,7 @@ from policies._limits import CallGuard, RateLimiter, SessionReaper
 from policies._reflection import enable_reflection
 from policies._servicer import PolicyServicer
 from policies.protocol import Policy
+from protos.compute import ComputeMeter
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
 
@@ -86,6 +87,7 @@ class PolicyServer:
         session_idle_s: float | None = None,
         rps_per_token: float | None = None,
         interceptors: Sequence[grpc.ServerInterceptor] = (),
+        compute_meter: ComputeMeter | None = None,
     ) -> None:
         self._policy = policy
         self._health = health.HealthServicer()
@@ -93,7 +95,9 @@ class PolicyServer:
         tokens = TeamTokens(token)
         limiter = RateLimiter(rps_per_token) if rps_per_token is not None else None
         guard = CallGuard(tokens, limiter) if tokens or limiter else None
-        self._servicer = PolicyServicer(policy, max_sessions=max_sessions, guard=guard)
+        self._servicer = PolicyServicer(
+            policy, max_sessions=max_sessions, guard=guard, meter=compute_meter
+        )
         self._reaper = (
             SessionReaper(self._servicer.sessions, session_idle_s, self._servicer.close_session)
             if session_idle_s is not None
@@ -234,6 +238,7 @@ def serve(
     session_idle_s: float | None = None,
     rps_per_token: float | None = None,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
+    compute_meter: ComputeMeter | None = None,
 ) -> PolicyServer:
     """Serve ``policy`` on ``address`` and return the started server.
 
@@ -253,6 +258,8 @@ def serve(
         rps_per_token: Requests per second each team may make (each ActStream message counts;
             without tokens, each client host); beyond: RESOURCE_EXHAUSTED. None = unlimited.
         interceptors: Extra server interceptors (logging, metrics), run after the token check.
+        compute_meter: Measures each policy call, reported in ``ActResponse.compute``; None:
+            ``ComputeMeter()`` (RAPL where readable, else CPU time x 12 W per core).
 
     Returns:
         The started server; health turns SERVING once ``policy.warmup()`` (if any) returned.
@@ -273,4 +280,5 @@ def serve(
         session_idle_s=session_idle_s,
         rps_per_token=rps_per_token,
         interceptors=interceptors,
+        compute_meter=compute_meter,
     ).start()

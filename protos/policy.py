@@ -10,6 +10,10 @@ Optional methods, used when present:
   (the server falls back to a loop over `act`).
 - ``close(session) -> None``: the session ended.
 - ``warmup() -> None``: load and warm the model; health reports NOT_SERVING until it returns.
+- ``compute_of(session) -> protos.compute.ComputeUsage``: what the last ``act`` (or
+  ``act_batch`` item) of ``session`` cost where it ran; a policy that offers it is trusted for
+  its own compute (``RemotePolicy`` reports the server's figure), any other is measured around
+  its call by the testbed's `protos.compute.ComputeMeter`.
 
 `act` may be called concurrently from several server threads for *different* sessions; calls
 for one session are serialised. Observations are read-only arrays.

@@ -15,6 +15,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from protos.compute import COUNTERS, DEFAULT_WATTS_PER_CORE
+
 POLICY_KINDS = ("managed", "remote", "inprocess")
 ACT_MODES = ("unary", "stream", "batch")
 
@@ -139,6 +141,29 @@ class CampaignConfig:
 
 
 @dataclass
+class EnergyConfig:
+    """How the policy's compute energy is measured and priced (`protos.compute`).
+
+    Not part of a trial's hash: it changes how compute is labelled and priced, never what an
+    episode does. A remote policy's compute is what its server measured with its own settings.
+
+    Attributes:
+        counter: ``auto`` (Linux RAPL where readable, else CPU time x ``watts_per_core``),
+            ``rapl`` (RAPL or an error), ``cpu-estimate`` or ``off`` (compute unknown); NVIDIA
+            GPU counters are added wherever NVML answers.
+        watts_per_core: Watts per busy core of the estimate. Default 12.0: the Green
+            Algorithms calculator's figure for an unknown CPU (Lannelongue et al. 2021).
+        price_per_kwh: Energy price for the cost per 1,000 episodes; None: no cost shown.
+        currency: The price's currency (a label).
+    """
+
+    counter: str = "auto"
+    watts_per_core: float = DEFAULT_WATTS_PER_CORE
+    price_per_kwh: float | None = None
+    currency: str = "EUR"
+
+
+@dataclass
 class TestbedConfig:
     """One trial: a policy at a site for a block of seeded episodes."""
 
@@ -147,6 +172,7 @@ class TestbedConfig:
     policy: PolicyConfig = MISSING
     campaign: CampaignConfig = field(default_factory=CampaignConfig)
     seed: int = 0
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
 
     @property
     def trial_name(self) -> str:
@@ -184,6 +210,18 @@ def validate(config: TestbedConfig) -> None:
         raise ValueError(f"task.max_steps: expected >= 1 or null, got {config.task.max_steps}")
     if config.seed < 0:
         raise ValueError(f"seed: expected >= 0, got {config.seed}")
+    _validate_energy(config.energy)
+
+
+def _validate_energy(energy: EnergyConfig) -> None:
+    if energy.counter not in COUNTERS:
+        raise ValueError(f"energy.counter: expected one of {COUNTERS}, got {energy.counter!r}")
+    if not energy.watts_per_core > 0:
+        raise ValueError(f"energy.watts_per_core: expected > 0, got {energy.watts_per_core}")
+    if energy.price_per_kwh is not None and not energy.price_per_kwh >= 0:
+        raise ValueError(
+            f"energy.price_per_kwh: expected >= 0 or null, got {energy.price_per_kwh}"
+        )
 
 
 def _validate_site(site: SiteConfig) -> None:

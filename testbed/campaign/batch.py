@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from testbed.campaign.progress import episode_progress
+from testbed.episodes.compute import PolicyMeter
 from testbed.episodes.recorder import EpisodeRecorder
 from testbed.episodes.rollout import EpisodeRun
 from testbed.errors import (
@@ -159,22 +160,27 @@ class _Batch:
         if not lanes:
             return
         runs = [lane.run for lane in lanes if lane.run is not None]
+        calls = PolicyMeter(self._policy, self.trial.meter)
         act_batch = getattr(self._policy, "act_batch", None)
         if act_batch is None:  # an in-process policy without act_batch: one act each
             for run in runs:
                 start = time.perf_counter()
+                mark = calls.start()
                 answer: Any
                 try:
                     answer = self._policy.act(run.session, run.observation)
                 except PolicyError as exc:
                     answer = exc
-                run.answer(answer, (time.perf_counter() - start) * 1000.0)
+                latency_ms = (time.perf_counter() - start) * 1000.0
+                run.answer(answer, latency_ms, calls.stop(mark, [run.session])[0])
             return
         start = time.perf_counter()
+        mark = calls.start()
         answers = _batch_answers(act_batch, runs)
         latency_ms = (time.perf_counter() - start) * 1000.0
-        for run, answer in zip(runs, answers, strict=True):
-            run.answer(answer, latency_ms)
+        usages = calls.stop(mark, [run.session for run in runs])  # one call: equal shares
+        for run, answer, usage in zip(runs, answers, usages, strict=True):
+            run.answer(answer, latency_ms, usage)
 
     def _finish(self, lane: _Lane, bar: Any) -> str:
         """Record the lane's finished episode (or set it aside) and free the lane."""

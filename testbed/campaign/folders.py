@@ -52,6 +52,7 @@ def config_hashes(config: TestbedConfig) -> tuple[str, str]:
     site = data["site"]
     if site["path"] == site["id"] and site["id"] in list_sites():
         site = {**site, "path": None}  # site.path=kr-changwon is site=kr-changwon: one trial
+    data.pop("energy", None)  # how compute is measured and priced, never what an episode does
     trial = {**data, "campaign": campaign, "policy": policy, "site": site}
     episode = {**trial, "campaign": {k: v for k, v in campaign.items() if k != "episodes"}}
     return _digest(trial), _digest(episode)

@@ -25,6 +25,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from protos.compute import ComputeMeter
 from testbed.campaign.batch import FATAL, run_batched
 from testbed.campaign.connect import PolicyConnection
 from testbed.campaign.folders import (
@@ -138,6 +139,8 @@ class _TrialRun:
         self.policy_id = ""
         self.count = 0
         self.faulty = 0
+        energy = config.energy
+        self.meter = ComputeMeter(energy.counter, energy.watts_per_core)
 
     def episodes(self, connection: PolicyConnection, todo: list[tuple[int, int]]) -> str:
         """Run the missing episodes; returns why the trial stopped early, or ``""``.
@@ -185,6 +188,7 @@ class _TrialRun:
             max_steps=self.config.task.max_steps,
             max_consecutive_faults=self.config.campaign.max_consecutive_faults,
             policy_id=self.policy_id,
+            meter=self.meter,
         )
         self._wall_time_s = time.perf_counter() - start
         return result
@@ -211,6 +215,7 @@ class _TrialRun:
             total_reward=result.total_reward,
             metrics=result.metrics,
             faults=tuple(Fault(s, k, m) for s, k, m in result.faults),
+            compute=self._compute(result),
             wall_time_s=wall_s,
             config_hash=self.episode_hash,
             versions=package_versions(),
@@ -219,6 +224,14 @@ class _TrialRun:
         self.folder.write_episode(env.record(meta, result.latencies_ms))
         self.count += 1
         self.faulty += bool(result.faults)
+
+
+    def _compute(self, result: EpisodeResult) -> dict[str, Any]:
+        """The record's compute: the tally, this meter's watts (in-process only), the price."""
+        energy = self.config.energy
+        inprocess = self.config.policy.kind == "inprocess"  # else the server's own figure
+        watts = energy.watts_per_core if inprocess else None
+        return result.compute.summary(watts, energy.price_per_kwh, energy.currency)
 
 
 def _trial_json(

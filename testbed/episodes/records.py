@@ -90,6 +90,9 @@ class EpisodeMeta:
         total_reward: Sum of rewards.
         metrics: The env's episode summary (empty if the episode ended on a fault).
         faults: Policy faults, in step order.
+        compute: The policy's compute over the episode (`testbed.episodes.compute.ComputeTally`
+            ``summary``: joules or None, cpu_seconds, calls, measured_calls, actions, source,
+            watts_per_core, price_per_kwh, currency); empty in records that predate it.
         events: ``(step, event)`` pairs from the env's info (events and ``violation:<kind>``).
         wall_time_s: Wall time of the episode.
         snapshot_every: Steps between state snapshots (0: none).
@@ -119,6 +122,7 @@ class EpisodeMeta:
     total_reward: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
     faults: tuple[Fault, ...] = ()
+    compute: dict[str, Any] = field(default_factory=dict)
     events: tuple[tuple[int, str], ...] = ()
     wall_time_s: float = 0.0
     snapshot_every: int = 0
@@ -422,7 +426,36 @@ def episode_row(meta: EpisodeMeta, latencies_ms: np.ndarray | None = None) -> di
     for key, value in meta.metrics.items():
         if key != "outcome":  # the env's reason; the row's is the episode's (faults first)
             row[key] = math.nan if value is None else value
+    if meta.compute:  # records that predate compute energy get no columns (n/a, not 0)
+        row.update(compute_columns(meta.compute))
     return row
+
+
+def compute_columns(compute: Mapping[str, Any]) -> dict[str, Any]:
+    """The episode-table columns of an episode's compute (`EpisodeMeta.compute`).
+
+    ``compute_j`` (NaN when unknown), ``compute_actions`` (actions of the measured calls),
+    ``compute_j_per_action`` (NaN without a measured action), ``compute_cpu_s``,
+    ``compute_source``, ``compute_watts_per_core``, ``energy_price_per_kwh`` (NaN when no
+    price is configured) and ``energy_currency``.
+    """
+    joules = _number(compute.get("joules"))
+    actions = int(compute.get("actions") or 0)
+    return {
+        "compute_j": joules,
+        "compute_actions": actions,
+        "compute_j_per_action": joules / actions if actions and math.isfinite(joules) else math.nan,
+        "compute_cpu_s": _number(compute.get("cpu_seconds")),
+        "compute_source": str(compute.get("source") or "unknown"),
+        "compute_watts_per_core": _number(compute.get("watts_per_core")),
+        "energy_price_per_kwh": _number(compute.get("price_per_kwh")),
+        "energy_currency": str(compute.get("currency") or ""),
+    }
+
+
+def _number(value: Any) -> float:
+    """A float, NaN for None (unknown stays unknown, never 0)."""
+    return math.nan if value is None else float(value)
 
 
 def _finite(value: Any) -> Any:

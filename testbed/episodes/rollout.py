@@ -16,6 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from protos.compute import ComputeMeter, ComputeUsage
+from testbed.episodes.compute import ComputeTally, PolicyMeter
 from testbed.episodes.env_contract import contract_of
 from testbed.episodes.outcomes import FAULT_LIMIT, outcome_reason
 from testbed.errors import InvalidActionError, PolicyDeadlineError, PolicyError
@@ -35,6 +37,7 @@ class EpisodeResult:
         faults: One ``(step, kind, message)`` per recorded fault.
         latencies_ms: Wall time of each policy call.
         ended_by: ``terminated``, ``truncated``, ``fault`` or ``max_steps``.
+        compute: The policy's compute, call by call (`testbed.episodes.compute`).
     """
 
     session: SessionInfo
@@ -45,6 +48,7 @@ class EpisodeResult:
     faults: list[tuple[int, str, str]] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     ended_by: str = ""
+    compute: ComputeTally = field(default_factory=ComputeTally)
 
     @property
     def success(self) -> bool:
@@ -71,6 +75,7 @@ def run_episode(
     max_steps: int | None = None,
     max_consecutive_faults: int | None = None,
     policy_id: str | None = None,
+    meter: ComputeMeter | PolicyMeter | None = None,
 ) -> EpisodeResult:
     """Reset `env` with the session's seed and step it with `policy` until the episode ends.
 
@@ -83,7 +88,10 @@ def run_episode(
             policy calls in a row, so a policy that stopped answering cannot stall a campaign
             for one deadline per step; None: no limit.
         policy_id: The policy's ``id@version`` if already known (saves a GetSpec call).
+        meter: Measures each call's compute (`testbed.episodes.compute.PolicyMeter`; a
+            `ComputeMeter` is wrapped in one); None: the default meter.
     """
+    calls = meter if isinstance(meter, PolicyMeter) else PolicyMeter(policy, meter)
     if policy_id is None:
         spec = policy.spec()
         policy_id = f"{spec.policy_id}@{spec.version}"
@@ -92,12 +100,14 @@ def run_episode(
     while not run.done:
         if run.wants_action:
             start = time.perf_counter()
+            mark = calls.start()
             answer: Any
             try:
                 answer = policy.act(session, run.observation)
             except PolicyError as exc:
                 answer = exc
-            run.answer(answer, (time.perf_counter() - start) * 1000.0)
+            latency_ms = (time.perf_counter() - start) * 1000.0
+            run.answer(answer, latency_ms, calls.stop(mark, [session])[0])
         else:
             run.step()
     return run.result
@@ -163,12 +173,13 @@ class EpisodeRun:
             return
         self._check_cap()
 
-    def answer(self, answer: Any, latency_ms: float) -> None:
+    def answer(self, answer: Any, latency_ms: float, compute: ComputeUsage | None = None) -> None:
         """Take the policy's answer for `observation`: an action (chunk) or a `PolicyError`.
 
         A bad action or a missed deadline is a recorded fault and the robot holds position
         (after ``max_consecutive_faults`` of them in a row the episode ends); any other
-        `PolicyError` ends the episode with the fault.
+        `PolicyError` ends the episode with the fault. ``compute`` is what the call cost
+        (None: not measured); it counts the actions of a valid answer only.
         """
         result = self.result
         result.latencies_ms.append(latency_ms)
@@ -182,8 +193,10 @@ class EpisodeRun:
         except PolicyDeadlineError as exc:
             result.faults.append((result.steps, "deadline", str(exc)))
         except PolicyError as exc:
+            result.compute.add(compute, 0)
             self._end_on(exc)
             return
+        result.compute.add(compute, len(chunk) if chunk is not None else 0)
         self._consecutive = self._consecutive + 1 if chunk is None else 0
         if self._consecutive >= self._fault_limit:
             message = f"{self._consecutive} faulty policy calls in a row"

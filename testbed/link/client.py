@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from protos.compute import UNMEASURED, ComputeUsage, usage_from_proto
 from protos.specs import (
     PROTOCOL_VERSION,
     BoxLike,
@@ -73,6 +74,7 @@ class _RemoteSession:
     step: int
     request: pb.ActRequest
     tensors: _Slots
+    compute: ComputeUsage = UNMEASURED  # of the last act call (unknown until a reply says)
 
 
 @dataclass
@@ -381,6 +383,7 @@ class RemotePolicy:
         self._fill(remote.tensors, observation)
         request.step = remote.step
         remote.step += 1  # a step is used up even if it fails: the next one moves on
+        remote.compute = UNMEASURED  # stays so unless this call's reply reports its compute
         start = time.monotonic()
         if self.mode == "stream":
             reply = self._stream_exchange(request)
@@ -390,7 +393,17 @@ class RemotePolicy:
         else:
             reply = self._call("Act", request, self.deadline_s, retry=True)
             self._check_late("Act", start)
+        remote.compute = usage_from_proto(reply)
         return self._action_of(reply, "Act")
+
+    def compute_of(self, session: SessionInfo) -> ComputeUsage:
+        """What the server reported the last act (or act_batch item) of ``session`` cost.
+
+        Unknown (`protos.compute.UNMEASURED`: joules None, source ``unknown``) when the server
+        does not report compute (protocol 1.0) or the call got no usable reply.
+        """
+        known = self._sessions.get(session.session_id)
+        return known.compute if known is not None else UNMEASURED
 
     def _check_late(self, rpc: str, start: float) -> None:
         # gRPC timers are coarse: a reply that arrives after the deadline is a miss all the same.
@@ -447,6 +460,7 @@ class RemotePolicy:
             self._fill(slots, observation)
             item.step = remote.step
             remote.step += 1
+            remote.compute = UNMEASURED
         start = time.monotonic()
         reply = self._call("ActBatch", batch.message, self.deadline_s, retry=True)
         self._check_late("ActBatch", start)
@@ -454,6 +468,8 @@ class RemotePolicy:
             raise PolicyProtocolError(
                 f"ActBatch: expected {len(remotes)} items, got {len(reply.items)}"
             )
+        for remote, item in zip(remotes, reply.items, strict=True):
+            remote.compute = usage_from_proto(item)  # each item: its share of the one call
         return self._batch_actions(reply)
 
     def _batch_request(self, remotes: list[_RemoteSession]) -> _BatchRequest:
