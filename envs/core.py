@@ -212,7 +212,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         if self.render_mode != "rgb_array" or self.cell is None:
             return None
         width, height = self.render_size
-        camera = self._station_camera or self.cell.camera
+        camera = self._station_camera or self.cell.camera(width / height)
         return self.sim.render(camera, width, height, self.renderer)
 
     def close(self) -> None:

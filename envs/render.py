@@ -22,12 +22,17 @@ RENDERERS = ("tiny", "egl", "opengl")
 
 @dataclass(frozen=True)
 class Camera:
-    """A pinhole camera looking from `eye` at `target`."""
+    """A pinhole camera looking from `eye` at `target`.
+
+    `fov_deg` is the vertical field of view; the camera sees depths from `near_m` to `far_m`.
+    """
 
     eye: Vec3
     target: Vec3
     up: Vec3 = (0.0, 0.0, 1.0)
     fov_deg: float = 60.0
+    near_m: float = 0.02
+    far_m: float = 10.0
 
 
 def check_renderer(renderer: str) -> None:
@@ -48,14 +53,39 @@ def frame(client: Any, camera: Camera, width: int, height: int, renderer: str) -
             whose plugin or context is already loaded.
     """
     check_renderer(renderer)
-    view = client.computeViewMatrix(camera.eye, camera.target, camera.up)
-    proj = client.computeProjectionMatrixFOV(camera.fov_deg, width / height, 0.02, 10.0)
+    view, proj = matrices(client, camera, width / height)
     flag = client.ER_TINY_RENDERER if renderer == "tiny" else client.ER_BULLET_HARDWARE_OPENGL
     # No segmentation mask: the same RGB, about 10% faster with TinyRenderer.
     _, _, rgba, _, _ = client.getCameraImage(
         width, height, view, proj, renderer=flag, flags=client.ER_NO_SEGMENTATION_MASK
     )
     return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
+
+def matrices(client: Any, camera: Camera, aspect: float) -> tuple[Any, Any]:
+    """The view and projection matrices `frame` renders with (column-major 16-tuples)."""
+    view = client.computeViewMatrix(camera.eye, camera.target, camera.up)
+    proj = client.computeProjectionMatrixFOV(camera.fov_deg, aspect, camera.near_m, camera.far_m)
+    return view, proj
+
+
+def project(client: Any, camera: Camera, points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Where world ``points`` fall in a ``width`` x ``height`` frame from ``camera``.
+
+    Returns:
+        N x 2 pixel coordinates (column, row from the top-left corner), with the matrices
+        `frame` renders with; NaN for a point behind the camera.
+    """
+    view, proj = matrices(client, camera, width / height)
+    transform = (
+        np.asarray(proj, dtype=np.float64).reshape(4, 4).T
+        @ np.asarray(view, dtype=np.float64).reshape(4, 4).T
+    )
+    homogeneous = np.column_stack([np.asarray(points, dtype=np.float64), np.ones(len(points))])
+    clip = homogeneous @ transform.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ndc = np.where(clip[:, 3:4] > 0, clip[:, :2] / clip[:, 3:4], np.nan)
+    return np.column_stack([(ndc[:, 0] + 1.0) / 2.0 * width, (1.0 - ndc[:, 1]) / 2.0 * height])
 
 
 def load_egl_plugin(client: Any) -> int:

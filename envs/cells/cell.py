@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.cells import framing
 from envs.errors import MissingStationError
 from envs.factory.schema import Part, SiteSpec, Station, StationKind
 from envs.robots.arm import CartesianArm
@@ -87,7 +88,7 @@ class Cell:
             site.site.robot.controller,
             workspace_min_z=self.min_tool_z(),
         )
-        self.camera = self._camera()
+        self._views: dict[float, Camera] = {}
 
     @staticmethod
     def check_stations(site: SiteSpec, needs: Collection[StationKind], task: str = "") -> None:
@@ -134,21 +135,18 @@ class Cell:
             floor_z=position[2] - station.size_z / 2.0 + _BIN_WALL_M,
         )
 
-    def _camera(self) -> Camera:
-        cameras = self.site.stations_of("camera")
-        target = tuple(float(v) for v in self._scene_center())
-        if cameras:
-            eye, _ = self.site.world_pose(cameras[0].station_id)
-            return Camera(eye=eye, target=target)  # type: ignore[arg-type]
-        return Camera(eye=(1.4, -0.9, 1.1), target=target)  # type: ignore[arg-type]
+    def camera(self, aspect: float) -> Camera:
+        """The cell camera for images of ``aspect`` (width / height): the whole cell in frame.
 
-    def _scene_center(self) -> np.ndarray:
-        """Between the belt and the first bin; whichever of them the cell has, else the robot."""
-        ends = [self.belt_center] if self.conveyor_station is not None else []
-        ends += [self.bins[0].center] if self.bins else []
-        if not ends:
-            return np.asarray(self.arm.base_position, dtype=np.float64)
-        return ends[0] if len(ends) == 1 else (ends[0] + ends[1]) / 2.0
+        Framed from the layout's bounds (`envs.cells.framing`); the same direction at every
+        site.
+        """
+        view = self._views.get(aspect)
+        if view is None:
+            points = framing.cell_bounds(self.site)
+            view = framing.fit_camera(points, framing.view_direction(), aspect)
+            self._views[aspect] = view
+        return view
 
     def min_tool_z(self) -> float:
         """Lowest tool height worth commanding: just above the floor of the lowest bin or belt.

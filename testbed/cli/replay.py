@@ -8,6 +8,7 @@ Guide: docs/replay.md.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -56,6 +57,21 @@ def replay_command(
         str | None, typer.Option(help="Camera station id of the site [default: cell camera].")
     ] = None,
     renderer: Annotated[str, typer.Option(help="Video renderer: tiny or egl.")] = "tiny",
+    clip: Annotated[
+        float | None,
+        typer.Option(
+            metavar="SECONDS", help="Film only the episode's last SECONDS of simulated time."
+        ),
+    ] = None,
+    end_card: Annotated[
+        float,
+        typer.Option(
+            "--end-card", metavar="SECONDS", help="Seconds of an end card: success or why not."
+        ),
+    ] = 1.5,
+    overlay: Annotated[
+        bool, typer.Option(help="A panel above the scene: who, when, tally, last event.")
+    ] = True,
     workers: Annotated[
         int, typer.Option(min=1, help="Processes rendering video frames (free cores help).")
     ] = 1,
@@ -81,11 +97,12 @@ def replay_command(
             raise ReplayError(f"--renderer: expected tiny or egl, got {renderer!r}")
         if gui and video is not None:
             raise ReplayError("--gui and --video: choose one (the GUI renders with OpenGL)")
+        _check_film_options(video, clip, end_card)
         if video is not None:
             _gate_video(episode, record, video, _egress.request(to, basis, requester, redacted))
         with _progress(console, record, from_step, quiet=as_json or gui) as observer:
             if video is not None:
-                settings = VideoSettings(parse_size(size), fps, camera, renderer)
+                settings = VideoSettings(parse_size(size), fps, camera, renderer, overlay, end_card)
                 report, film = render_video(
                     record,
                     video,
@@ -95,6 +112,7 @@ def replay_command(
                     workers=workers,
                     source=str(episode),
                     observers=(observer,),
+                    last_s=clip,
                 )
             else:
                 report, film = _replay(record, episode, verify, from_step, gui, observer), None
@@ -103,6 +121,15 @@ def replay_command(
     except (ReplayError, ValueError) as error:
         _fail(console, as_json, "error", error, 2)
     _print_report(console, report, film, as_json)
+
+
+def _check_film_options(video: Path | None, clip: float | None, end_card: float) -> None:
+    if clip is not None and video is None:
+        raise ReplayError("--clip films the end of the episode: give --video too")
+    if clip is not None and not (math.isfinite(clip) and clip > 0):
+        raise ReplayError(f"--clip: expected seconds > 0, got {clip:g}")
+    if not (math.isfinite(end_card) and 0 <= end_card <= 60):
+        raise ReplayError(f"--end-card: expected seconds from 0 to 60, got {end_card:g}")
 
 
 def _gate_video(episode: Path, record: EpisodeRecord, video: Path, egress: EgressRequest) -> None:

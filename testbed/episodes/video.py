@@ -29,7 +29,7 @@ import numpy as np
 from testbed.episodes.env_contract import contract_of
 from testbed.episodes.records import EpisodeRecord, atomic_write_text
 from testbed.episodes.replay import Observer, ReplayReport, ReplayStep, open_env, replay_episode
-from testbed.episodes.video_overlay import Overlay, end_card
+from testbed.episodes.video_overlay import Overlay, end_card, scene_size
 from testbed.errors import ReplayError
 
 VIDEO_FORMAT = "testbed.episodes.replay-video/1"
@@ -46,8 +46,9 @@ class VideoSettings:
         fps: Frames per second of the video; None for the env's control rate.
         camera: Camera station id of the site; None for the cell camera.
         renderer: ``tiny`` (TinyRenderer) or ``egl``.
-        overlay: Draw policy, site, seed, step, parts tally, reward and events on the frames
-            (`testbed.episodes.video_overlay`).
+        overlay: A panel above the scene with policy, site, seed, step, parts tally, reward
+            and the last event (`testbed.episodes.video_overlay`); the scene is rendered
+            that much shorter, so the panel never covers it.
         end_card_s: Seconds of an end card after the last frame: success, or the failure
             reason (0 for none).
     """
@@ -341,10 +342,15 @@ def _helper_main(
         queue.put(f"{type(exc).__name__}: {exc}")
 
 
+def _scene_size(settings: VideoSettings) -> tuple[int, int]:
+    """What the env renders: the frame less the overlay's panel (the panel sits above it)."""
+    return scene_size(settings.size) if settings.overlay else settings.size
+
+
 def _render_kwargs(settings: VideoSettings) -> dict[str, Any]:
     return {
         "render_mode": "rgb_array",
-        "render_size": settings.size,
+        "render_size": _scene_size(settings),
         "renderer": settings.renderer,
         "camera": settings.camera,
     }
@@ -399,6 +405,7 @@ def _write_sidecar(
         "verified": report.verified,
         **asdict(settings),
         "size": list(settings.size),
+        "scene_size": list(_scene_size(settings)),
         "camera": settings.camera or "cell",
         "fps": fps,
         "frames": frames,

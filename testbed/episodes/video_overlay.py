@@ -1,10 +1,12 @@
-"""What a replay video draws over the scene, and the card that ends it.
+"""What a replay video shows beside the scene, and the card that ends it.
 
-The overlay names the policy, site and seed, the step and simulated time, the parts tally so
-far (for a task that records ``sorted:``, ``wrong_bin:`` or ``lost:`` events) and the reward;
-the most recent events show at the bottom. Both bands darken the scene rather than hide it, so
-the arm stays visible under the text. The end card says success, or the episode's failure
-reason, for as long as `VideoSettings.end_card_s <testbed.episodes.video.VideoSettings>` asks.
+The overlay is a panel of three lines above the scene, never on it: the policy, site and seed
+with the step and simulated time; the parts tally so far (for a task that records ``sorted:``,
+``wrong_bin:`` or ``lost:`` events) with the reward; the last event. The scene is rendered that
+much shorter (`scene_size`), and the cell camera frames the whole cell in it, so the text never
+covers the arm. Small frames get fewer lines (at most 40% of the height: two at 72 rows, one
+at 48, none below 38). The end card says success, or the episode's failure reason, for as long as
+`VideoSettings.end_card_s <testbed.episodes.video.VideoSettings>` asks.
 """
 
 from __future__ import annotations
@@ -19,9 +21,37 @@ from testbed.episodes.records import EpisodeRecord
 
 #: Event kinds the overlay tallies (those a task records when it resolves a part).
 TALLIED = ("sorted", "wrong_bin", "lost")
-#: How much of the scene shows through a text band (0: black, 1: untouched).
-SHOW_THROUGH = 0.35
+#: Lines of the panel above the scene (fewer in small frames: `panel_lines`).
+PANEL_LINES = 3
+#: The panel takes at most this share of a frame's height.
+PANEL_SHARE = 0.4
+PANEL = (24, 24, 24)
 WHITE, GREEN, RED, ORANGE = (255, 255, 255), (140, 230, 140), (255, 110, 100), (255, 150, 60)
+GREY = (170, 170, 170)
+
+
+def _font_size(height: int) -> int:
+    return max(9, height // 22)
+
+
+def panel_lines(size: tuple[int, int]) -> int:
+    """Lines the panel has in frames of ``size`` (width, height).
+
+    Three, or as many as fit in `PANEL_SHARE` of the height (none in a thumbnail).
+    """
+    line = _font_size(size[1]) + 3
+    return max(0, min(PANEL_LINES, int((PANEL_SHARE * size[1] - 3) // line)))
+
+
+def panel_rows(size: tuple[int, int]) -> int:
+    """Rows of the overlay panel in frames of ``size`` (width, height)."""
+    lines = panel_lines(size)
+    return lines * (_font_size(size[1]) + 3) + 3 if lines else 0
+
+
+def scene_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The (width, height) of the scene under the panel in frames of ``size``."""
+    return size[0], size[1] - panel_rows(size)
 
 
 class Overlay:
@@ -35,14 +65,16 @@ class Overlay:
 
     def __init__(self, record: EpisodeRecord, size: tuple[int, int], control_dt: float) -> None:
         self.record, self.control_dt = record, control_dt
-        font_size = max(9, size[1] // 22)
+        font_size = _font_size(size[1])
         self.font = ImageFont.load_default(size=font_size)
         self.line = font_size + 3
+        self.size, self.rows = size, panel_rows(size)
         self.tally = {
             kind: sorted(step for step, event in record.meta.events if event.startswith(kind + ":"))
             for kind in TALLIED
         }
         self.tally = {kind: steps for kind, steps in self.tally.items() if steps}
+        self.event_steps = [step for step, _ in record.meta.events]
 
     def tally_at(self, index: int) -> str:
         """``sorted 2  lost 1``: parts resolved by observation ``index`` (empty for no tally)."""
@@ -53,34 +85,41 @@ class Overlay:
         )
 
     def annotate(
-        self, frame: np.ndarray, index: int, reward: float, total: float, recent: list[str]
+        self, scene: np.ndarray, index: int, reward: float, total: float, recent: list[str]
     ) -> np.ndarray:
-        """``frame`` with the header (who, when, tally, reward) and the ``recent`` events."""
+        """The frame: the panel (who, when, tally, reward, last event) above ``scene``.
+
+        Args:
+            scene: The rendered scene, `scene_size` of the frame.
+            index: The observation's index in the episode.
+            reward: The reward that came with it.
+            total: The return so far.
+            recent: Events still on screen, oldest first; the last one shows.
+        """
         meta, line = self.record.meta, self.line
         tally = self.tally_at(index)
-        header = [  # most important first: narrow frames cut the end of a line
-            f"{meta.policy or meta.policy_id} @ {meta.site} seed {meta.seed}  "
-            f"step {index}/{self.record.steps}  t {index * self.control_dt:.2f} s",
-            (f"{tally}  " if tally else "") + f"reward {reward:+.3f}  return {total:+.2f}",
+        lines = [  # most important first: narrow frames cut the end of a line
+            (
+                f"{meta.policy or meta.policy_id} @ {meta.site} seed {meta.seed}  "
+                f"step {index}/{self.record.steps}  t {index * self.control_dt:.2f} s",
+                WHITE,
+            ),
+            ((f"{tally}  " if tally else "") + f"reward {reward:+.3f}  return {total:+.2f}", WHITE),
         ]
-        image = _darken(frame, 0, 2 * line + 2)
-        top = image.shape[0] - len(recent) * line - 2
         if recent:
-            image = _darken(image, top, image.shape[0])
-        picture = Image.fromarray(image)
-        draw = ImageDraw.Draw(picture)
-        for row, text in enumerate(header):
-            draw.text((4, 2 + row * line), text, fill=WHITE, font=self.font)
-        for row, text in enumerate(recent):
-            color = ORANGE if text.startswith("violation:") else GREEN
-            draw.text((4, top + 1 + row * line), text, fill=color, font=self.font)
-        return np.asarray(picture)
-
-
-def _darken(frame: np.ndarray, top: int, bottom: int) -> np.ndarray:
-    out = np.array(frame, copy=True)
-    out[top:bottom] = (out[top:bottom].astype(np.float32) * SHOW_THROUGH).astype(np.uint8)
-    return out
+            last = recent[-1]
+            lines.append((last, ORANGE if last.startswith("violation:") else GREEN))
+        else:  # the last event so far, greyed, with its step
+            seen = bisect.bisect_right(self.event_steps, index - 1)
+            step, event = self.record.meta.events[seen - 1] if seen else (None, "no event yet")
+            lines.append((event if step is None else f"{event} (step {step + 1})", GREY))
+        if not self.rows:
+            return scene
+        panel = Image.new("RGB", (self.size[0], self.rows), PANEL)
+        draw = ImageDraw.Draw(panel)
+        for row, (text, color) in enumerate(lines[: panel_lines(self.size)]):
+            draw.text((4, 2 + row * line), text, fill=color, font=self.font)
+        return np.concatenate([np.asarray(panel), scene], axis=0)
 
 
 def end_card(record: EpisodeRecord, size: tuple[int, int]) -> np.ndarray:

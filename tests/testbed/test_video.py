@@ -75,19 +75,58 @@ def test_gif_at_a_lower_frame_rate_from_a_camera_station(tmp_path: Path) -> None
     assert json.loads(video.sidecar.read_text())["camera"] == "cam1"
 
 
-def test_overlay_draws_on_the_frame(tmp_path: Path) -> None:
+def test_overlay_draws_a_panel_above_the_scene(tmp_path: Path) -> None:
+    from testbed.episodes.video_overlay import panel_rows, scene_size
+
     record = cached_episode("kr-changwon")
-    plain = VideoSettings(size=(160, 120), fps=5.0, overlay=False)
-    render_video(record, tmp_path / "plain.gif", plain, from_step=195, verify=False)
-    text = dataclasses.replace(plain, overlay=True)
-    render_video(record, tmp_path / "text.gif", text, from_step=195, verify=False)
+    rows = panel_rows((160, 120))
+    assert scene_size((160, 120)) == (160, 120 - rows)
+    plain = VideoSettings(size=(160, 120 - rows), fps=5.0, overlay=False)
+    _, bare = render_video(record, tmp_path / "plain.gif", plain, from_step=195, verify=False)
+    text = VideoSettings(size=(160, 120), fps=5.0, overlay=True)
+    _, video = render_video(record, tmp_path / "text.gif", text, from_step=195, verify=False)
+    assert json.loads(video.sidecar.read_text())["scene_size"] == [160, 120 - rows]
     without, with_text = (
         iio.imread(tmp_path / "plain.gif", index=0),
         iio.imread(tmp_path / "text.gif", index=0),
     )
-    header = slice(0, 10)
-    assert with_text[header].mean() < without[header].mean() - 40  # a dark band with text
-    assert np.array_equal(with_text[60:100], without[60:100])  # the scene itself is untouched
+    assert with_text.shape == (120, 160, 3) and without.shape == (120 - rows, 160, 3)
+    panel = with_text[:rows].astype(int)
+    assert panel.mean() < 60 and (panel.min(axis=2) > 200).any()  # dark, with white text
+    # The scene is whole below the panel (GIF palettes differ by a level or two).
+    assert np.abs(with_text[rows:].astype(int) - without).mean() < 2.0
+
+
+def test_the_overlay_never_covers_the_scene() -> None:
+    from testbed.episodes.video_overlay import Overlay, panel_lines, panel_rows, scene_size
+
+    record = cached_episode("kr-changwon")
+    for size in ((320, 240), (160, 120), (96, 72), (64, 48), (640, 480)):
+        overlay = Overlay(record, size, CONTROL_DT["kr-changwon"])
+        width, height = scene_size(size)
+        scene = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        for recent in ([], ["sorted: KR-PCB-100 -> bin1"], ["violation: tcp_speed"]):
+            frame = overlay.annotate(scene, 150, 0.1, 2.0, recent)
+            assert frame.shape == (size[1], size[0], 3)
+            assert np.array_equal(frame[panel_rows(size) :], scene)
+    assert [panel_lines((96, h)) for h in (240, 120, 72, 48, 32)] == [3, 3, 2, 1, 0]
+    assert scene_size((64, 32)) == (64, 32)  # a thumbnail: no panel
+
+
+def test_the_panel_names_the_last_event_so_far() -> None:
+    from testbed.episodes.video_overlay import GREY, Overlay, panel_rows
+
+    record = cached_episode("kr-changwon")
+    assert record.meta.events, "the scripted controller sorts a part within 200 steps"
+    overlay = Overlay(record, (320, 240), CONTROL_DT["kr-changwon"])
+    scene = np.zeros((240 - panel_rows((320, 240)), 320, 3), dtype=np.uint8)
+    before = overlay.annotate(scene, 0, 0.0, 0.0, [])
+    after = overlay.annotate(scene, record.steps, 0.0, 0.0, [])
+    third = slice(2 + 2 * overlay.line, 2 + 3 * overlay.line)
+    text = after[third].astype(int)
+    grey = (text.max(axis=2) - text.min(axis=2) < 8) & (text.min(axis=2) > 100)
+    assert grey.sum() > 20 and GREY[0] > 100  # grey letters: an event of the past
+    assert not np.array_equal(before[third], after[third])  # not "no event yet"
 
 
 def test_the_end_card_says_how_the_episode_ended(tmp_path: Path) -> None:
@@ -159,7 +198,11 @@ def test_cli_writes_a_video(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--from-step", "190"])
     assert result.exit_code == 0, result.output
     assert "video:" in result.output and "tiny renderer" in result.output
-    assert len(iio.imread(out, index=None)) == frames_due(10, CONTROL_DT["us-austin"], 6.0)
+    # The CLI's end card (1.5 s by default) is one GIF frame: GIF merges repeated frames.
+    frames = iio.imread(out, index=None)
+    assert len(frames) == frames_due(10, CONTROL_DT["us-austin"], 6.0) + 1
+    assert json.loads(out.with_name("ep.gif.json").read_text())["end_card_s"] == 1.5
+    assert frames[-1].mean() < 60  # the card: dark, a few words
     bad = runner.invoke(app, ["replay", str(path), "--video", str(out), "--size", "big"])
     assert bad.exit_code == 2 and "WIDTHxHEIGHT" in bad.output
 
@@ -175,3 +218,22 @@ def test_the_overlay_tallies_parts_as_the_replay_shows_their_events() -> None:
     assert overlay.tally_at(sorted_at[0]) == "sorted 0"
     assert overlay.tally_at(sorted_at[0] + 1) == "sorted 1"
     assert overlay.tally_at(record.steps) == f"sorted {len(sorted_at)}"
+
+
+def test_cli_clip_films_the_end_of_the_episode(tmp_path: Path) -> None:
+    path = write_record(tmp_path / "ep-00000.npz", cached_episode("us-austin"))
+    out = tmp_path / "clip.mp4"
+    args = ["replay", str(path), "--video", str(out), "--size", "96x72", "--fps", "6"]
+    result = runner.invoke(app, [*args, "--clip", "0.5", "--end-card", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    steps = round(0.5 / CONTROL_DT["us-austin"])  # 12 steps of 1/24 s
+    assert json.loads(result.output)["from_step"] == cached_episode("us-austin").steps - steps
+    assert _mp4_frames(out) == frames_due(steps, CONTROL_DT["us-austin"], 6.0)
+    for bad, message in (
+        (["replay", str(path), "--clip", "2"], "--clip films the end of the episode"),
+        ([*args, "--clip", "0"], "--clip: expected seconds > 0"),
+        ([*args, "--end-card", "-1"], "--end-card: expected seconds from 0 to 60"),
+    ):
+        refused = runner.invoke(app, bad)
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+        assert "Traceback" not in refused.output
