@@ -7,6 +7,12 @@ site, edit `SITES` below and re-run::
     .venv/bin/python scripts/generate_sites.py            # rewrite envs/site_data/
     .venv/bin/python scripts/generate_sites.py --out DIR  # write somewhere else
 
+One site (`AML_SITE`) is also written as an AutomationML (CAEX 3.0) file, ``<site_id>.aml``
+beside the bundles: its layout, parts and robot, by the same writer as ``testbed sites
+export-aml`` (``docs/automationml.md``). Its settings and production log are the bundle's
+site.yaml and arrivals.csv, so ``testbed sites import-aml`` of it, with those as side files,
+builds the same cell (``tests/envs/test_automationml.py``).
+
 The layout is the same shape at every site (robot at the origin, conveyor along +x at
 y=0.42, bins in a row at x=0.42 beside it, a camera looking at the cell) so one controller
 interface works everywhere; the numbers differ. The schema is documented in
@@ -39,6 +45,10 @@ HOLE_FIXTURE = {"id": "hole1", "xyz": (-0.16, -0.5, 0.06), "size": (0.13, 0.13, 
 PEG_NEST = {"id": "nest1", "xyz": (-0.02, -0.5, 0.06), "size": (0.08, 0.08, 0.12)}
 CAMERA_XYZ = (1.2, 0.0, 1.0)
 CAMERA_TARGET = (0.0, 0.0, 0.1)
+
+# The site also shipped as a CAEX file, and that file's (fixed, so reruns are identical) stamp.
+AML_SITE = "kr-changwon"
+AML_WRITTEN_AT = "2025-03-03T06:00:00+09:00"
 
 # Whose safety rules each site follows (envs/safety/jurisdictions: docs/safety.md).
 JURISDICTIONS = {"kr-changwon": "KR", "jp-nagoya": "JP", "us-austin": "US"}
@@ -412,6 +422,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for site_id, params in SITES.items():
         print(f"wrote {write_site(args.out, site_id, params)}")
+    print(f"wrote {write_aml(args.out, AML_SITE)}")
+
+
+def write_aml(out: Path, site_id: str) -> Path:
+    """Write the bundle ``out/<site_id>`` as ``out/<site_id>.aml`` (CAEX 3.0, no side files)."""
+    from envs.factory.automationml import export_aml  # the package, once the bundle exists
+
+    target = out / f"{site_id}.aml"
+    export_aml(out / site_id, target, written_at=AML_WRITTEN_AT, side_files=False)
+    return target
 
 
 if __name__ == "__main__":

@@ -137,3 +137,85 @@ def _print_summary(
         )
     for line in lines:
         console.print(line, markup=False)
+
+
+@sites_app.command("import-aml")
+def import_aml_command(
+    aml: Annotated[Path, typer.Argument(help="The CAEX 3.0 or 2.15 file (.aml) to import.")],
+    out_dir: Annotated[Path, typer.Argument(help="A new or empty folder for the bundle.")],
+    settings: Annotated[
+        Path | None,
+        typer.Option(help="site.yaml keys CAEX does not carry (default: <aml>.settings.yaml "
+                     "beside the file, if present)."),
+    ] = None,
+    arrivals: Annotated[
+        Path | None,
+        typer.Option(help="The production log (default: <aml>.arrivals.csv beside the file)."),
+    ] = None,
+    jurisdiction: Annotated[
+        str | None, typer.Option(help="safety.jurisdiction: KR, JP, US or EU.")
+    ] = None,
+    hierarchy: Annotated[
+        str | None, typer.Option(help="The InstanceHierarchy to import (if there are several).")
+    ] = None,
+    skip_unknown: Annotated[
+        bool, typer.Option(help="Leave out elements with an unknown role class (listed).")
+    ] = False,
+) -> None:
+    """Build a factory bundle from an AutomationML (CAEX) file (docs/automationml.md).
+
+    The bundle is checked like any other (files, then layout) and written only if it passes.
+    """
+    from envs.factory.automationml import import_aml
+
+    for what, value in (("CAEX file", aml), ("--settings", settings), ("--arrivals", arrivals)):
+        if value is not None and not value.is_file():
+            raise _usage(f"{what} {str(value)!r}: no such file")
+    if jurisdiction is not None and jurisdiction not in ("KR", "JP", "US", "EU"):
+        raise _usage(f"--jurisdiction {jurisdiction!r}; expected KR, JP, US or EU")
+    result = import_aml(aml, out_dir, settings=settings, arrivals=arrivals,
+                        jurisdiction=jurisdiction, hierarchy=hierarchy,
+                        skip_unknown=skip_unknown)  # fmt: skip
+    skipped = [f"warning: skipped {issue}" for issue in result.skipped]
+    warnings = [f"warning: {issue}" for issue in result.check.warnings]
+    spec = result.check.raise_errors()
+    _print_summary(_console(), spec, result.check.window)
+    if skipped or warnings:
+        print("\n".join(skipped + warnings), file=sys.stderr, flush=True)
+
+
+@sites_app.command("export-aml")
+def export_aml_command(
+    bundle: Annotated[str, typer.Argument(help="Bundle folder (or a packaged site id).")],
+    aml: Annotated[Path, typer.Argument(help="The CAEX file to write (.aml).")],
+    caex_version: Annotated[
+        str, typer.Option("--caex-version", help="CAEX schema version: 3.0 or 2.15.")
+    ] = "3.0",
+    side_files: Annotated[
+        bool, typer.Option(help="Also write <aml>.settings.yaml and <aml>.arrivals.csv.")
+    ] = True,
+) -> None:
+    """Write a factory bundle as an AutomationML (CAEX) file (docs/automationml.md).
+
+    The side files CAEX cannot carry (its settings and production log) go beside it.
+    """
+    from envs.factory.automationml import export_aml
+    from envs.sites import list_sites, resolve_site
+    from testbed.cli._checks import site
+
+    if caex_version not in ("3.0", "2.15"):
+        raise _usage(f"--caex-version {caex_version!r}; expected 3.0 or 2.15")
+    site(bundle)
+    folder = resolve_site(bundle) if bundle in list_sites() else Path(bundle)
+    try:
+        written = export_aml(folder, aml, version=caex_version, side_files=side_files)
+    except ValueError as error:  # a layout CAEX cannot say (a station on a tilted parent)
+        raise _usage(f"bundle {bundle!r}: {error}") from None
+    for path in written:
+        _console().print(f"wrote {path}", markup=False)
+
+
+def _usage(message: str) -> Exception:
+    from testbed.errors import UsageError
+
+    return UsageError(message)

@@ -106,3 +106,44 @@ def test_help_works_everywhere(args: list[str]) -> None:
 def test_sites_without_a_command_shows_help() -> None:
     result = runner.invoke(app, ["sites"])
     assert "list" in result.output and "check" in result.output
+
+
+def test_export_aml_then_import_aml_builds_the_site(tmp_path: Path) -> None:
+    aml = tmp_path / "plant" / "kr.aml"
+    result = runner.invoke(app, ["sites", "export-aml", "kr-changwon", str(aml)])
+    assert result.exit_code == 0, result.output
+    for name in ("kr.aml", "kr.settings.yaml", "kr.arrivals.csv"):
+        assert f"wrote {tmp_path / 'plant' / name}" in result.output
+    result = runner.invoke(app, ["sites", "import-aml", str(aml), str(tmp_path / "bundle")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"OK {tmp_path / 'bundle'}")
+    assert "kr-changwon" in result.output and "pick window:" in result.output
+    assert (tmp_path / "bundle" / "stations.csv").is_file()
+
+
+def test_import_aml_refuses_a_hostile_file_in_one_error(tmp_path: Path) -> None:
+    aml = tmp_path / "evil.aml"
+    aml.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE CAEXFile [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'
+        '<CAEXFile xmlns="http://www.dke.de/CAEX" SchemaVersion="3.0" FileName="e">&x;</CAEXFile>'
+    )
+    result = runner.invoke(app, ["sites", "import-aml", str(aml), str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "error: factory bundle" in result.output
+    assert "evil.aml: line 2, DOCTYPE: expected no DOCTYPE" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["export-aml", "kr-changwon", "x.aml", "--caex-version", "4.0"], "expected 3.0 or 2.15"),
+        (["import-aml", "missing.aml", "out"], "CAEX file 'missing.aml': no such file"),
+        (["export-aml", "kr-changwn", "x.aml"], "did you mean 'kr-changwon'?"),
+    ],
+)
+def test_aml_commands_refuse_bad_arguments(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["sites", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
