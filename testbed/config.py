@@ -91,6 +91,8 @@ class PolicyConfig:
         token_env: Name of the environment variable holding the bearer token (remote); the
             token itself never appears in a config or a log.
         tls: TLS options (remote).
+        team: The model team the policy belongs to (attributed in records and the report).
+            Empty: the common name of the client certificate (``tls.cert``), if any.
         seed: Training seed of the policy, if it has one (the unit of replication for IQM).
         startup_timeout_s: How long a managed server may take to become healthy.
         max_restarts: Restarts of a managed server that died, per trial.
@@ -107,6 +109,7 @@ class PolicyConfig:
     deadline_ms: float = 1000.0
     token_env: str | None = None
     tls: ClientTlsConfig = field(default_factory=ClientTlsConfig)
+    team: str = ""
     seed: int | None = None
     startup_timeout_s: float = 60.0
     max_restarts: int = 2
@@ -128,6 +131,12 @@ class CampaignConfig:
         progress: Show progress bars.
         report: Write the campaign report at the end of every run (the summary is printed
             either way).
+        federated: Keep each site's trials in the site's own store
+            (``<dir>/stores/<site>/<trial>/``); the campaign folder then gets the coordinator's
+            report, built from what each site's egress rules let out
+            (`testbed.campaign.stores`, docs/governance.md).
+        stores: Site id -> the root of its store (``campaign.stores.kr-changwon=/data/kr``);
+            naming one turns per-site stores on; the sites not named use the default.
     """
 
     name: str = "default"
@@ -138,6 +147,8 @@ class CampaignConfig:
     max_unavailable_episodes: int = 2
     progress: bool = True
     report: bool = True
+    federated: bool = False
+    stores: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -282,6 +293,10 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("testbed_models", lambda: str(MODELS_DIR))
     if not OmegaConf.has_resolver("site_id"):
         OmegaConf.register_new_resolver("site_id", _site_id)
+    if not OmegaConf.has_resolver("testbed_trial_dir"):
+        from testbed.campaign.stores import trial_dir_resolver
+
+        OmegaConf.register_new_resolver("testbed_trial_dir", trial_dir_resolver)
     store = ConfigStore.instance()
     store.store(name="base_config", node=TestbedConfig)
     store.store(group="site", name="base_site", node=SiteConfig)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from testbed.campaign.plan import expand_jobs, sweep_overrides
 from testbed.campaign.progress import QUIET_ENV, CampaignMonitor
+from testbed.campaign.stores import per_site
 from testbed.campaign.summary import finish_campaign
 from testbed.episodes.records import atomic_write_text
 
@@ -64,7 +65,13 @@ class CampaignCallback(Callback):
 
 
 def _run_dir(config: DictConfig) -> Path:
-    """The campaign folder of a single run: the parent of its trial folder."""
+    """The campaign folder of a single run: its trial folder's parent, or ``campaign.dir``.
+
+    (``campaign.dir`` when the trial is in its site's store.)
+    """
+    campaign = config.campaign
+    if per_site(campaign.federated, campaign.stores):
+        return Path(campaign.dir)
     return Path(config.hydra.run.dir).parent
 
 

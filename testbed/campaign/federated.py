@@ -22,10 +22,18 @@ from typing import Any
 
 import pandas as pd
 
+from envs.factory.governance import GovernanceSpec
 from testbed.campaign.plan import PlannedTrial, plan_campaign
 from testbed.campaign.trial import TrialOutcome, run_trial
+from testbed.episodes.records import RECORD_GLOB, RecordError, read_meta
 from testbed.governance.classes import Artifact, Tags
-from testbed.governance.gate import Destination, EgressGate, current_user, governance_root
+from testbed.governance.gate import (
+    Decision,
+    Destination,
+    EgressGate,
+    current_user,
+    governance_root,
+)
 from testbed.governance.records import site_governance
 
 #: Prefixes of the transfer-matrix columns that need another site's episodes (empty at a site).
@@ -114,20 +122,43 @@ def site_aggregates(
     Runs at the site: it reads the site's own records, computes the rows there, and asks the
     site's gate (class ``aggregate_metrics``, artifact ``matrix``), which logs the decision.
     """
+    return site_release(store, site, recipient, requester)[0]
+
+
+def site_release(
+    store: Path, site: str, recipient: str = "coordinator", requester: str | None = None
+) -> tuple[pd.DataFrame | None, Decision]:
+    """`site_aggregates` with the gate's decision (its rule and reason, for the report)."""
     from testbed.results.evaluator import load_episodes, transfer_matrix
 
-    jurisdiction, rules = site_governance(site)
+    jurisdiction, rules = site_rules(store, site)
     gate = EgressGate(governance_root(store), {site: rules})
     artifact = Artifact("matrix", Tags(site, jurisdiction, "aggregate_metrics"))
     decision = gate.check(artifact, Destination(recipient), requester or current_user())
     if not decision.allowed:
-        return None
+        return None, decision
     rows = transfer_matrix(load_episodes(Path(store))).to_frame()
     rows = rows[rows["site"] == site].copy()
     for column in rows.columns:
         if str(column).startswith(CROSS_SITE):
             rows[column] = float("nan")
-    return rows
+    return rows, decision
+
+
+def site_rules(store: Path, site: str) -> tuple[str, GovernanceSpec]:
+    """The site's jurisdiction and egress rules, from the bundle its records were made with.
+
+    Runs at the site: a store's records name their bundle (a packaged site id, or the folder
+    of ``site.path``), so a site whose own bundle changes the defaults is judged by them.
+    """
+    for path in sorted(Path(store).glob(f"*/{RECORD_GLOB}")):
+        try:
+            meta = read_meta(path)
+        except RecordError:
+            continue  # a damaged record: the next one names the bundle as well
+        if meta.site == site:
+            return site_governance(str(meta.env_kwargs.get("site", site)))
+    return site_governance(site)
 
 
 def coordinator_matrix(
@@ -138,14 +169,22 @@ def coordinator_matrix(
     Returns:
         The rows (sorted by policy and site), and the sites whose rules kept their aggregates.
     """
-    frames, withheld = [], []
+    matrix, refused = coordinator_release(stores, recipient)
+    return matrix, [decision.artifact.tags.site for decision in refused]
+
+
+def coordinator_release(
+    stores: Mapping[str, Path], recipient: str = "coordinator"
+) -> tuple[pd.DataFrame, list[Decision]]:
+    """`coordinator_matrix` with the refusals themselves (rule, reason, contact)."""
+    frames, refused = [], []
     for site, store in sorted(stores.items()):
-        rows = site_aggregates(Path(store), site, recipient)
+        rows, decision = site_release(Path(store), site, recipient)
         if rows is None:
-            withheld.append(site)
+            refused.append(decision)
         else:
             frames.append(rows)
     matrix = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not matrix.empty:
         matrix = matrix.sort_values(["policy", "site"], ignore_index=True)
-    return matrix, withheld
+    return matrix, refused

@@ -31,7 +31,7 @@ from testbed.errors import CampaignError
 
 DONE, FAILED, TRIAL_JSON, TABLE = "DONE", "FAILED", "trial.json", "episodes.parquet"
 #: Settings that change where or how visibly a trial runs, never its results.
-_PRESENTATION = ("name", "dir", "workers", "progress", "report")
+_PRESENTATION = ("name", "dir", "workers", "progress", "report", "federated", "stores")
 #: How a policy is reached, not which policy it is (a server may move between runs; a batch
 #: mode episode records what unary records, whatever the batch size).
 _REACH = ("address", "tls", "token_env", "startup_timeout_s", "max_restarts", "batch_size")
@@ -49,6 +49,8 @@ def config_hashes(config: TestbedConfig) -> tuple[str, str]:
     assert isinstance(data, dict)
     campaign = {k: v for k, v in data["campaign"].items() if k not in _PRESENTATION}
     policy = {k: v for k, v in data["policy"].items() if k not in _REACH}
+    if not policy.get("team"):
+        policy.pop("team", None)  # no team named: the hashes of configs that predate teams
     site = data["site"]
     if site["path"] == site["id"] and site["id"] in list_sites():
         site = {**site, "path": None}  # site.path=kr-changwon is site=kr-changwon: one trial

@@ -18,6 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from testbed.campaign.folders import TrialFolder, config_hashes
+from testbed.campaign.stores import trial_folder
 from testbed.config import CONFIG_DIR, TestbedConfig, register_configs, validate
 from testbed.episodes.records import RECORD_GLOB
 
@@ -72,7 +73,7 @@ def _planned(composed: Any, overrides: list[str]) -> PlannedTrial:
     config = OmegaConf.to_object(composed)
     assert isinstance(config, TestbedConfig)
     validate(config)
-    folder = Path(config.campaign.dir) / config.trial_name
+    folder = trial_folder(config)
     status, recorded = trial_status(config, folder)
     return PlannedTrial(config.trial_name, folder, tuple(overrides), config, status, recorded)
 
@@ -90,9 +91,10 @@ def trial_status(config: TestbedConfig, folder: Path) -> tuple[str, int]:
 def collisions(trials: list[PlannedTrial]) -> list[str]:
     """Why some trials of a sweep would share a folder (each would spoil the other's records).
 
-    A trial's folder is ``<campaign.dir>/<policy.name>__<site.id>__s<seed>``, so trials that
-    differ only in another option (``policy.mode``, ``task.max_steps``, ...) collide, and so do
-    trials listed twice. Returns one message per colliding pair, naming what differs.
+    A trial's folder is ``<campaign.dir or its site's store>/<policy.name>__<site.id>__s<seed>``,
+    so trials that differ only in another option (``policy.mode``, ``task.max_steps``, ...)
+    collide, and so do trials listed twice. Returns one message per colliding pair, naming what
+    differs.
     """
     first: dict[Path, int] = {}
     problems = []

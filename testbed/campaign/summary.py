@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from testbed.campaign.stores import campaign_stores
 from testbed.campaign.trial_status import TrialStatus, read_json, trial_statuses
 from testbed.episodes.records import RECORD_GLOB, read_meta
 
@@ -69,6 +70,11 @@ def finish_campaign(campaign_dir: Path, write: bool = True) -> CampaignSummary:
     matplotlib import). A report that cannot be written is printed as an error, never raised:
     the rest of the summary still appears.
     """
+    stores = campaign_stores(Path(campaign_dir), read_json(Path(campaign_dir) / "campaign.json"))
+    if stores:  # per-site stores: the coordinator reads only what the sites let out
+        from testbed.campaign.coordinator import finish_federated
+
+        return finish_federated(Path(campaign_dir), stores, write)
     summary = summarise(campaign_dir)
     matrix, report, note = None, None, "not evaluated (campaign.report=false)"
     if not summary.episodes:

@@ -35,6 +35,7 @@ from testbed.campaign.folders import (
     package_versions,
 )
 from testbed.campaign.progress import episode_progress
+from testbed.campaign.teams import policy_team
 from testbed.config import TestbedConfig, validate
 from testbed.episodes.damaged_records import set_aside_damaged
 from testbed.episodes.recorder import EpisodeRecorder
@@ -104,7 +105,8 @@ def _run(
                               folder.path, config.task.env_id) as connection:  # fmt: skip
             spec = connection.policy.spec()  # type: ignore[union-attr]
             run.policy_id = f"{spec.policy_id}@{spec.version}"
-            folder.write_trial_json(_trial_json(config, run.policy_id, trial_hash, episode_hash))
+            run.team = policy_team(config.policy)
+            folder.write_trial_json(_trial_json(config, run, trial_hash, episode_hash))
             if config.policy.mode == "batch":
                 stopped = run_batched(run, connection, todo, envs)
             else:
@@ -137,6 +139,7 @@ class _TrialRun:
     ) -> None:
         self.config, self.folder, self.env, self.episode_hash = config, folder, env, episode_hash
         self.policy_id = ""
+        self.team = ""
         self.count = 0
         self.faulty = 0
         energy = config.energy
@@ -209,6 +212,7 @@ class _TrialRun:
             trial=config.trial_name,
             policy=config.policy.name,
             policy_id=self.policy_id,
+            team=self.team,
             home_site=config.policy.home_site,
             policy_seed=config.policy.seed,
             ended_by=result.ended_by,
@@ -235,11 +239,12 @@ class _TrialRun:
 
 
 def _trial_json(
-    config: TestbedConfig, policy_id: str, trial_hash: str, episode_hash: str
+    config: TestbedConfig, run: _TrialRun, trial_hash: str, episode_hash: str
 ) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     policy = config.policy
+    policy_id = run.policy_id
     return {
         "campaign": config.campaign.name,
         "trial": config.trial_name,
@@ -248,6 +253,9 @@ def _trial_json(
             "kind": policy.kind,
             "home_site": policy.home_site,
             "policy_id": policy_id,
+            "id": policy_id.rpartition("@")[0],
+            "version": policy_id.rpartition("@")[2],
+            "team": run.team,
             "seed": policy.seed,
         },
         "site": config.site.id,

@@ -83,6 +83,7 @@ class EpisodeMeta:
         trial: Trial name (unique within the campaign).
         policy: Policy name from the config.
         policy_id: ``id@version`` the policy reported.
+        team: The model team the policy belongs to ("" when the config names none).
         home_site: The site the policy was built or trained for.
         policy_seed: Training seed of the policy (the unit of replication for IQM), if any.
         ended_by: ``terminated``, ``truncated``, ``fault`` or ``max_steps``.
@@ -115,6 +116,7 @@ class EpisodeMeta:
     trial: str = ""
     policy: str = ""
     policy_id: str = ""
+    team: str = ""
     home_site: str = ""
     policy_seed: int | None = None
     ended_by: str = ""
@@ -404,6 +406,7 @@ def episode_row(meta: EpisodeMeta, latencies_ms: np.ndarray | None = None) -> di
         "trial": meta.trial,
         "policy": meta.policy,
         "policy_id": meta.policy_id,
+        "team": meta.team,
         "home_site": meta.home_site,
         "policy_seed": meta.policy_seed,
         "site": meta.site,

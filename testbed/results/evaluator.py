@@ -169,6 +169,9 @@ class MatrixCell:
             lack it); read with `kpi` (or as an attribute: ``cell.energy_per_part_j``).
         failures: The failed episodes by outcome category, most frequent first; their counts
             add up to ``episodes - successes``.
+        team: The model team the cell's episodes name (several joined by ``; ``; "" if none).
+        policy_id: The id the policy's server reported at the handshake (``PolicySpec``).
+        policy_version: The version it reported (several joined by ``; `` if it changed).
     """
 
     policy: str
@@ -183,6 +186,9 @@ class MatrixCell:
     training_seeds: int = 0
     kpis: Mapping[str, KpiValue] = field(default_factory=dict, hash=False)
     failures: tuple[FailureReason, ...] = ()
+    team: str = ""
+    policy_id: str = ""
+    policy_version: str = ""
 
     @property
     def is_home(self) -> bool:
@@ -363,7 +369,22 @@ def _cell(
         training_seeds=int(group["policy_seed"].nunique()),
         kpis={kpi.name: kpi.aggregate(group, confidence) for kpi in KPIS.values()},
         failures=_failure_reasons(group[~group["success"]]),
+        **_attribution(group),  # type: ignore[arg-type]  # team, policy_id, policy_version
     )
+
+
+def _attribution(group: pd.DataFrame) -> dict[str, str]:
+    """Team, policy id and version of a cell's episodes (records name ``id@version``)."""
+
+    def distinct(values: Iterable[object]) -> str:
+        return "; ".join(sorted({str(v) for v in values if isinstance(v, str) and v}))
+
+    ids = [str(v) for v in column(group, "policy_id").dropna() if str(v)]
+    return {
+        "team": distinct(column(group, "team").dropna()),
+        "policy_id": distinct(i.rpartition("@")[0] or i for i in ids),
+        "policy_version": distinct(i.rpartition("@")[2] if "@" in i else "" for i in ids),
+    }
 
 
 def _failure_reasons(failed: pd.DataFrame) -> tuple[FailureReason, ...]:
