@@ -116,7 +116,8 @@ def check_open(
 
 _NO_CAPABILITIES = (
     "capabilities not sent: read as streaming = false, batching = false, "
-    "action_chunking = false, max_batch = 0 (send them to have a mismatch reported here)"
+    "action_chunking = false, max_batch = 0, packed_observations = false (send them to have "
+    "a mismatch reported here)"
 )
 
 
@@ -130,6 +131,14 @@ def _check_capabilities(spec: PolicySpec, wanted: pb.Capabilities) -> list[pb.Fi
     elif wanted.batching and wanted.max_batch > caps.max_batch:
         expected = f"<= {caps.max_batch} (the server's max_batch)"
         errors.append(_error("capabilities.max_batch", expected, wanted.max_batch))
+    if wanted.packed_observations and not caps.packed_observations:
+        errors.append(
+            _error(
+                "capabilities.packed_observations",
+                "false (server has no packed observations)",
+                "true",
+            )
+        )
     if caps.action_chunking and not wanted.action_chunking:
         errors.append(
             _error("capabilities.action_chunking", "true (policy returns action chunks)", "false")

@@ -14,12 +14,13 @@ import numpy as np
 
 from policies._handshake import check_open
 from policies._limits import CallGuard
+from policies._observations import ObservationDecoder, field_failure
 from policies._sessions import Session, SessionTable, StepFailure
-from policies.protocol import Policy, PolicySpec
+from policies.protocol import Policy
 from protos.actions import ActionCheck, BadAction
 from protos.compute import ComputeMeter, ComputeUsage, usage_to_proto
 from protos.specs import spec_to_proto
-from protos.tensors import FieldDecoder, TensorError, to_tensor
+from protos.tensors import TensorError, to_tensor
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
 
@@ -31,45 +32,6 @@ _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 def _abort(context: grpc.ServicerContext, failure: StepFailure) -> NoReturn:
     context.abort(failure.code, failure.message)
     raise AssertionError("unreachable")  # context.abort always raises
-
-
-class _ObservationDecoder:
-    """Decodes exactly the observation fields the policy declared, checking each one.
-
-    A field in its one well-formed wire form takes `FieldDecoder`'s fast path; any other is
-    decoded and checked in full, and a bad one becomes INVALID_ARGUMENT naming the field.
-    """
-
-    def __init__(self, spec: PolicySpec) -> None:
-        self._fields = [
-            (name, FieldDecoder(f"observation.{name}", f.dtype, f.shape), f.describe())
-            for name, f in spec.observation.items()
-        ]
-
-    def __call__(self, observation: Any) -> dict[str, np.ndarray]:
-        out = {}
-        get = observation.get
-        for name, decode, expected in self._fields:
-            tensor = get(name)
-            if tensor is None:
-                raise _field_failure(decode.field, expected, "missing")
-            try:
-                array = decode(tensor)
-            except TensorError as exc:
-                raise _field_failure(exc.field, exc.expected, exc.got) from exc
-            if array.shape != decode.shape or array.dtype != decode.dtype:
-                got = f"{array.dtype.name}{list(array.shape)}"
-                raise _field_failure(decode.field, expected, got)
-            out[name] = array
-        return out
-
-
-def _field_failure(field: str, expected: str, got: str) -> StepFailure:
-    return StepFailure(
-        _INVALID,
-        f"{field}: expected {expected}, got {got}",
-        [pb.FieldError(field=field, expected=expected, got=got)],
-    )
 
 
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
@@ -96,7 +58,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self._meter = meter if meter is not None else ComputeMeter()
         self._spec = policy.spec()
         self._spec_proto = spec_to_proto(self._spec)
-        self._decode = _ObservationDecoder(self._spec)
+        self._decode = ObservationDecoder(self._spec)
         self._check_action = ActionCheck(
             self._spec.action, chunking=self._spec.capabilities.action_chunking
         )
@@ -145,10 +107,17 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             reply.errors.extend(errors)
             return reply
         seed = request.seed if request.HasField("seed") else None
+        # Asked for (and served, or check_open would have refused): the layout is the one of
+        # the policy's declared fields, the same for every session, fixed from here on.
+        packed = request.capabilities.packed_observations
         try:
-            session = self._sessions.open(request.site, request.campaign, request.episode, seed)
+            session = self._sessions.open(
+                request.site, request.campaign, request.episode, seed, packed=packed
+            )
         except StepFailure as failure:
             _abort(context, failure)
+        if packed:
+            reply.packed_layout.CopyFrom(self._decode.layout_proto)
         self._call(context, "OpenSession", self._policy.reset, session.info)
         logger.info(
             "OpenSession: %s opened session %s (site %r, episode %d)",
@@ -240,7 +209,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         session = self._sessions.get(request.session_id, rpc)
         with session.lock:
             cached = session.cached_or_check(request.step)
-            observation = self._decode(request.observation)
+            observation = self._decode(request, session.packed)
             if cached is not None:
                 session.check_retry(request.step, observation)
                 return cached
@@ -296,7 +265,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             session_id = item.session_id
             try:
                 if session_id in seen:
-                    raise _field_failure("session_id", "each session once", "duplicate")
+                    raise field_failure("session_id", "each session once", "duplicate")
                 seen.add(session_id)
                 named.append((index, self._sessions.get(session_id, "ActBatch")))
             except StepFailure as failure:
@@ -330,7 +299,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             request = requests[index]
             try:
                 cached = session.cached_or_check(request.step)
-                observation = self._decode(request.observation)
+                observation = self._decode(request, session.packed)
                 if cached is None:
                     ready.append((index, session, observation))
                 else:

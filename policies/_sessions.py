@@ -47,6 +47,8 @@ class Session:
         last_response: The reply to `last_step`, replayed when that step is re-sent.
         last_observation: The decoded observation `last_step` was answered for.
         last_used: `time.monotonic` of the last request that named the session.
+        packed: Opened with ``capabilities.packed_observations`` (protocol 1.1): its requests
+            may carry ``packed_observation``.
     """
 
     info: SessionInfo
@@ -55,6 +57,7 @@ class Session:
     last_response: pb.ActResponse | None = None
     last_observation: dict[str, np.ndarray] | None = None
     last_used: float = field(default_factory=time.monotonic)
+    packed: bool = False
 
     def restart(self, info: SessionInfo) -> None:
         """Begin a new episode: the next step is 0 again."""
@@ -129,8 +132,10 @@ class SessionTable:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(self, site: str, campaign: str, episode: int, seed: int | None) -> Session:
-        """Create a session with a fresh random id.
+    def open(
+        self, site: str, campaign: str, episode: int, seed: int | None, *, packed: bool = False
+    ) -> Session:
+        """Create a session with a fresh random id (``packed``: it negotiated packing).
 
         Raises:
             StepFailure: RESOURCE_EXHAUSTED when ``max_sessions`` are open.
@@ -142,7 +147,7 @@ class SessionTable:
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"OpenSession: {self._max} sessions open; close some first",
                 )
-            session = self._sessions[info.session_id] = Session(info)
+            session = self._sessions[info.session_id] = Session(info, packed=packed)
         return session
 
     def get(self, session_id: str, rpc: str) -> Session:

@@ -17,7 +17,7 @@ import numpy as np
 from protos.tensors import TensorError, check_shape, dtype_from_proto, dtype_to_proto
 from protos.v1 import policy_service_pb2 as pb
 
-PROTOCOL_VERSION = "1.0"
+PROTOCOL_VERSION = "1.1"
 """Version of the contract spoken by this code (semver major.minor)."""
 
 
@@ -93,12 +93,17 @@ def _same_bound(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a policy server supports (or what a client intends to use)."""
+    """What a policy server supports (or what a client intends to use).
+
+    ``packed_observations`` (protocol 1.1) is the server's: the SDK server packs for every
+    policy; a spec decoded from a 1.0 server reads it as False.
+    """
 
     streaming: bool = True
     batching: bool = True
     action_chunking: bool = False
     max_batch: int = 64
+    packed_observations: bool = True
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,7 @@ def capabilities_to_proto(caps: Capabilities) -> pb.Capabilities:
         batching=caps.batching,
         action_chunking=caps.action_chunking,
         max_batch=caps.max_batch,
+        packed_observations=caps.packed_observations,
     )
 
 
@@ -190,6 +196,7 @@ def capabilities_from_proto(message: pb.Capabilities) -> Capabilities:
         batching=message.batching,
         action_chunking=message.action_chunking,
         max_batch=message.max_batch,
+        packed_observations=message.packed_observations,
     )
 
 

@@ -158,10 +158,20 @@ def from_tensor(tensor: pb.Tensor, field: str = "tensor") -> np.ndarray:
             f"{field}.data", f"{expected} bytes for {dtype.name}{list(shape)}", len(data)
         )
     array = np.frombuffer(data, dtype=dtype)
-    if dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
+    if dtype.kind == "b":
+        check_bool_bytes(array, field)
+    return array.reshape(shape)
+
+
+def check_bool_bytes(array: np.ndarray, field: str) -> None:
+    """Pass if every byte of a bool array read from the wire is 0 or 1.
+
+    Raises:
+        TensorError: On ``<field>.data`` naming the largest byte found.
+    """
+    if array.size and array.view(np.uint8).max() > 1:
         top = int(array.view(np.uint8).max())
         raise TensorError(f"{field}.data", "bool bytes of 0 or 1", f"a byte of {top}")
-    return array.reshape(shape)
 
 
 class FieldDecoder:
@@ -237,8 +247,8 @@ class FieldEncoder:
         tensor.shape.extend(self.shape)
         return tensor
 
-    def __call__(self, tensor: pb.Tensor, value: Any) -> None:
-        """Write ``value`` (converted to the dtype) into a tensor `bind` prepared.
+    def convert(self, value: Any) -> np.ndarray:
+        """``value`` as an array of the field's dtype (little-endian) and shape.
 
         Raises:
             TensorError: If the value's shape is not the field's.
@@ -247,7 +257,15 @@ class FieldEncoder:
             value = np.asarray(value, dtype=self.dtype)
         if value.shape != self.shape:
             raise TensorError(f"{self.field}.shape", f"{self.shape}", value.shape)
-        tensor.data = value.tobytes()
+        return value
+
+    def __call__(self, tensor: pb.Tensor, value: Any) -> None:
+        """Write ``value`` (converted to the dtype) into a tensor `bind` prepared.
+
+        Raises:
+            TensorError: If the value's shape is not the field's.
+        """
+        tensor.data = self.convert(value).tobytes()
 
 
 def _encode_image(arr: np.ndarray, encoding: pb.Encoding) -> bytes:

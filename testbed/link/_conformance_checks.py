@@ -21,6 +21,7 @@ from protos.actions import ActionCheck, BadAction
 from protos.specs import FieldSpec, field_to_proto
 from protos.tensors import TensorError, from_tensor
 from protos.v1 import policy_service_pb2 as pb
+from testbed.link import _conformance_packed as packed
 from testbed.link.conformance import SERVICE, ConformanceError, Probe, code_number, expect
 
 _OK = pb.StepStatus()
@@ -48,7 +49,7 @@ def get_spec(probe: Probe) -> str:
     version = reply.protocol_version
     expect(
         re.fullmatch(r"[0-9]+\.[0-9]+", version) and version.split(".")[0] == "1",
-        f'protocol_version: expected MAJOR.MINOR with major 1 ("1.0"), got {version!r}',
+        f'protocol_version: expected MAJOR.MINOR with major 1 ("1.1"), got {version!r}',
     )
     spec = probe.policy
     caps = spec.capabilities
@@ -60,12 +61,13 @@ def get_spec(probe: Probe) -> str:
     return (
         f"{spec.policy_id} v{spec.version}, protocol {version}, {len(spec.observation)} "
         f"observation fields, action {spec.action.describe()}; streaming={caps.streaming} "
-        f"batching={caps.batching} (max {caps.max_batch}) chunking={caps.action_chunking}"
+        f"batching={caps.batching} (max {caps.max_batch}) chunking={caps.action_chunking} "
+        f"packed={caps.packed_observations}"
     )
 
 
 def handshake_accepted(probe: Probe) -> str:
-    """The env's spaces, protocol 1.0 and stated capabilities are accepted with a session id."""
+    """The env's spaces, this client's protocol and stated capabilities are accepted."""
     reply = probe.call("OpenSession", probe.open_request())
     errors = [f"{e.field}: expected {e.expected}, got {e.got}" for e in reply.errors]
     expect(reply.accepted and not errors, f"OpenSession rejected the env's spaces: {errors}")
@@ -107,16 +109,25 @@ def handshake_rejected(probe: Probe) -> str:
 
 
 def protocol_version(probe: Probe) -> str:
-    """``1``, ``1.0``, ``1.0.3`` accepted; another minor warns; anything else is an error."""
-    for version in ("1", "1.0", "1.0.3"):
+    """The server's ``1.m`` accepted silently, another minor with a warning, the rest refused.
+
+    ``1`` reads as ``1.0``: silent for a 1.0 server, a minor warning for a 1.1 server.
+    """
+    minor = int(probe.call("GetSpec", pb.GetSpecRequest()).protocol_version.split(".")[1])
+    same = (f"1.{minor}", f"1.{minor}.3", *(("1",) if minor == 0 else ()))
+    for version in same:
         reply = probe.call("OpenSession", probe.open_request(protocol_version=version))
         expect(reply.accepted, f"protocol_version {version!r} rejected: {list(reply.errors)}")
         expect(not reply.warnings, f"protocol_version {version!r} warned: {reply.warnings}")
         probe.opened.append(reply.session_id)
-    reply = probe.call("OpenSession", probe.open_request(protocol_version="1.9"))
-    expect(reply.accepted, f"protocol_version '1.9' (another minor) rejected: {reply.errors}")
-    expect(any("minor" in w for w in reply.warnings), "protocol_version '1.9': no minor warning")
-    probe.opened.append(reply.session_id)
+    other = ("1.9" if minor != 9 else "1.8", *(("1",) if minor != 0 else ()))
+    for version in other:
+        reply = probe.call("OpenSession", probe.open_request(protocol_version=version))
+        expect(reply.accepted, f"protocol_version {version!r} (another minor) rejected: "
+                               f"{list(reply.errors)}")  # fmt: skip
+        expect(any("minor" in w for w in reply.warnings),
+               f"protocol_version {version!r}: no minor warning")  # fmt: skip
+        probe.opened.append(reply.session_id)
     for version in ("2.0", "0.9", "", "v1", "1.x"):
         reply = probe.call("OpenSession", probe.open_request(protocol_version=version))
         fields = [e.field for e in reply.errors]
@@ -125,7 +136,9 @@ def protocol_version(probe: Probe) -> str:
             f"protocol_version {version!r}: expected one error on protocol_version, got "
             f"accepted={reply.accepted} errors={fields}",
         )
-    return "1, 1.0, 1.0.3 accepted; 1.9 warns; 2.0, 0.9, '', v1, 1.x rejected"
+    return (
+        f"{', '.join(same)} accepted; {', '.join(other)} warn; 2.0, 0.9, '', v1, 1.x rejected"
+    )
 
 
 def capabilities(probe: Probe) -> str:
@@ -142,7 +155,9 @@ def capabilities(probe: Probe) -> str:
     if reply.accepted:
         probe.opened.append(reply.session_id)
     checked = ["omitted: warned"]
-    for name in ("streaming", "batching"):
+    # A 1.0 server knows no packed_observations (it ignores the field): checked from 1.1 on.
+    newer = probe.call("GetSpec", pb.GetSpecRequest()).protocol_version not in ("1.0", "1")
+    for name in ("streaming", "batching", *(("packed_observations",) if newer else ())):
         if getattr(caps, name):
             continue
         request = probe.open_request()
@@ -478,6 +493,9 @@ CHECKS: dict[str, Callable[[Probe], str | None]] = {
     "retry with another observation": retry,
     "respond_by": respond_by,
     "ActBatch max_batch": max_batch,
+    "packed: layout": packed.layout,
+    "packed: round trip": packed.round_trip,
+    "packed: errors": packed.errors,
     "server checks its actions": action_check,
     "bearer token": bearer_token,
     "reflection v1 and v1alpha": reflection,

@@ -72,6 +72,7 @@ def _episode(check: _Check, mode: str, sessions: int = 1) -> str:
         ]
         for info in infos:
             policy.reset(info)
+        form = "packed" if policy.uses_packed(infos[0]) else "named"
         observation = check.env.reset(seed=0)[0]
         latencies = []
         for _ in range(check.steps):
@@ -90,8 +91,8 @@ def _episode(check: _Check, mode: str, sessions: int = 1) -> str:
                 observation = check.env.reset(seed=0)[0]
     p50, p99 = np.percentile(np.asarray(latencies) * 1000, [50, 99])
     return (
-        f"{check.steps} steps x {sessions} session(s), all actions valid, "
-        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        f"{check.steps} steps x {sessions} session(s), {form} observations, all actions "
+        f"valid, p50 {p50:.2f} ms, p99 {p99:.2f} ms"
     )
 
 

@@ -30,7 +30,7 @@ from protos.specs import (
     field_to_proto,
     spec_from_proto,
 )
-from protos.tensors import FieldDecoder, FieldEncoder, TensorError
+from protos.tensors import FieldDecoder, TensorError
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
 from testbed.errors import (
@@ -40,6 +40,13 @@ from testbed.errors import (
     PolicyHandshakeError,
     PolicyProtocolError,
     PolicyUnavailableError,
+)
+from testbed.link._observations import (
+    OBSERVATION_FORMS,
+    Fill,
+    ObservationForm,
+    ObservationWriter,
+    writer_for,
 )
 from testbed.link._stream import ActStream, map_rpc_error, status_error
 from testbed.link.policy import ActionValidator, spaces_to_specs
@@ -62,10 +69,6 @@ def _read(value: bytes | str | Path | None) -> bytes | None:
     return Path(value).read_bytes()
 
 
-_Slots = list[tuple[str, pb.Tensor, FieldEncoder]]
-"""Observation tensors of a reused request: (name, tensor in the request, its encoder)."""
-
-
 @dataclass
 class _RemoteSession:
     """Client-side state of one open server session, with a request reused every step."""
@@ -73,7 +76,8 @@ class _RemoteSession:
     server_id: str
     step: int
     request: pb.ActRequest
-    tensors: _Slots
+    writer: ObservationWriter  # the session's observation form (named or packed)
+    fill: Fill  # writes an observation into ``request``
     compute: ComputeUsage = UNMEASURED  # of the last act call (unknown until a reply says)
 
 
@@ -83,7 +87,7 @@ class _BatchRequest:
 
     server_ids: tuple[str, ...]
     message: pb.ActBatchRequest
-    items: list[tuple[pb.ActRequest, _Slots]]
+    items: list[tuple[pb.ActRequest, Fill]]
 
 
 class RemotePolicy:
@@ -107,6 +111,7 @@ class RemotePolicy:
         accept_chunks: bool = True,
         max_message_bytes: int = 16 * 1024 * 1024,
         max_batch: int = 0,
+        observation_form: ObservationForm = "auto",
     ) -> None:
         """Create the client (no network traffic until the first call).
 
@@ -128,9 +133,20 @@ class RemotePolicy:
             max_batch: In ``batch`` mode, the most sessions one ActBatch will carry, sent as
                 ``capabilities.max_batch`` so a server with a smaller ``max_batch`` rejects
                 the handshake (0: not stated).
+            observation_form: How observations travel (protocol 1.1): ``auto`` (default) packs
+                them when the server advertises ``packed_observations`` and sends the named
+                map otherwise (a 1.0 server); ``packed`` requires packing (the handshake fails
+                without it); ``named`` always sends the map. The policy sees the same arrays
+                either way; packed costs less per step (docs/benchmarks.md).
         """
         if mode not in ("unary", "stream", "batch"):
             raise ValueError(f"RemotePolicy: mode: expected unary, stream or batch, got {mode!r}")
+        if observation_form not in OBSERVATION_FORMS:
+            raise ValueError(
+                f"RemotePolicy: observation_form: expected one of {OBSERVATION_FORMS}, "
+                f"got {observation_form!r}"
+            )
+        self.observation_form: ObservationForm = observation_form
         self.address = address
         self.mode: Mode = mode
         self.deadline_s = deadline_s
@@ -287,6 +303,10 @@ class RemotePolicy:
             raise PolicyHandshakeError(
                 "OpenSession: no env spaces bound (pass observation_space/action_space)", []
             )
+        # auto: ask only a server that advertises packing (GetSpec, cached); a 1.0 server
+        # does not, and would ignore the request anyway.
+        form = self.observation_form
+        ask = form == "packed" or (form == "auto" and self.spec().capabilities.packed_observations)
         request = pb.OpenSessionRequest(
             observation=[field_to_proto(n, f) for n, f in self._observation.items()],
             action=field_to_proto("action", self._action),
@@ -300,6 +320,7 @@ class RemotePolicy:
                 batching=self.mode == "batch",
                 action_chunking=self._accept_chunks,
                 max_batch=self._max_batch if self.mode == "batch" else 0,
+                packed_observations=ask,
             ),
         )
         reply = self._call("OpenSession", request, timeout_s, retry=False, wait=True)
@@ -309,22 +330,26 @@ class RemotePolicy:
         for warning in reply.warnings:
             logger.warning("OpenSession: %s", warning)
         self.warnings.extend(reply.warnings)
-        return self._new_remote(reply.session_id)
+        try:
+            writer = writer_for(reply, ask, form, self._observation, self.address)
+        except PolicyError:
+            request = pb.CloseSessionRequest(session_id=reply.session_id)
+            try:
+                self._call("CloseSession", request, self._control_timeout_s, retry=True)
+            except PolicyError as exc:
+                logger.info("CloseSession: %s", exc)
+            raise
+        return self._new_remote(reply.session_id, writer)
 
-    def _new_remote(self, server_id: str) -> _RemoteSession:
+    def _new_remote(self, server_id: str, writer: ObservationWriter) -> _RemoteSession:
         request = pb.ActRequest(session_id=server_id)
         if self.mode == "stream":
             request.budget_ms = max(1, math.ceil(self.deadline_s * 1000))
-        return _RemoteSession(server_id, 0, request, self._slots(request))
+        return _RemoteSession(server_id, 0, request, writer, writer.bind(request))
 
-    def _slots(self, request: pb.ActRequest) -> _Slots:
-        """Set the observation tensors' dtype and shape once; each step fills only the data."""
-        assert self._observation is not None
-        slots = []
-        for name, spec in self._observation.items():
-            encoder = FieldEncoder(f"observation.{name}", spec.dtype, spec.shape)
-            slots.append((name, encoder.bind(request.observation[name]), encoder))
-        return slots
+    def uses_packed(self, session: SessionInfo) -> bool:
+        """Whether ``session`` (reset, so open) sends packed observations."""
+        return self._remote(session).writer.packed
 
     def close_session(self, session: SessionInfo) -> None:
         """Close one session on the server (best effort, bounded by the control deadline)."""
@@ -359,15 +384,6 @@ class RemotePolicy:
             raise PolicyProtocolError(f"act: session {session.session_id!r} was never reset")
         return known
 
-    def _fill(self, slots: _Slots, observation: Mapping[str, Any]) -> None:
-        for name, tensor, encode in slots:
-            try:
-                encode(tensor, observation[name])
-            except TensorError as exc:
-                raise PolicyProtocolError(
-                    f"observation.{name}: expected shape {encode.shape}, got {exc.got}"
-                ) from None
-
     def act(self, session: SessionInfo, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """One step: send the observation, return the validated action.
 
@@ -380,7 +396,7 @@ class RemotePolicy:
         """
         remote = self._remote(session)
         request = remote.request
-        self._fill(remote.tensors, observation)
+        remote.fill(observation)
         request.step = remote.step
         remote.step += 1  # a step is used up even if it fails: the next one moves on
         remote.compute = UNMEASURED  # stays so unless this call's reply reports its compute
@@ -456,8 +472,8 @@ class RemotePolicy:
         remotes = [self._remote(s) for s in sessions]
         batch = self._batch_request(remotes)
         pairs = zip(batch.items, remotes, observations, strict=True)
-        for (item, slots), remote, observation in pairs:
-            self._fill(slots, observation)
+        for (item, fill), remote, observation in pairs:
+            fill(observation)
             item.step = remote.step
             remote.step += 1
             remote.compute = UNMEASURED
@@ -478,9 +494,9 @@ class RemotePolicy:
         if self._batch is None or self._batch.server_ids != server_ids:
             message = pb.ActBatchRequest()
             items = []
-            for server_id in server_ids:
-                item = message.items.add(session_id=server_id)
-                items.append((item, self._slots(item)))
+            for remote in remotes:  # each item in its session's observation form
+                item = message.items.add(session_id=remote.server_id)
+                items.append((item, remote.writer.bind(item)))
             self._batch = _BatchRequest(server_ids, message, items)
         return self._batch
 

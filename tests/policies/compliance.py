@@ -153,9 +153,15 @@ class PolicyServerCompliance:
     def test_protocol_version_is_major_minor_and_major_alone_reads_as_minor_0(
         self, stub: Any, spec: PolicySpec
     ) -> None:
-        for version in ("1", "1.0", "1.0.7"):
+        for version in ("1.1", "1.1.7", "01.01"):
             reply = stub.OpenSession(open_request(spec, protocol_version=version), timeout=TIMEOUT)
             assert reply.accepted and not reply.warnings, (version, reply.errors, reply.warnings)
+        for version in ("1", "1.0", "1.0.7"):  # a 1.0 client: accepted, the minor differs
+            reply = stub.OpenSession(open_request(spec, protocol_version=version), timeout=TIMEOUT)
+            assert reply.accepted, (version, reply.errors)
+            assert list(reply.warnings) == [
+                f"protocol minor version differs: server 1.1, client {version}"
+            ]
         for version in ("2", "0.9", "", "v1", "1.x", "1.0.0.0", " 1.0", "\u0661.0"):
             reply = stub.OpenSession(open_request(spec, protocol_version=version), timeout=TIMEOUT)
             assert not reply.accepted, version

@@ -11,14 +11,20 @@ from tests.policies.compliance import open_request
 from tests.policies.doubles import LinearPolicy
 
 
-@pytest.mark.parametrize("version", ["1", "1.0", "1.0.0", "1.0.12", "01.00"])
-def test_versions_that_read_as_1_0_are_accepted_silently(version: str) -> None:
+@pytest.mark.parametrize("version", ["1.1", "1.1.0", "1.1.12", "01.01"])
+def test_versions_that_read_as_1_1_are_accepted_silently(version: str) -> None:
     assert check_version(version) == ([], [])
+
+
+@pytest.mark.parametrize("version", ["1", "1.0", "1.0.3"])
+def test_a_1_0_client_is_accepted_with_the_minor_warning(version: str) -> None:
+    want = f"protocol minor version differs: server 1.1, client {version}"
+    assert check_version(version) == ([], [want])
 
 
 def test_another_minor_warns_and_another_major_rejects() -> None:
     errors, warnings = check_version("1.4")
-    assert errors == [] and warnings == ["protocol minor version differs: server 1.0, client 1.4"]
+    assert errors == [] and warnings == ["protocol minor version differs: server 1.1, client 1.4"]
     errors, warnings = check_version("2")
     assert [(e.field, e.expected, e.got) for e in errors] == [("protocol_version", "major 1", "2")]
     assert warnings == []
@@ -28,7 +34,7 @@ def test_another_minor_warns_and_another_major_rejects() -> None:
 def test_anything_else_is_a_format_error(version: str) -> None:
     errors, warnings = check_version(version)
     assert [(e.field, e.got) for e in errors] == [("protocol_version", repr(version))]
-    assert errors[0].expected == "'1.0' (MAJOR.MINOR, or MAJOR for MAJOR.0)" and warnings == []
+    assert errors[0].expected == "'1.1' (MAJOR.MINOR, or MAJOR for MAJOR.0)" and warnings == []
 
 
 def _errors(spec: PolicySpec, request: pb.OpenSessionRequest) -> list[tuple[str, str, str]]:
@@ -74,3 +80,14 @@ def test_omitted_capabilities_are_read_as_defaults_with_a_warning() -> None:
     assert errors == [] and len(warnings) == 1 and warnings[0].startswith("capabilities not sent")
     chunking = LinearPolicy(Capabilities(action_chunking=True)).spec()
     assert [e.field for e in check_open(chunking, request)[0]] == ["capabilities.action_chunking"]
+
+
+def test_packed_observations_wanted_from_a_server_without_them_is_a_field_error() -> None:
+    spec = LinearPolicy().spec()
+    request = open_request(spec)
+    request.capabilities.packed_observations = True
+    assert _errors(spec, request) == []
+    unpacked = LinearPolicy(Capabilities(packed_observations=False)).spec()
+    assert _errors(unpacked, request) == [
+        ("capabilities.packed_observations", "false (server has no packed observations)", "true")
+    ]

@@ -183,6 +183,26 @@ def _garbled(details: str) -> str:
     return details.replace("observation.", "expected a well-formed tensor, got ")
 
 
+def _layout_swapped(reply: pb.OpenSessionResponse) -> pb.OpenSessionResponse:
+    fields = reply.packed_layout.fields
+    if len(fields) >= 2:
+        fields[0].offset, fields[1].offset = fields[1].offset, fields[0].offset
+    return reply
+
+
+def _packed_zeroed(request: pb.ActRequest) -> pb.ActRequest:
+    if request.HasField("packed_observation"):
+        request.packed_observation = bytes(len(request.packed_observation))
+    return request
+
+
+def _packed_cut_to_words(request: pb.ActRequest) -> pb.ActRequest:
+    size = len(request.packed_observation)
+    if request.HasField("packed_observation") and size % 4:
+        request.packed_observation = request.packed_observation[: size - size % 4]
+    return request
+
+
 class _PassBadActions(grpc.ServerInterceptor):
     """Answers OK with a NaN action where the server refused its policy's action (INTERNAL)."""
 
@@ -230,6 +250,9 @@ BREAKAGES: dict[str, Callable[[], list[grpc.ServerInterceptor]]] = {
     ],
     "respond_by": lambda: [Rewriter(_POLICY + "ActStream", request=_ignore_respond_by)],
     "ActBatch max_batch": lambda: [Rewriter(_POLICY + "ActBatch", request=_batch_cut_to_64)],
+    "packed: layout": lambda: [Rewriter(_POLICY + "OpenSession", reply=_layout_swapped)],
+    "packed: round trip": lambda: [Rewriter(_POLICY + "Act", request=_packed_zeroed)],
+    "packed: errors": lambda: [Rewriter(_POLICY + "Act", request=_packed_cut_to_words)],
     "server checks its actions": lambda: [_PassBadActions()],
     "reflection v1 and v1alpha": lambda: [Hide("/grpc.reflection.v1.")],
 }  # fmt: skip

@@ -15,6 +15,7 @@ from policies.server import PolicyServer, serve
 from testbed.link._conformance_checks import CHECKS
 from testbed.link.conformance import run_conformance
 from tests.policies.doubles import specs
+from tests.protos.v1_0 import AsServer10
 from tests.testbed.broken_servers import BREAKAGES, StrictToken
 
 TOKEN = "team-token"
@@ -38,6 +39,21 @@ def test_the_sdk_server_passes_every_check(healthy: PolicyServer) -> None:
     rows = run_conformance(healthy.address, OBSERVATION, ACTION, token=TOKEN)
     assert [name for name, _, _ in rows] == list(CHECKS)
     failed = [(name, detail) for name, ok, detail in rows if ok is not True]
+    assert not failed
+
+
+def test_a_1_0_server_passes_with_the_packed_checks_skipped() -> None:
+    server = _serve(interceptors=[AsServer10()])
+    try:
+        rows = run_conformance(server.address, OBSERVATION, ACTION)
+    finally:
+        server.stop(grace=0)
+    result = {name: (ok, detail) for name, ok, detail in rows}
+    packed = [name for name in CHECKS if name.startswith("packed:")]
+    assert packed and all(result[name][0] is None for name in packed)
+    assert result["GetSpec"][0] and "protocol 1.0" in result["GetSpec"][1]
+    assert result["protocol_version"][1].startswith("1.0, 1.0.3, 1 accepted; 1.9 warn;")
+    failed = [(n, d) for n, (ok, d) in result.items() if ok is False]
     assert not failed
 
 
