@@ -166,16 +166,27 @@ def import_aml_command(
 
     The bundle is checked like any other (files, then layout) and written only if it passes.
     """
+    from envs.errors import FactoryDataError
     from envs.factory.automationml import import_aml
+    from envs.factory.automationml.convert import SETTINGS_SUFFIX, side_file
 
     for what, value in (("CAEX file", aml), ("--settings", settings), ("--arrivals", arrivals)):
         if value is not None and not value.is_file():
             raise _usage(f"{what} {str(value)!r}: no such file")
     if jurisdiction is not None and jurisdiction not in ("KR", "JP", "US", "EU"):
         raise _usage(f"--jurisdiction {jurisdiction!r}; expected KR, JP, US or EU")
-    result = import_aml(aml, out_dir, settings=settings, arrivals=arrivals,
-                        jurisdiction=jurisdiction, hierarchy=hierarchy,
-                        skip_unknown=skip_unknown)  # fmt: skip
+    try:
+        result = import_aml(aml, out_dir, settings=settings, arrivals=arrivals,
+                            jurisdiction=jurisdiction, hierarchy=hierarchy,
+                            skip_unknown=skip_unknown)  # fmt: skip
+    except FactoryDataError as error:
+        hints = []
+        no_settings = settings is None and not side_file(aml, SETTINGS_SUFFIX).is_file()
+        if no_settings and any(issue.file == "site.yaml" for issue in error.issues):
+            hints.append("CAEX carries the layout, parts and robot model only: give the other "
+                         "site.yaml keys with --settings FILE (docs/automationml.md)")
+        print_error(str(error), hints)
+        raise typer.Exit(code=2) from None
     skipped = [f"warning: skipped {issue}" for issue in result.skipped]
     warnings = [f"warning: {issue}" for issue in result.check.warnings]
     spec = result.check.raise_errors()

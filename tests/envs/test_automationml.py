@@ -230,3 +230,17 @@ def test_docs_minimal_example_imports(tmp_path: Path) -> None:
     ]
     assert spec.site.robot.model == "panda" and spec.site_id == "demo"
     assert [p.part_id for p in spec.parts] == ["BOX-1", "CYL-1"]
+
+
+def test_a_role_in_an_external_library_is_read_through_its_alias(tmp_path: Path) -> None:
+    root = etree.fromstring(SHIPPED.read_bytes())
+    path = "//c:InternalElement[@Name='robot1']/c:RoleRequirements"
+    (role,) = root.xpath(path, namespaces={"c": CAEX3_NS})
+    role.set("RefBaseRoleClassPath", "ExtLib@AutomationMLExtendedRoleClassLib/Robot")
+    aml = tmp_path / "plant.aml"
+    aml.write_bytes(etree.tostring(root))
+    csv_form = SITE_DATA / "kr-changwon"
+    result = import_aml(
+        aml, None, settings=csv_form / "site.yaml", arrivals=csv_form / "arrivals.csv"
+    )
+    assert result.check.raise_errors().stations == load_bundle(csv_form).stations

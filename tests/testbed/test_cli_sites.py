@@ -147,3 +147,14 @@ def test_aml_commands_refuse_bad_arguments(args: list[str], message: str) -> Non
     result = runner.invoke(app, ["sites", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_import_aml_without_settings_says_which_side_file_to_give(tmp_path: Path) -> None:
+    aml = SITE_DATA / "kr-changwon.aml"
+    log = SITE_DATA / "kr-changwon" / "arrivals.csv"
+    result = runner.invoke(
+        app, ["sites", "import-aml", str(aml), str(tmp_path / "out"), "--arrivals", str(log)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "site.yaml: control_rate_hz" in result.output
+    assert "hint: CAEX carries the layout, parts and robot model only" in result.output

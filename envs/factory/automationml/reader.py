@@ -79,6 +79,8 @@ class _Reader:
 
     def resolve(self, path: str) -> str | None:
         """A role path -> station kind, ``part``, ``container`` or None (unknown)."""
+        if "@" in path and path not in self.role_bases:
+            path = path.split("@", 1)[1]  # CAEX's "alias@path" into an ExternalReference
         for _ in range(MAX_ROLE_HOPS):
             if path in m.STATION_ROLES:
                 return m.STATION_ROLES[path]
