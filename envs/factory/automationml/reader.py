@@ -228,7 +228,9 @@ class _Reader:
         names = [h.get("Name") or "" for h in hierarchies]
         chosen = [h for h in hierarchies if name is None or h.get("Name") == name]
         if len(chosen) != 1:
-            got = f"{len(hierarchies)} InstanceHierarchy element(s): {', '.join(map(repr, names))}"
+            got = f"{len(hierarchies)} InstanceHierarchy element(s)" + (
+                f": {', '.join(map(repr, names))}" if names else ""
+            )
             expected = (
                 "exactly one InstanceHierarchy"
                 if name is None
