@@ -19,6 +19,7 @@ from protos.compute import COUNTERS, DEFAULT_WATTS_PER_CORE
 
 POLICY_KINDS = ("managed", "remote", "inprocess")
 ACT_MODES = ("unary", "stream", "batch")
+OBSERVATION_FORMS = ("auto", "packed", "named")
 
 
 @dataclass
@@ -88,6 +89,9 @@ class PolicyConfig:
         batch_size: Episodes run in lockstep in ``batch`` mode (the ActBatch size; at most the
             server's ``max_batch``, checked at the handshake).
         deadline_ms: Deadline of each action request.
+        observation_form: How observations travel to a remote or managed server:
+            ``auto`` (packed where the server advertises it, protocol 1.1; the named map for a
+            1.0 server), ``packed`` (required) or ``named`` (docs/policy_service.md).
         token_env: Name of the environment variable holding the bearer token (remote); the
             token itself never appears in a config or a log.
         tls: TLS options (remote).
@@ -107,6 +111,7 @@ class PolicyConfig:
     mode: str = "unary"
     batch_size: int = 8
     deadline_ms: float = 1000.0
+    observation_form: str = "auto"
     token_env: str | None = None
     tls: ClientTlsConfig = field(default_factory=ClientTlsConfig)
     team: str = ""
@@ -213,6 +218,11 @@ def validate(config: TestbedConfig) -> None:
         raise ValueError(f"policy.mode: expected one of {ACT_MODES}, got {policy.mode!r}")
     if policy.batch_size < 1:
         raise ValueError(f"policy.batch_size: expected >= 1, got {policy.batch_size}")
+    if policy.observation_form not in OBSERVATION_FORMS:
+        raise ValueError(
+            f"policy.observation_form: expected one of {OBSERVATION_FORMS}, "
+            f"got {policy.observation_form!r}"
+        )
     if policy.deadline_ms <= 0:
         raise ValueError(f"policy.deadline_ms: expected > 0, got {policy.deadline_ms}")
     if config.campaign.episodes < 1:

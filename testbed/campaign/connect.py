@@ -93,6 +93,7 @@ class PolicyConnection:
             token=_token(config),
             deadline_s=config.deadline_ms / 1000.0,
             max_batch=config.batch_size,
+            observation_form=config.observation_form,  # type: ignore[arg-type]  # validated
         )
 
     def _close_client(self) -> None:

@@ -102,6 +102,14 @@ def test_a_batched_trial_records_what_a_unary_trial_records(
     _assert_same_episodes(_records(batched), _records(unary))
     latencies = [r.latencies_ms for r in _records(batched)]
     assert all(len(lat) == STEPS for lat in latencies)  # one policy answer per step
+    # Both ran packed (observation_form auto, the SDK server packs); named records the same.
+    named = _run(
+        _remote(server.address, tmp_path, "policy.mode=batch", "policy.batch_size=3",
+                "policy.observation_form=named"),
+        tmp_path,
+        "named",
+    )  # fmt: skip
+    _assert_same_episodes(_records(named), _records(unary))
 
 
 def test_an_in_process_policy_batches_through_its_act_batch(tmp_path: Path) -> None:
@@ -208,6 +216,11 @@ def test_a_batch_over_the_servers_max_batch_fails_the_trial_at_the_handshake(
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="policy.batch_size: expected >= 1, got 0"):
         compose([*FAST, "policy.mode=batch", "policy.batch_size=0"])
+
+
+def test_observation_form_must_be_known() -> None:
+    with pytest.raises(ValueError, match=r"policy.observation_form: expected one of \('auto'"):
+        compose([*FAST, "policy.observation_form=zip"])
 
 
 class _MaxBatch2(ScriptedSortController):
