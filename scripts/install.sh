@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv (if needed) and install the testbed with its test tools, cluster launchers
-# (Ray, SLURM/submitit) and benchmark peer (panda-gym), CPU-only. EXTRAS=test installs without
-# the cluster launchers and the benchmark peer.
+# (Ray, SLURM/submitit), benchmark peer (panda-gym) and Rerun export (rerun-sdk), CPU-only.
+# EXTRAS=test installs without the cluster launchers, the benchmark peer and Rerun.
 # torch is installed first, pinned to the CPU build, so that stable-baselines3 does not pull
 # CUDA packages.
 set -euo pipefail
@@ -23,5 +23,5 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[${EXTRAS:-test,cluster,bench}]"
+.venv/bin/python -m pip install --quiet -e ".[${EXTRAS:-test,cluster,bench,rerun}]"
 echo "installed: $(.venv/bin/testbed --help >/dev/null && echo 'testbed CLI ready in .venv/bin/testbed')"

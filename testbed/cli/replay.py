@@ -28,6 +28,7 @@ from testbed.errors import ReplayDivergenceError, ReplayError
 if TYPE_CHECKING:  # replay and video pull in gymnasium, pybullet, imageio: only when run
     from testbed.episodes.records import EpisodeRecord
     from testbed.episodes.replay import Observer, ReplayReport, ReplayStep
+    from testbed.episodes.rerun_export import RerunReport
     from testbed.episodes.video import VideoReport
     from testbed.governance.records import EgressRequest
 
@@ -75,6 +76,10 @@ def replay_command(
     workers: Annotated[
         int, typer.Option(min=1, help="Processes rendering video frames (free cores help).")
     ] = 1,
+    rerun: Annotated[
+        Path | None,
+        typer.Option(help="Write a Rerun recording (.rrd) of the replay: needs the rerun extra."),
+    ] = None,
     gui: Annotated[bool, typer.Option(help="Watch in the PyBullet GUI (needs a display).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     to: _egress.To = None,
@@ -88,9 +93,11 @@ def replay_command(
     exits 2 and writes nothing.
     """
     from testbed.episodes.replay import load_episode
+    from testbed.episodes.rerun_export import export_rerun
     from testbed.episodes.video import VideoSettings, parse_size, render_video
 
     console = _console()
+    exported: RerunReport | None = None
     try:
         record = load_episode(episode)
         if renderer not in ("tiny", "egl"):
@@ -98,8 +105,13 @@ def replay_command(
         if gui and video is not None:
             raise ReplayError("--gui and --video: choose one (the GUI renders with OpenGL)")
         _check_film_options(video, clip, end_card)
+        if rerun is not None and (video is not None or gui):
+            raise ReplayError("--rerun with --video or --gui: one output per replay")
+        egress = _egress.request(to, basis, requester, redacted)
         if video is not None:
-            _gate_video(episode, record, video, _egress.request(to, basis, requester, redacted))
+            _gate_video(episode, record, video, egress)
+        if rerun is not None:
+            _gate_rerun(episode, record, rerun, egress)
         with _progress(console, record, from_step, quiet=as_json or gui) as observer:
             if video is not None:
                 settings = VideoSettings(parse_size(size), fps, camera, renderer, overlay, end_card)
@@ -114,13 +126,23 @@ def replay_command(
                     observers=(observer,),
                     last_s=clip,
                 )
+            elif rerun is not None:
+                report, exported = export_rerun(
+                    record,
+                    rerun,
+                    verify=verify,
+                    from_step=from_step,
+                    source=str(episode),
+                    observers=(observer,),
+                )
+                film = None
             else:
                 report, film = _replay(record, episode, verify, from_step, gui, observer), None
     except ReplayDivergenceError as error:
         _fail(console, as_json, "diverged", error, 1)
     except (ReplayError, ValueError) as error:
         _fail(console, as_json, "error", error, 2)
-    _print_report(console, report, film, as_json)
+    _print_report(console, report, film, as_json, exported)
 
 
 def _check_film_options(video: Path | None, clip: float | None, end_card: float) -> None:
@@ -137,6 +159,20 @@ def _gate_video(episode: Path, record: EpisodeRecord, video: Path, egress: Egres
     from testbed.governance.records import gate_records, store_of
 
     gate_records(store_of(episode), [(episode, record.meta)], "images_video", video, egress)
+
+
+def _gate_rerun(episode: Path, record: EpisodeRecord, out: Path, egress: EgressRequest) -> None:
+    """Ask the gate for a Rerun file of ``episode`` (raises `EgressRefused`, exit 2).
+
+    The file holds the cell's layout and every step's poses, as the record does
+    (``episode_records``), and camera frames if the record has them (``images_video`` too).
+    """
+    from testbed.governance.records import gate_records, store_of
+
+    pairs = [(episode, record.meta)]
+    gate_records(store_of(episode), pairs, "episode_records", out, egress)
+    if any(rows.dtype == "uint8" and rows.ndim == 4 for rows in record.observations.values()):
+        gate_records(store_of(episode), pairs, "images_video", out, egress)
 
 
 def _replay(
@@ -211,7 +247,11 @@ def _fail(console: Console, as_json: bool, status: str, error: Exception, code: 
 
 
 def _print_report(
-    console: Console, report: ReplayReport, film: VideoReport | None, as_json: bool
+    console: Console,
+    report: ReplayReport,
+    film: VideoReport | None,
+    as_json: bool,
+    exported: RerunReport | None = None,
 ) -> None:
     meta = report.meta
     original = meta.steps / meta.wall_time_s if meta.wall_time_s > 0 else None
@@ -230,6 +270,9 @@ def _print_report(
         if film is not None:
             data["video"] = {"path": str(film.path), "sidecar": str(film.sidecar)}
             data["video"].update(frames=film.frames, fps=film.fps, renderer=film.renderer)
+        if exported is not None:
+            data["rerun"] = {"path": str(exported.path), "steps": exported.steps}
+            data["rerun"]["entities"] = len(exported.entities)
         console.print_json(json.dumps(data))
         return
     status = "OK verified bit-identical" if report.verified else "OK replayed (not verified)"
@@ -244,5 +287,11 @@ def _print_report(
         console.print(
             f"video: {film.path} ({film.frames} frames at {film.fps:g} fps, {film.renderer} "
             f"renderer, {film.frames_per_s:.1f} frames/s); settings in {film.sidecar}",
+            markup=False,
+        )
+    if exported is not None:
+        console.print(
+            f"rerun: {exported.path} ({exported.steps} steps, {len(exported.entities)} "
+            f"entities, {exported.wall_time_s:.1f} s); open it with: rerun {exported.path}",
             markup=False,
         )
