@@ -81,5 +81,7 @@ def test_hashes_key_results_not_presentation() -> None:
     assert config_hashes(more)[0] != trial  # a different trial: its marker does not match
     moved = replace(base, policy=replace(base.policy, address="127.0.0.1:1"))
     assert config_hashes(moved) == (trial, episode)
+    named = replace(base, policy=replace(base.policy, observation_form="named"))
+    assert config_hashes(named) == (trial, episode)  # the same arrays reach the policy
     other_site = compose(["site=jp-nagoya"])
     assert config_hashes(other_site)[1] != episode
