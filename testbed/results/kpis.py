@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from testbed.results import energy
 from testbed.results.statistics import Estimate, mean_interval
 
 #: ``KPI.source``: a key of every registered env's episode summary.
@@ -192,6 +193,11 @@ AGGREGATIONS: dict[str, _Aggregate] = {
     "count": _count,  # episodes
     "pooled_per_1000_steps": _pooled_per_1000_steps,  # all counts / all steps x 1,000
     "share_with_any": _share_with_any,  # share of episodes with a count > 0
+    # testbed.results.energy: pooled robot + compute energy, NaN where any part is unknown
+    "per_good_part": energy.per_good_part,  # (robot J + compute J) / parts completed
+    "compute_share": energy.compute_share,  # compute J / (robot J + compute J)
+    "successes_per_kj": energy.successes_per_kj,  # successes / (robot + compute kJ)
+    "cost_per_1000": energy.cost_per_1000_episodes,  # mean kWh x price x 1,000
 }
 
 
@@ -364,6 +370,37 @@ KPIS = Registry([
     KPI(name="faulted_episodes", summary_key="ended_by", column="faulted episodes",
         unit="count", aggregation="count", over="faulted", fmt="d", source=TESTBED,
         doc="episodes that ended on a policy fault (e.g. `PolicyUnavailableError`)"),
+    KPI(name="compute_j_per_action", summary_key="compute_j_per_action",
+        column="compute J/action", unit="J per action (policy compute)",
+        aggregation="mean_ci", over="all", fmt=".3g", source=TESTBED,
+        doc="mean over the episodes of the policy's compute energy / the actions of its "
+            "measured calls, with a percentile bootstrap interval; measured where the policy "
+            "ran (RAPL, NVML) or CPU time x `energy.watts_per_core`, its source in the "
+            "report's Energy section; n/a when unknown (a server that does not report it)",
+        chart=Chart("Policy compute per action [J]\nbar: mean, whisker: 95% bootstrap "
+                    "interval", whisker=INTERVAL)),
+    KPI(name="energy_per_good_part_j", summary_key="compute_j", column="J/good part",
+        unit="J per completed part (robot + compute)", aggregation="per_good_part",
+        over="normal", fmt=".1f", source=TESTBED,
+        doc="pooled over the episodes that ended normally: (robot energy + policy compute "
+            "energy) / parts completed; n/a when no part was completed or either energy is "
+            "unknown",
+        chart=Chart("Energy per good part [J]\nrobot + policy compute, pooled")),
+    KPI(name="compute_share", summary_key="compute_j", column="compute share",
+        unit="share of robot + compute energy", aggregation="compute_share", over="normal",
+        fmt=".2%", source=TESTBED,
+        doc="the policy's compute energy / (robot + compute energy), pooled; the robot's share "
+            "is the rest"),
+    KPI(name="successes_per_kj", summary_key="compute_j", column="successes/kJ",
+        unit="successful episodes per kJ", aggregation="successes_per_kj", over="normal",
+        fmt=".3g", higher_is_better=True, source=TESTBED,
+        doc="successful episodes / (robot + compute energy in kJ), pooled (0 when every "
+            "episode failed)"),
+    KPI(name="cost_per_1000_episodes", summary_key="energy_price_per_kwh",
+        column="cost/1k episodes", unit="`energy.currency` per 1,000 episodes",
+        aggregation="cost_per_1000", over="normal", fmt=".3g", source=TESTBED,
+        doc="mean robot + compute energy per episode in kWh x `energy.price_per_kwh` x 1,000; "
+            "n/a when no price is configured"),
 ])
 # fmt: on
 

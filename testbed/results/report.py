@@ -42,6 +42,7 @@ from testbed.results.report_blocks import Block, to_html, to_markdown
 from testbed.results.report_campaign import campaign_blocks, planned, versions_blocks, who
 from testbed.results.report_compliance import compliance_blocks
 from testbed.results.report_egress import Withheld, gate_report, withheld_blocks
+from testbed.results.report_energy import energy_blocks
 from testbed.results.report_ranking import ranking_blocks
 from testbed.results.statistics import DEFAULT_RESAMPLES
 
@@ -160,6 +161,7 @@ def _document(
         *_gaps(report),
         *_matrices(report, written.figures),
         *_kpis(report, written.figures),
+        *energy_blocks(report, episodes),
         *compliance_blocks(episodes, written.html.parent),
         *ranking_blocks(episodes, written.html.parent),
         *_failures(trials, shown, written, unnamed_unstarted(campaign, trials)),

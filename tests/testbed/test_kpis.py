@@ -157,7 +157,7 @@ def test_formats() -> None:
 
 def test_every_chart_whisker_is_a_kpi_or_the_interval() -> None:
     charts = [k.chart for k in KPIS.values() if k.chart is not None]
-    assert len(charts) == 4  # kpis.png: 2 x 2 panels
+    assert len(charts) == 6  # kpis.png: 3 x 2 panels (two of them energy)
     assert all(c.whisker in (None, INTERVAL, *KPIS) for c in charts)
 
 

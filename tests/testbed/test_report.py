@@ -96,6 +96,7 @@ def _record(
         metrics=metrics,
         faults=faults,
         events=events,
+        compute=_compute(policy, seed),
         versions=VERSIONS,
     )
     steps = 3
@@ -108,6 +109,17 @@ def _record(
         truncations=np.zeros(steps, dtype=bool),
         latencies_ms=np.array([1.0, 2.0, 3.0 + seed]),
     )
+
+
+def _compute(policy: str, seed: int) -> dict[str, Any]:
+    """50 measured actions at 2 mJ each (seed 9: 3 mJ); "random" is an old server: unknown."""
+    if policy == "random":
+        return {"joules": None, "calls": 50, "measured_calls": 0, "actions": 0,
+                "source": "unknown", "price_per_kwh": None}  # fmt: skip
+    joules = 50 * (0.003 if seed == 9 else 0.002)
+    return {"joules": joules, "cpu_seconds": joules / 12.0, "calls": 50, "measured_calls": 50,
+            "actions": 50, "source": "cpu-estimate", "watts_per_core": 12.0,
+            "price_per_kwh": None, "currency": "EUR"}  # fmt: skip
 
 
 def _trial_json(trial: str, policy: str, home: str, site: str, seeds: list[int]) -> dict:
@@ -242,13 +254,33 @@ def test_kpi_table_columns_come_from_the_registry(written: WrittenReport) -> Non
     assert header[3:] == [
         "cycle s median", "cycle s p90", "parts/h", "energy J/part", "viol./1k steps",
         "episodes w/ viol.", "latency ms p50", "latency ms p99", "deadline misses",
-        "invalid actions", "faulted episodes",
+        "invalid actions", "faulted episodes", "compute J/action", "J/good part",
+        "compute share", "successes/kJ", "cost/1k episodes",
     ]  # fmt: skip
     markdown = written.markdown.read_text()
     assert "| " + " | ".join(header) + " |" in markdown
     row = "| pa | [site-a *](#cell-pa-site-a) | 10 | 9.00 | 12.20 | 333.0 | 104.5 [102.7, 106.3] |"
     assert row + " 4.00 | 10% |" in markdown
     assert "n/a in every cell" not in markdown
+
+
+def test_energy_section_shows_sources_and_unknowns(written: WrittenReport) -> None:
+    markdown = written.markdown.read_text()
+    section = markdown.split("## Energy", 1)[1].split("\n## ", 1)[0]
+    assert "no energy price configured" in section
+    # pa at home: 9 successes x 4 parts + 1 x 1 = 37 parts; robot 9 x 400 + 100 J; compute
+    # 9 x 0.1 + 0.15 J.
+    robot, compute = 3700.0, 1.05
+    per_part = (robot + compute) / 37
+    share = compute / (robot + compute)
+    pa = "| pa | [site-a](#cell-pa-site-a) | cpu-estimate (12 W per core) | 0.0021 [0.002, 0.0023] "
+    per_kj = 9 / ((robot + compute) / 1000)
+    pa += f"| {per_part:.1f} | {1 - share:.2%} / {share:.2%} | {per_kj:.3g} | n/a |"
+    assert pa in section
+    # The old server's compute is unknown: n/a everywhere, never 0.
+    unknown = "| random | [site-a](#cell-random-site-a) | unknown | n/a | n/a | n/a | n/a | n/a |"
+    assert unknown in section
+    assert written.matrix.absent_kpis == ()
 
 
 def test_testbed_columns_of_the_kpis_are_in_the_episode_table(campaign: Path) -> None:
