@@ -46,3 +46,23 @@ def certificate_name(path: Path) -> str:
             f"policy.tls.cert: {path} has no common name (CN) to name the team; set policy.team"
         )
     return str(names[0].value)
+
+
+def refused_identity(policy: PolicyConfig, team: str, error: Exception) -> str:
+    """Why a server refused a trial's policy client: whose identity, presented how.
+
+    Names the server, the policy, the team and where its credential came from (the token's
+    environment variable or the certificate file), never the token itself.
+    """
+    how = []
+    if policy.token_env:
+        how.append(f"the bearer token in ${policy.token_env} (policy.token_env)")
+    if policy.tls.cert:
+        how.append(f"the client certificate {policy.tls.cert} (policy.tls.cert)")
+    presented = " and ".join(how) or "no token and no client certificate"
+    return (
+        f"the server at {policy.address} refused policy {policy.name!r} of team "
+        f"{team or '(none named)'}, which presented {presented}: {error}; a team's server "
+        "accepts only the credentials its operator issued, so give this policy its own "
+        "team's token or certificate for this server"
+    )

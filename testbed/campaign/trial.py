@@ -35,13 +35,13 @@ from testbed.campaign.folders import (
     package_versions,
 )
 from testbed.campaign.progress import episode_progress
-from testbed.campaign.teams import policy_team
+from testbed.campaign.teams import policy_team, refused_identity
 from testbed.config import TestbedConfig, validate
 from testbed.episodes.damaged_records import set_aside_damaged
 from testbed.episodes.recorder import EpisodeRecorder
 from testbed.episodes.records import EpisodeMeta, Fault
 from testbed.episodes.rollout import EpisodeResult, run_episode
-from testbed.errors import PolicyUnavailableError
+from testbed.errors import PolicyAuthError, PolicyUnavailableError
 from testbed.link.policy import SessionInfo
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,12 @@ def _run(
     try:
         with PolicyConnection(config.policy, envs[0].observation_space, envs[0].action_space,
                               folder.path, config.task.env_id) as connection:  # fmt: skip
-            spec = connection.policy.spec()  # type: ignore[union-attr]
-            run.policy_id = f"{spec.policy_id}@{spec.version}"
             run.team = policy_team(config.policy)
+            try:
+                spec = connection.policy.spec()  # type: ignore[union-attr]
+            except PolicyAuthError as exc:  # another team's credential, or none
+                raise PolicyAuthError(refused_identity(config.policy, run.team, exc)) from None
+            run.policy_id = f"{spec.policy_id}@{spec.version}"
             folder.write_trial_json(_trial_json(config, run, trial_hash, episode_hash))
             if config.policy.mode == "batch":
                 stopped = run_batched(run, connection, todo, envs)

@@ -33,6 +33,7 @@ from testbed.atomic import atomic_write, atomic_write_text
 from testbed.campaign.trial_status import TrialStatus, read_json, trial_statuses, unnamed_unstarted
 from testbed.episodes.damaged_records import SetAside, set_aside_headline
 from testbed.governance.records import EgressRequest
+from testbed.results.attribution import team_blocks
 from testbed.results.clips import film_failed
 from testbed.results.episode_pages import MATRIX_ANCHOR, cell_link, episode_sections
 from testbed.results.evaluator import MatrixCell, TransferReport, load_episodes, transfer_matrix
@@ -160,6 +161,7 @@ def _document(
         *_summary(trials, episodes, written, unnamed_unstarted(campaign, trials)),
         *_gaps(report),
         *_matrices(report, written.figures),
+        *team_blocks(episodes),
         *_kpis(report, written.figures),
         *energy_blocks(report, episodes),
         *compliance_blocks(episodes, written.html.parent),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.atomic import atomic_write_text
+from testbed.results.attribution import Attribution, attributed, policy_attribution
 from testbed.results.leaderboard import OVERALL, Leaderboard, leaderboard
 from testbed.results.predictivity import Predictivity, site_predictivity
 from testbed.results.ranking_plots import predictivity_heatmap
@@ -33,10 +34,12 @@ def ranking_blocks(episodes: pd.DataFrame, out_dir: Path) -> list[Block]:
     result = site_predictivity(episodes)
     board = leaderboard(episodes)
     atomic_write_text(out / PREDICTIVITY_CSV, result.to_frame().to_csv(index=False))
-    atomic_write_text(out / LEADERBOARD_CSV, board.to_frame().to_csv(index=False))
+    teams = policy_attribution(episodes)
+    board_rows = attributed(board.to_frame(), teams)
+    atomic_write_text(out / LEADERBOARD_CSV, board_rows.to_csv(index=False))
     if len(result.sites) > 1:
         predictivity_heatmap(result, out / HEATMAP)
-    return [*_predictivity(result), *_leaderboard(board)]
+    return [*_predictivity(result), *_leaderboard(board, teams)]
 
 
 def _predictivity(result: Predictivity) -> list[Block]:
@@ -86,7 +89,15 @@ def _predictivity(result: Predictivity) -> list[Block]:
     ]
 
 
-def _leaderboard(board: Leaderboard) -> list[Block]:
+def _version(attribution: Attribution) -> str:
+    """``id@version`` of a policy (``-`` where its records name none)."""
+    known = attribution
+    if not known.policy_id:
+        return "-"
+    return f"{known.policy_id}@{known.version}" if known.version else known.policy_id
+
+
+def _leaderboard(board: Leaderboard, teams: dict[str, Attribution]) -> list[Block]:
     pct = f"{board.confidence:.0%}"
     explain = (
         "Bradley-Terry ratings from paired episodes: two policies are compared on every "
@@ -106,12 +117,15 @@ def _leaderboard(board: Leaderboard) -> list[Block]:
             [
                 str(rank) if r.comparisons else "-",
                 r.policy,
+                teams.get(r.policy, Attribution()).team or "-",
+                _version(teams.get(r.policy, Attribution())),
                 r.rating.format(),
                 f"{r.wins:g} / {r.ties:g} / {r.losses:g}",
             ]
             for rank, r in enumerate(ratings, start=1)
         ]
-        header = ["rank", "policy", "Bradley-Terry rating", "wins / ties / losses"]
+        header = ["rank", "policy", "team", "policy id@version", "Bradley-Terry rating",
+                  "wins / ties / losses"]  # fmt: skip
         blocks.append(("table", header, rows))
     if len(board.policies) < 2:
         blocks.append(("p", "One policy only: no comparison, no rating (n/a)."))
