@@ -174,12 +174,12 @@ def coordinator_matrix(
 
 
 def coordinator_release(
-    stores: Mapping[str, Path], recipient: str = "coordinator"
+    stores: Mapping[str, Path], recipient: str = "coordinator", requester: str | None = None
 ) -> tuple[pd.DataFrame, list[Decision]]:
     """`coordinator_matrix` with the refusals themselves (rule, reason, contact)."""
     frames, refused = [], []
     for site, store in sorted(stores.items()):
-        rows, decision = site_release(Path(store), site, recipient)
+        rows, decision = site_release(Path(store), site, recipient, requester)
         if rows is None:
             refused.append(decision)
         else:

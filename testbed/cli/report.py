@@ -52,6 +52,9 @@ def report(
     With ``--to``, each site's egress rules decide whether its episode rows and clips go into
     the report; what they keep is listed under "Withheld" (docs/governance.md).
 
+    A campaign with per-site stores (``campaign.federated``) gets the coordinator's report:
+    only the aggregates each site's gate lets out; each site reports on its own store.
+
     Exit codes: 0 written; 1 a report file cannot be written; 2 no such folder, a folder
     without episode records, or a --baseline that is not a policy of the campaign.
     """
@@ -64,6 +67,8 @@ def report(
     console = _console()
     if not campaign_dir.is_dir():
         raise UsageError(f"campaign folder {str(campaign_dir)!r}: no such folder")
+    if _per_site_report(campaign_dir, out, to, requester, baseline, clips, open_):
+        return
     try:
         egress = _egress.request(to, basis, requester, redacted)
         written = write_report(
@@ -87,3 +92,51 @@ def report(
     console.print(f"        {written.markdown}", markup=False)
     if open_:
         webbrowser.open(written.html.resolve().as_uri())
+
+
+def _per_site_report(
+    campaign_dir: Path,
+    out: Path | None,
+    to: str | None,
+    requester: str | None,
+    baseline: str | None,
+    clips: float | None,
+    open_: bool,
+) -> bool:
+    """The coordinator's report of a campaign with per-site stores; False for any other folder.
+
+    Such a campaign's folder gets only what each site's gate lets out (its aggregate metrics);
+    the episode-level report is made at each site, from its store (docs/governance.md).
+    """
+    from testbed.campaign.stores import campaign_stores
+    from testbed.campaign.trial_status import read_json
+
+    stores = campaign_stores(campaign_dir, read_json(campaign_dir / "campaign.json"))
+    if not stores:
+        return False
+    for given, option in ((baseline, "--baseline"), (clips, "--clips")):
+        if given is not None:
+            raise UsageError(
+                f"{option}: {campaign_dir} keeps each site's records in the site's own store, "
+                "so its report holds only the aggregates the sites let out; "
+                f"use {option} at a site: testbed report <its store> {option} ..."
+            )
+    from testbed.results.report_federated import write_coordinator_report
+
+    try:
+        written = write_coordinator_report(
+            campaign_dir, stores, to or "coordinator", out=out, requester=requester
+        )
+    except (TestbedError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        print_error(str(error))
+        raise typer.Exit(FAILED) from None
+    console = _console()
+    for decision in written.refused:
+        console.print(f"withheld by {decision.artifact.tags.site}: {decision.rule}", markup=False)
+    console.print(f"coordinator's report (what the sites let out): {written.html}", markup=False)
+    console.print(f"        {written.markdown}", markup=False)
+    if open_:
+        webbrowser.open(written.html.resolve().as_uri())
+    return True

@@ -53,22 +53,30 @@ class CoordinatorReport:
 
 
 def write_coordinator_report(
-    campaign_dir: Path, stores: dict[str, Path], recipient: str = "coordinator"
+    campaign_dir: Path,
+    stores: dict[str, Path],
+    recipient: str = "coordinator",
+    *,
+    out: Path | None = None,
+    requester: str | None = None,
 ) -> CoordinatorReport:
     """Ask every site for its aggregates and write ``report.md``/``.html`` and the matrix CSV.
 
     Args:
-        campaign_dir: The campaign folder (``campaign.json``; the report goes here).
+        campaign_dir: The campaign folder (``campaign.json``).
         stores: Site id -> its store (`testbed.campaign.stores.campaign_stores`).
         recipient: Who receives the report (the gates' destination).
+        out: The report's folder (default: the campaign folder).
+        requester: Who asks, for the sites' audit logs (default: the login name).
     """
     root = Path(campaign_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    matrix, refused = coordinator_release(stores, recipient)
+    folder = Path(out) if out is not None else root
+    folder.mkdir(parents=True, exist_ok=True)
+    matrix, refused = coordinator_release(stores, recipient, requester)
     report = CoordinatorReport(
-        markdown=root / "report.md",
-        html=root / "report.html",
-        matrix_csv=root / "transfer_matrix.csv",
+        markdown=folder / "report.md",
+        html=folder / "report.html",
+        matrix_csv=folder / "transfer_matrix.csv",
         matrix=matrix,
         refused=tuple(refused),
         stores=dict(stores),
@@ -78,7 +86,7 @@ def write_coordinator_report(
     title = f"Campaign {campaign.get('name') or root.name}: the coordinator's report"
     blocks = _blocks(title, report, recipient)
     atomic_write_text(report.markdown, to_markdown(blocks))
-    atomic_write_text(report.html, to_html(blocks, root, title))
+    atomic_write_text(report.html, to_html(blocks, folder, title))
     return report
 
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import testbed.cli.episodes  # noqa: F401  (registers the commands; with one, typer
 import testbed.cli.replay  # noqa: F401  would make it the whole app)
+import testbed.cli.report  # noqa: F401
 from testbed.campaign.federated import CROSS_SITE
 from testbed.cli import app
 from testbed.episodes.records import RECORD_GLOB, read_meta, read_record
@@ -99,6 +100,14 @@ def test_each_sites_records_stay_in_its_store_and_the_coordinator_gets_the_matri
     record = next(iter(_records(us_store)))
     replay = CliRunner().invoke(app, ["replay", str(record), "--json"])
     assert replay.exit_code == 0, replay.output
+
+    # `testbed report` on the campaign folder: the coordinator's report again, not the records.
+    again = CliRunner().invoke(app, ["report", str(campaign), "--out", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    assert "coordinator's report" in again.output
+    assert (tmp_path / "again" / "report.md").read_text() == report
+    refused = CliRunner().invoke(app, ["report", str(campaign), "--clips", "2"])
+    assert refused.exit_code == 2 and "use --clips at a site" in refused.output
 
 
 @pytest.mark.slow  # three more campaign runs in subprocesses (about 30 s on 2 cores)
