@@ -79,6 +79,7 @@ def _runners(
     from testbed.bench import (
         batch_campaign,
         campaign,
+        compute_energy,
         env_overhead,
         memory,
         policy_link,
@@ -90,9 +91,14 @@ def _runners(
         batch_figures, batch_notes = batch_campaign.run(profile, progress)
         return figures + batch_figures, notes + batch_notes
 
+    def link() -> tuple[list[Figure], list[str]]:
+        figures, notes = policy_link.run(profile, serve, progress)
+        energy_figures, energy_notes = compute_energy.run(profile, policy_for_site, serve, progress)
+        return figures + energy_figures, notes + energy_notes
+
     return {
         "env": lambda: env_overhead.run(profile, env_ids, policy_for, progress),
-        "link": lambda: policy_link.run(profile, serve, progress),
+        "link": link,
         "campaign": campaigns,
         "replay": lambda: replay_speed.run(profile, policy_for_site, progress),
         "memory": lambda: memory.run(profile, progress),

@@ -197,3 +197,27 @@ def test_policy_meter_trusts_a_policys_own_report() -> None:
     _spin(0.004)
     first, second = local.stop(mark, [session, session])
     assert first == second and first.cpu_seconds >= 0.002  # one call shared by two sessions
+
+
+def test_bench_compares_in_process_and_remote_compute_per_action() -> None:
+    import dataclasses
+
+    from policies.scripted import scripted_policy
+    from testbed.bench import compute_energy
+    from testbed.bench.figures import QUICK
+
+    def serve_it(policy: Any) -> PolicyServer:
+        server = serve(policy, "127.0.0.1:0")
+        assert server.wait_until_serving(10)
+        return server
+
+    lines: list[str] = []
+    profile = dataclasses.replace(QUICK, memory_steps=30)
+    figures, notes = compute_energy.run(profile, scripted_policy, serve_it, lines.append)
+    (figure,) = figures
+    assert figure.unit == "mJ/action" and figure.value > 0 and (figure.reference or 0) > 0
+    local, remote = figure.details["in_process"], figure.details["remote"]
+    assert local["actions"] == remote["actions"] == 30
+    assert local["source"] == remote["source"] != UNKNOWN  # the same meter on both sides
+    assert figure.ratio == pytest.approx((figure.reference or 0) / figure.value)
+    assert "in-process" in notes[0] and "remote" in notes[0] and len(lines) == 2
