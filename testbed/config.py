@@ -52,12 +52,16 @@ class TaskConfig:
         env_kwargs: Extra keyword arguments for ``gymnasium.make`` (besides ``site``).
         max_steps: Cap on control steps per episode; None runs to the task's own time limit.
         snapshot_every: Steps between simulator snapshots in the record (0: none).
+        trial_prefix: Put before every trial name (``peg_in_hole__``), so that one campaign
+            can sweep tasks with the same policies and sites; empty for the default task
+            (ConveyorSort keeps the short names).
     """
 
     env_id: str = "Testbed/ConveyorSort-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     max_steps: int | None = None
     snapshot_every: int = 100
+    trial_prefix: str = ""
 
 
 @dataclass
@@ -156,6 +160,14 @@ class CampaignConfig:
     stores: dict[str, str] = field(default_factory=dict)
 
 
+def trial_name(config: Any) -> str:
+    """The name of the trial a `TestbedConfig` (or a composed ``DictConfig``) describes.
+
+    ``[<task.trial_prefix>]<policy>__<site>__s<seed>``: unique within a campaign.
+    """
+    return f"{config.task.trial_prefix}{config.policy.name}__{config.site.id}__s{config.seed}"
+
+
 @dataclass
 class EnergyConfig:
     """How the policy's compute energy is measured and priced (`protos.compute`).
@@ -192,8 +204,8 @@ class TestbedConfig:
 
     @property
     def trial_name(self) -> str:
-        """Unique name of the trial within its campaign."""
-        return f"{self.policy.name}__{self.site.id}__s{self.seed}"
+        """Unique name of the trial within its campaign (`trial_name`)."""
+        return trial_name(self)
 
     @property
     def seeds(self) -> list[int]:

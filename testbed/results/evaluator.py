@@ -38,6 +38,7 @@ from testbed.episodes.records import (
     read_summary,
 )
 from testbed.errors import TestbedError
+from testbed.results.by_task import task_of_policy
 from testbed.results.kpis import KPIS, KpiValue, column, point
 from testbed.results.statistics import (
     Estimate,
@@ -229,6 +230,9 @@ class TransferReport:
             task that does not report them), as opposed to n/a in a cell that had no data.
         kpi_names: The KPIs that apply to the campaign's tasks (`applicable_kpis`), in registry
             order: what the report's KPI table and charts show.
+        tasks: Policy -> its task's label, in a campaign of several tasks (whose policies are
+            named with their task, `testbed.results.by_task`; rows are grouped by task first);
+            empty for one task.
     """
 
     policies: tuple[str, ...]
@@ -240,6 +244,7 @@ class TransferReport:
     confidence: float = 0.95
     absent_kpis: tuple[str, ...] = ()
     kpi_names: tuple[str, ...] = field(default_factory=lambda: tuple(KPIS))
+    tasks: dict[str, str] = field(default_factory=dict)
 
     def cell(self, policy: str, site: str) -> MatrixCell | None:
         """The cell of ``policy`` at ``site``, or None if that pair was not evaluated."""
@@ -294,7 +299,8 @@ def transfer_matrix(
     df = _checked(episodes, baseline)
     home_sites = df.groupby("policy")["home_site"].first().to_dict()
     sites = tuple(sorted(df["site"].unique()))
-    policies = tuple(sorted(home_sites, key=lambda p: (home_sites[p], p)))
+    tasks = task_of_policy(df)
+    policies = tuple(sorted(home_sites, key=lambda p: (tasks.get(p, ""), home_sites[p], p)))
     cells = {
         (policy, site): _cell(group, df, policy, home_sites[policy], site, confidence)
         for (policy, site), group in df.groupby(["policy", "site"], sort=False)
@@ -305,7 +311,8 @@ def transfer_matrix(
     applicable = applicable_kpis(df["env_id"].dropna() if "env_id" in df else ())
     absent = _absent_kpis(df, cells.values(), applicable)
     return TransferReport(
-        policies, sites, home_sites, cells, policy_iqm, baseline, confidence, absent, applicable
+        policies, sites, home_sites, cells, policy_iqm, baseline, confidence, absent, applicable,
+        tasks,
     )
 
 

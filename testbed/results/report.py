@@ -34,6 +34,7 @@ from testbed.campaign.trial_status import TrialStatus, read_json, trial_statuses
 from testbed.episodes.damaged_records import SetAside, set_aside_headline
 from testbed.governance.records import EgressRequest
 from testbed.results.attribution import team_blocks
+from testbed.results.by_task import name_policies_by_task
 from testbed.results.clips import film_failed
 from testbed.results.episode_pages import MATRIX_ANCHOR, cell_link, episode_sections
 from testbed.results.evaluator import MatrixCell, TransferReport, load_episodes, transfer_matrix
@@ -107,7 +108,7 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     skipped: list[str] = []
     damaged: list[SetAside] = []
-    episodes = load_episodes(root, skipped, damaged)
+    episodes = name_policies_by_task(load_episodes(root, skipped, damaged))
     matrix = transfer_matrix(episodes, baseline=baseline)
     campaign = read_json(root / "campaign.json")
     recorded = episodes.groupby("trial_dir").size().to_dict() if len(episodes) else {}
@@ -222,10 +223,22 @@ def _gaps(report: TransferReport) -> list[Block]:
     return [("h2", "Largest transfer gaps"), ("ul", items or [none])]
 
 
-def _matrix(report: TransferReport, text: Callable[[MatrixCell], str]) -> Block:
-    """A matrix table; every evaluated cell links to its episodes."""
+def _matrix(report: TransferReport, text: Callable[[MatrixCell], str]) -> list[Block]:
+    """A matrix table, one per task in a campaign of several; every cell links to its episodes."""
+    if not report.tasks:
+        return [_table(report, report.policies, text)]
+    blocks: list[Block] = []
+    for task in dict.fromkeys(report.tasks[p] for p in report.policies):
+        policies = tuple(p for p in report.policies if report.tasks[p] == task)
+        blocks += [("h4", f"Task {task}"), _table(report, policies, text)]
+    return blocks
+
+
+def _table(
+    report: TransferReport, policies: tuple[str, ...], text: Callable[[MatrixCell], str]
+) -> Block:
     rows = []
-    for policy in report.policies:
+    for policy in policies:
         cells = [report.cell(policy, site) for site in report.sites]
         row: list[object] = [policy, report.home_sites[policy]]
         row += [
@@ -242,13 +255,14 @@ def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
         ("h2", "Transfer matrix", MATRIX_ANCHOR),
         (
             "p",
-            f"Rows: policies grouped by home site; columns: target sites; * marks the home "
+            f"Rows: policies grouped by {'task, then ' if report.tasks else ''}home site; "
+            f"columns: target sites; * marks the home "
             f"site. Success is success_at_end (an episode that ended on a fault is a failure), "
             f"shown with its Wilson {pct} interval and successes/episodes. Every cell links to "
             f"its episodes (Episodes by cell).",
         ),
         ("h3", "Success rate"),
-        _matrix(report, lambda c: f"{c.success.format()} {c.successes}/{c.episodes}"),
+        *_matrix(report, lambda c: f"{c.success.format()} {c.successes}/{c.episodes}"),
         ("img", figures[0].name, "success rate heatmap"),
         ("h3", "Retention"),
         (
@@ -257,7 +271,7 @@ def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
             f"percentile bootstrap {pct} interval; n/a where the home site was not evaluated "
             f"or had no success.",
         ),
-        _matrix(report, lambda c: c.retention.format()),
+        *_matrix(report, lambda c: c.retention.format()),
         ("img", figures[1].name, "retention heatmap"),
     ]
     if report.baseline:
@@ -268,14 +282,18 @@ def _matrices(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
                 "(p - p_baseline) / (p_native - p_baseline) at each target, where native is "
                 "the best non-baseline policy homed there; n/a where undefined.",
             ),
-            _matrix(report, lambda c: "n/a" if math.isnan(c.normalised) else f"{c.normalised:.2f}"),
+            *_matrix(report, _normalised),
         ]
     if any(not math.isnan(c.iqm.value) for c in report.cells.values()):  # 2+ training seeds
         blocks += [
             ("h3", "IQM of per-seed success across training seeds"),
-            _matrix(report, lambda c: f"{c.iqm.format()} ({c.training_seeds} seeds)"),
+            *_matrix(report, lambda c: f"{c.iqm.format()} ({c.training_seeds} seeds)"),
         ]
     return blocks
+
+
+def _normalised(cell: MatrixCell) -> str:
+    return "n/a" if math.isnan(cell.normalised) else f"{cell.normalised:.2f}"
 
 
 def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:

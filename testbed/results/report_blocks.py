@@ -1,8 +1,9 @@
 """The report's document model: a list of blocks, and its two renderings (Markdown, HTML).
 
-A block is a tuple: ``("h1" | "h2" | "h3" | "p", text)`` (a heading may add an anchor id as a
-third element), ``("ul", items)``, ``("table", header, rows)`` (a fourth element
-``"filterable"`` always gives it the page's filter box), ``("img", file, alt)`` (a PNG of the
+A block is a tuple: ``("h1" | "h2" | "h3" | "h4" | "p", text)`` (a heading may add an anchor id
+as a third element; an ``h4`` has none unless given), ``("ul", items)``,
+``("table", header, rows)`` (a fourth element ``"filterable"`` always gives it the page's
+filter box), ``("img", file, alt)`` (a PNG of the
 report folder, embedded), ``("media", href, alt)`` (a clip linked from the report folder:
 GIF/WebP as an image, MP4/WebM as a video), ``("details", summary, text)`` or
 ``("section", id, blocks)`` (an anchored group of blocks). A list item or table cell is text,
@@ -73,7 +74,7 @@ def to_markdown(blocks: list[Block]) -> str:
 
 def _md_block(block: Block) -> str:
     kind, *args = block
-    if kind in ("h1", "h2", "h3"):
+    if kind in ("h1", "h2", "h3", "h4"):
         heading = "#" * int(kind[1]) + " " + args[0]
         return f'<a id="{args[1]}"></a>\n\n{heading}' if len(args) > 1 else heading
     if kind == "p":
@@ -131,7 +132,9 @@ def _inline(value: Any) -> str:
 def _html_block(block: Block, folder: Path) -> str:
     kind, *args = block
     esc = html.escape
-    if kind in ("h1", "h2", "h3"):
+    if kind in ("h1", "h2", "h3", "h4"):
+        if kind == "h4" and len(args) == 1:  # repeated under several headings: no id
+            return f"<h4>{esc(args[0])}</h4>"
         ident = args[1] if len(args) > 1 else anchor(args[0])
         return f'<{kind} id="{esc(ident)}">{esc(args[0])}</{kind}>'
     if kind == "p":
