@@ -163,19 +163,21 @@ def _uniform_dtype(layout: PackedLayout) -> np.dtype | None:
 class PackedEncoder:
     """Packs observations (a mapping of field name to value) into the bytes of one layout.
 
-    Values are converted as the named form converts them (`FieldEncoder.convert`) and copied
-    into one reused buffer; each call returns its bytes. Fields the layout does not name are
-    not sent.
+    A value that is already an array of the field's dtype and shape is copied as it is; any
+    other is converted as the named form converts it (`FieldEncoder.convert`). Padding bytes
+    are zero. Fields the layout does not name are not sent.
     """
 
     def __init__(self, layout: PackedLayout) -> None:
         self.layout = layout
-        self._buffer = np.zeros(layout.size, np.uint8)  # padding stays zero
-        self._fields: list[tuple[str, FieldEncoder, np.ndarray]] = []
-        for slot in layout.slots:
+        self._fields: list[tuple[str, FieldEncoder, np.dtype, tuple[int, ...], bytes]] = []
+        end = 0
+        for slot in sorted(layout.slots, key=lambda s: s.offset):
             encoder = FieldEncoder(f"observation.{slot.name}", slot.dtype, slot.shape)
-            view = self._buffer[slot.offset : slot.offset + slot.size].view(encoder.dtype)
-            self._fields.append((slot.name, encoder, view.reshape(slot.shape)))
+            pad = bytes(slot.offset - end)
+            self._fields.append((slot.name, encoder, encoder.dtype, encoder.shape, pad))
+            end = slot.offset + slot.size
+        self._tail = bytes(layout.size - end)
 
     def __call__(self, observation: Mapping[str, Any]) -> bytes:
         """The packed bytes of ``observation``.
@@ -184,9 +186,17 @@ class PackedEncoder:
             KeyError: A field of the layout is missing from ``observation``.
             TensorError: A value's shape is not its field's (``observation.<name>.shape``).
         """
-        for name, encoder, view in self._fields:
-            view[...] = encoder.convert(observation[name])
-        return self._buffer.tobytes()
+        parts = []
+        for name, encoder, dtype, shape, pad in self._fields:
+            value = observation[name]
+            if type(value) is not np.ndarray or value.dtype is not dtype or value.shape != shape:
+                value = encoder.convert(value)
+            if pad:
+                parts.append(pad)
+            parts.append(value.tobytes())  # C order, as Tensor.data
+        if self._tail:
+            parts.append(self._tail)
+        return b"".join(parts)
 
 
 class PackedDecoder:
