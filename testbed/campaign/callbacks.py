@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from testbed.campaign.plan import expand_jobs, sweep_overrides
 from testbed.campaign.progress import QUIET_ENV, CampaignMonitor
-from testbed.campaign.stores import per_site
+from testbed.campaign.stores import per_site, store_roots
 from testbed.campaign.summary import finish_campaign
 from testbed.episodes.records import atomic_write_text
 
@@ -51,7 +51,12 @@ class CampaignCallback(Callback):
         if config.campaign.progress:
             global _monitor
             os.environ[QUIET_ENV] = "1"  # trial processes inherit it: one view, not N bars
-            _monitor = CampaignMonitor(campaign_dir, len(jobs), config.campaign.episodes)
+            federated, stores = bool(config.campaign.federated), dict(config.campaign.stores)
+
+            def roots() -> list[Path]:
+                return store_roots(campaign_dir, federated, stores)
+
+            _monitor = CampaignMonitor(campaign_dir, len(jobs), config.campaign.episodes, roots)
             _monitor.start()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

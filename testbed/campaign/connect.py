@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,6 +34,7 @@ class PolicyConnection:
         action_space: The env's action space.
         log_dir: Where a managed server writes its log.
         env_id: The trial's env id, passed to a managed server (``testbed serve --env``).
+        server_args: More options for a managed server (how it measures compute energy).
     """
 
     def __init__(
@@ -42,12 +44,13 @@ class PolicyConnection:
         action_space: Any,
         log_dir: Path,
         env_id: str | None = None,
+        server_args: Sequence[str] = (),
     ) -> None:
         self.config = config
         self._spaces = (observation_space, action_space)
         self._server = (
             ManagedServer(str(config.serve), Path(log_dir) / "policy_server.log",
-                          config.startup_timeout_s, env_id)
+                          config.startup_timeout_s, env_id, server_args)
             if config.kind == "managed" else None
         )  # fmt: skip
         self.policy: Policy | None = None

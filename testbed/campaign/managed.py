@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -66,6 +66,7 @@ class ManagedServer:
         log_path: File receiving the server's output.
         startup_timeout_s: How long to wait for the bound address.
         env_id: The trial's env id (``--env``: which task's scripted controller, or spaces).
+        extra_args: More ``testbed serve`` options (the campaign's ``--energy-counter``).
     """
 
     def __init__(
@@ -74,8 +75,10 @@ class ManagedServer:
         log_path: Path,
         startup_timeout_s: float = 60.0,
         env_id: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.policy = policy
+        self.extra_args = list(extra_args)
         self.env_id = env_id
         self.log_path = Path(log_path)
         self.startup_timeout_s = startup_timeout_s
@@ -105,6 +108,7 @@ class ManagedServer:
                    "--address", "127.0.0.1:0", "--exit-with-parent"]  # fmt: skip
         if self.env_id is not None:
             command += ["--env", self.env_id]
+        command += self.extra_args
         self._process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,

@@ -52,10 +52,19 @@ class CampaignMonitor:
         campaign_dir: The campaign folder.
         trials: Number of trials the run expands to.
         episodes_per_trial: Episodes each trial runs.
+        stores: The folders holding the trial folders, when not the campaign folder itself
+            (per-site stores: `testbed.campaign.stores.store_roots`); looked at every time.
     """
 
-    def __init__(self, campaign_dir: Path, trials: int, episodes_per_trial: int) -> None:
+    def __init__(
+        self,
+        campaign_dir: Path,
+        trials: int,
+        episodes_per_trial: int,
+        stores: Callable[[], list[Path]] | None = None,
+    ) -> None:
         self.campaign_dir = Path(campaign_dir)
+        self.stores = stores or (lambda: [self.campaign_dir])
         self.trials = trials
         self.episodes = episodes_per_trial * trials
         self._stop = threading.Event()
@@ -75,9 +84,10 @@ class CampaignMonitor:
     def counts(self) -> tuple[int, int]:
         """(trials finished or failed, episodes recorded) right now."""
         finished = episodes = 0
-        for folder in self.campaign_dir.iterdir() if self.campaign_dir.is_dir() else ():
-            finished += (folder / "DONE").is_file() or (folder / "FAILED").is_file()
-            episodes += sum(1 for _ in folder.glob(RECORD_GLOB))
+        for root in self.stores():
+            for folder in root.iterdir() if root.is_dir() else ():
+                finished += (folder / "DONE").is_file() or (folder / "FAILED").is_file()
+                episodes += sum(1 for _ in folder.glob(RECORD_GLOB))
         return finished, episodes
 
     def _watch(self, interval_s: float) -> None:

@@ -84,3 +84,14 @@ def campaign_stores(campaign_dir: Path, campaign: Mapping[str, Any] | None) -> d
     for site, path in named.items():
         found[str(site)] = Path(str(path)).expanduser()
     return {site: path for site, path in found.items() if any(path.glob(f"*/{RECORD_GLOB}"))}
+
+
+def store_roots(
+    campaign_dir: Path, federated: bool, stores: Mapping[str, Any] | None
+) -> list[Path]:
+    """The folders that hold a campaign's trial folders right now (for the progress view)."""
+    if not per_site(federated, stores):
+        return [Path(campaign_dir)]
+    defaults = Path(campaign_dir) / STORES_DIR
+    found = sorted(defaults.iterdir()) if defaults.is_dir() else []
+    return found + [Path(str(p)).expanduser() for p in (stores or {}).values()]

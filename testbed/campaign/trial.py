@@ -102,7 +102,8 @@ def _run(
     run = _TrialRun(config, folder, envs[0], episode_hash)
     try:
         with PolicyConnection(config.policy, envs[0].observation_space, envs[0].action_space,
-                              folder.path, config.task.env_id) as connection:  # fmt: skip
+                              folder.path, config.task.env_id,
+                              _server_energy(config)) as connection:  # fmt: skip
             run.team = policy_team(config.policy)
             try:
                 spec = connection.policy.spec()  # type: ignore[union-attr]
@@ -236,9 +237,15 @@ class _TrialRun:
     def _compute(self, result: EpisodeResult) -> dict[str, Any]:
         """The record's compute: the tally, this meter's watts (in-process only), the price."""
         energy = self.config.energy
-        inprocess = self.config.policy.kind == "inprocess"  # else the server's own figure
-        watts = energy.watts_per_core if inprocess else None
+        ours = self.config.policy.kind != "remote"  # in-process, or a server we started
+        watts = energy.watts_per_core if ours else None  # a remote server's figure is its own
         return result.compute.summary(watts, energy.price_per_kwh, energy.currency)
+
+
+def _server_energy(config: TestbedConfig) -> list[str]:
+    """``testbed serve`` options that make a managed server measure as ``energy`` says."""
+    energy = config.energy
+    return ["--energy-counter", energy.counter, "--watts-per-core", repr(energy.watts_per_core)]
 
 
 def _trial_json(

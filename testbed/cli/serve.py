@@ -142,6 +142,18 @@ def serve_command(
     ] = None,
     basis: _egress.Basis = "",
     requester: _egress.Requester = None,
+    energy_counter: Annotated[
+        str,
+        typer.Option(
+            help="How each reply's compute energy is measured (ActResponse.compute): auto "
+            "(Linux RAPL where readable, else CPU time x --watts-per-core), rapl, cpu-estimate "
+            "or off",
+        ),
+    ] = "auto",
+    watts_per_core: Annotated[
+        float,
+        typer.Option(help="Watts per busy core of the CPU-time estimate (12: Green Algorithms)"),
+    ] = 12.0,
 ) -> None:
     """Serve POLICY over gRPC until SIGTERM / Ctrl-C (then shut down gracefully).
 
@@ -173,11 +185,12 @@ def serve_command(
         from testbed.governance.models import gate_model
 
         gate_model(Path(policy.split(":", 1)[1]), _egress.request(to, basis, requester))
+    meter = _meter(energy_counter, watts_per_core)
     _check_listen(address)  # before loading the policy, which may take a while
     loaded = load_policy(policy, site, env)
     try:
         server = serve(loaded, address, tls=tls, token=token, max_workers=max_workers,
-                       **limits)  # type: ignore[arg-type]  # fmt: skip
+                       compute_meter=meter, **limits)  # type: ignore[arg-type]  # fmt: skip
     except ValueError as exc:  # a bad limit or token list
         raise UsageError(str(exc)) from None
     except OSError as exc:  # taken between the check and the bind
@@ -189,6 +202,16 @@ def serve_command(
         flush=True,
     )
     server.wait()
+
+
+def _meter(counter: str, watts_per_core: float) -> Any:
+    """The server's `protos.compute.ComputeMeter`; a bad choice is a usage error."""
+    from protos.compute import ComputeMeter
+
+    try:
+        return ComputeMeter(counter, watts_per_core)
+    except ValueError as exc:
+        raise UsageError(f"--energy-counter / --watts-per-core: {exc}") from None
 
 
 def _check_listen(address: str) -> None:

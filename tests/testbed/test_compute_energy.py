@@ -221,3 +221,34 @@ def test_bench_compares_in_process_and_remote_compute_per_action() -> None:
     assert local["source"] == remote["source"] != UNKNOWN  # the same meter on both sides
     assert figure.ratio == pytest.approx((figure.reference or 0) / figure.value)
     assert "in-process" in notes[0] and "remote" in notes[0] and len(lines) == 2
+
+
+def test_testbed_serve_measures_with_the_given_watts_per_core(env: gym.Env) -> None:
+    from tests.testbed.servers import start_cli_server, stop
+
+    process, address = start_cli_server(
+        "scripted:kr-changwon", "--energy-counter", "cpu-estimate", "--watts-per-core", "24"
+    )
+    try:
+        with RemotePolicy(
+            address, observation_space=env.observation_space,
+            action_space=env.action_space,  # type: ignore[arg-type]
+        ) as remote:  # fmt: skip
+            summary = _episode(env, remote)
+    finally:
+        stop(process)
+    assert summary["source"] == CPU_ESTIMATE and summary["measured_calls"] == 8
+    assert summary["joules"] == pytest.approx(summary["cpu_seconds"] * 24.0)
+
+
+def test_testbed_serve_refuses_an_unknown_counter() -> None:
+    from typer.testing import CliRunner
+
+    from testbed.cli import _register, app
+
+    _register()
+    args = ["serve", "scripted:kr-changwon", "--energy-counter", "tdp", "--address", "127.0.0.1:0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "--energy-counter" in result.output and "'tdp'" in result.output
+    assert "Traceback" not in result.output

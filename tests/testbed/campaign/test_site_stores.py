@@ -17,6 +17,8 @@ import testbed.cli.episodes  # noqa: F401  (registers the commands; with one, ty
 import testbed.cli.replay  # noqa: F401  would make it the whole app)
 import testbed.cli.report  # noqa: F401
 from testbed.campaign.federated import CROSS_SITE
+from testbed.campaign.progress import CampaignMonitor
+from testbed.campaign.stores import store_roots
 from testbed.cli import app
 from testbed.episodes.records import RECORD_GLOB, read_meta, read_record
 from testbed.governance.gate import GOVERNANCE_DIR_ENV
@@ -67,6 +69,8 @@ def test_each_sites_records_stay_in_its_store_and_the_coordinator_gets_the_matri
     assert (kr_store / TRIAL.format(KR) / "trial.log").is_file()  # the trial's log stays too
     assert (us_store / TRIAL.format(US) / "DONE").is_file()
     assert not (campaign / "episodes.csv").exists()  # no episode table at the coordinator
+    roots = store_roots(campaign, True, {US: str(us_store)})  # what the progress view counts
+    assert CampaignMonitor(campaign, 2, 2, lambda: roots).counts() == (2, 4)
 
     # The coordinator's matrix equals the one built from all records, for what may leave.
     coordinator = pd.read_csv(campaign / "transfer_matrix.csv")
