@@ -1,5 +1,5 @@
 """A person walking into the cell: schedule, speed-and-separation, reduced speed, body-region
-contact limits, protective stops, snapshots."""
+contact limits (tests/envs/test_contact_force.py), protective stops, snapshots."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 from envs.conveyor_sort import ConveyorSortEnv
 from envs.errors import FactoryDataError
 from envs.safety.coworker import PARKED, Visit
-from envs.safety.monitor import CoworkerMonitor, MonitorLimits
-from envs.safety.standards import REGIONS, SeparationParams, protective_separation
+from envs.safety.standards import SeparationParams, protective_separation
 from envs.sites import SITE_DATA, load_site
 
 WALKWAY = "walk1,walkway,,-1.35,-0.1,0.005,,,0.0,1.5,0.6,0.01,,,\n"
@@ -122,41 +121,6 @@ def test_the_reduced_speed_applies_inside_the_collaborative_zone(tmp_path: Path)
     assert not any("reduced_speed" in i["violations"] for i in early)
     assert person.spec.collaborative_zone_m == 1.5
     env.close()
-
-
-class _Contacts:
-    """A stand-in simulator that reports one contact of a given force on a given link."""
-
-    def __init__(self, link: int, force: float) -> None:
-        self.link, self.force = link, force
-
-    def contacts(self, a: int, b: int) -> list[tuple]:
-        return [(0, a, b, -1, self.link, (0,) * 3, (0,) * 3, (0,) * 3, 0.0, self.force)]
-
-
-class _Person:
-    def __init__(self, regions: dict[int, str]) -> None:
-        self.regions, self.body = regions, 7
-
-
-@pytest.mark.parametrize("region", sorted(REGIONS))
-def test_a_contact_force_is_classified_against_its_regions_limit(region: str) -> None:
-    limit = REGIONS[region]  # type: ignore[index]
-    monitor = CoworkerMonitor.__new__(CoworkerMonitor)
-    monitor.limits = MonitorLimits.of(None)
-    monitor.control_dt = 0.1
-    monitor.robot_body = 1
-    monitor.people = []
-    monitor._reset_totals()
-    monitor.contact_s = [0.0]
-    person = _Person({3: region})
-    for transient, force_limit in ((True, limit.force_limit(True)), (False, limit.quasi_static_n)):
-        for force, exceeded in ((force_limit * 0.99, False), (force_limit * 1.01, True)):
-            monitor.sim = _Contacts(3, force)  # type: ignore[assignment]
-            # a transient contact is in its first 0.5 s; a clamping one has lasted longer
-            monitor.contact_s[0] = 0.0 if transient else 1.0
-            assert monitor._pfl_exceeded(0, person) is exceeded, (region, transient, force)  # type: ignore[arg-type]
-    assert monitor.peak_region == region
 
 
 def test_snapshots_restore_the_persons_visit_mid_walk(tmp_path: Path) -> None:
