@@ -1,8 +1,9 @@
 """What a replay video shows beside the scene, and the card that ends it.
 
 The overlay is a panel of three lines above the scene, never on it: the policy, site and seed
-with the step and simulated time; the parts tally so far (for a task that records ``sorted:``,
-``wrong_bin:`` or ``lost:`` events) with the reward; the last event. The scene is rendered that
+with the step and simulated time; the parts tally so far (the `TALLIED` events the record has:
+sorted, wrong bin, lost; inserted; placed, displaced, dropped, toppled) with the reward; the
+last event. The scene is rendered that
 much shorter (`scene_size`), and the cell camera frames the whole cell in it, so the text never
 covers the arm. Small frames get fewer lines (at most 40% of the height: two at 72 rows, one
 at 48, none below 38). The end card says success, or the episode's failure reason, for as long as
@@ -19,8 +20,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from testbed.episodes.records import EpisodeRecord
 
-#: Event kinds the overlay tallies (those a task records when it resolves a part).
-TALLIED = ("sorted", "wrong_bin", "lost")
+#: Event kinds the overlay tallies (those a task records when it resolves a part): parts done
+#: and lost for sorting, insertion and palletizing; a record shows the kinds it has.
+TALLIED = ("sorted", "wrong_bin", "lost", "inserted", "placed", "displaced", "dropped", "toppled")
 #: Lines of the panel above the scene (fewer in small frames: `panel_lines`).
 PANEL_LINES = 3
 #: The panel takes at most this share of a frame's height.

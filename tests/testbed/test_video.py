@@ -237,3 +237,14 @@ def test_cli_clip_films_the_end_of_the_episode(tmp_path: Path) -> None:
         refused = runner.invoke(app, bad)
         assert refused.exit_code == 2 and message in refused.output, refused.output
         assert "Traceback" not in refused.output
+
+
+def test_the_tally_counts_every_task_s_parts() -> None:
+    from testbed.episodes.video_overlay import Overlay
+
+    record = cached_episode("kr-changwon")
+    events = ((10, "grasp:0"), (40, "placed:0"), (90, "dropped:1"), (120, "inserted:peg"))
+    palletized = dataclasses.replace(record, meta=dataclasses.replace(record.meta, events=events))
+    overlay = Overlay(palletized, (320, 240), CONTROL_DT["kr-changwon"])
+    assert overlay.tally_at(41) == "inserted 0  placed 1  dropped 0"
+    assert overlay.tally_at(200) == "inserted 1  placed 1  dropped 1"
