@@ -117,3 +117,17 @@ def test_usage_travels_in_act_response() -> None:
 def test_batch_share_splits_evenly() -> None:
     assert ComputeUsage(0.8, 4.0, RAPL).share(4) == ComputeUsage(0.2, 1.0, RAPL)
     assert ComputeUsage(0.8, None, UNKNOWN).share(2).joules is None
+
+
+def test_nvml_is_added_only_where_it_answers(tmp_path: Path) -> None:
+    """Without pynvml (or a GPU) the meter says so by its label; no GPU figure is made up."""
+    import importlib.util
+
+    from protos.compute import NvmlCounter
+
+    counter = NvmlCounter()
+    if importlib.util.find_spec("pynvml") is None:
+        assert not counter.readable
+    meter = ComputeMeter(powercap=tmp_path)
+    assert meter.source.endswith("+nvml") == counter.readable
+    assert ComputeMeter(powercap=tmp_path, gpu=False).source == CPU_ESTIMATE
