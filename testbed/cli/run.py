@@ -50,6 +50,9 @@ Common overrides:
   seed=0,1,2              seed blocks of episodes (with -m)
   policy.address=HOST:PORT policy.token_env=VAR    a policy someone else serves (policy=remote)
   campaign.progress=false campaign.report=false    no progress bars, no report
+  campaign.federated=true  each site's trials in its own store (<campaign folder>/stores/<site>,
+                          or +campaign.stores.<site>=DIR); the report is the coordinator's
+  policy.team=NAME        the model team a policy belongs to (attributed in the report)
 
 Examples:
   testbed run +campaign=transfer_3site
