@@ -1,6 +1,7 @@
 """`CellEnv`: the Gymnasium env every task of a site's cell shares (panda-gym's ``RobotTaskEnv``).
 
-It owns the simulator, the cell (scene), the robot and its controller, the suction gripper, the
+It owns the simulator, the cell (scene), the robot and its controller, the site's gripper
+(suction or fingers, `envs.cells.gripper`), the
 part sensor, the policy link, rendering, the substep loop, the shared observation fields
 (``ee_pos``, ``ee_vel``, ``gripper``, ``holding``, ``time``; `envs.observation`), the control
 period ``control_dt``, the episode summary and snapshots. A `envs.tasks.base.Task` supplies
@@ -26,7 +27,7 @@ from gymnasium import spaces
 from envs import observation as obs
 from envs import snapshot
 from envs.cells.cell import Cell, station_camera
-from envs.cells.suction import SuctionGripper
+from envs.cells.gripper import Gripper, make_gripper
 from envs.factory.schema import SiteSpec
 from envs.metrics import EpisodeMetrics
 from envs.safety.coworker import build_coworkers
@@ -104,7 +105,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self.cell: Cell | None = None
         self.coworkers: CoworkerMonitor | None = None
         self._resets_since_seed = 0
-        self.gripper: SuctionGripper
+        self.gripper: Gripper
         self._world_restored = False
         self._last_vector = np.zeros(self.layout.size, dtype=np.float32)
 
@@ -128,7 +129,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self._restore_cell()
         cell = self.cell
         assert cell is not None
-        self.gripper = SuctionGripper(self.sim, cell.arm, self.site.site.robot.gripper)
+        self.gripper.reset()
         task_info = self.task.reset(self.np_random)
         self.metrics = EpisodeMetrics(self.site.site.safety)
         self._resets_since_seed = 0 if seed is not None else self._resets_since_seed + 1
@@ -172,7 +173,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         if not gripper.check_hold(self._tool, positions):
             events.append("grip_lost")
         if gripper.try_grasp(task.graspable(), self._tool, positions) is not None:
-            events.append("suction_engaged")
+            events.append(gripper.engaged_event)
         events += task.update(events, gripper.held, self.steps, self.metrics, self.sim_time_s)
         speed = task.tool_speed(self._tool_vel)
         violations = self.metrics.check_step(self._tool, speed, self._contact)
@@ -317,6 +318,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
             self.cell = Cell(self.sim, self.site, self.task.needs)
             self.task.build(self.cell)
             self.coworkers = self._build_coworkers(self.cell)
+            self.gripper = make_gripper(self.sim, self.cell, self.site.site.robot.gripper)
             self._base_frame = obs.BaseFrame(self.cell.arm.base_position, self.cell.robot_yaw)
             self._cell_state = self.sim.save_state()
             self._world_restored = False

@@ -581,6 +581,26 @@ class Sim:
         """The arguments a constraint made by `attach` or `attach_exact` was created with."""
         return self._attachments[constraint]
 
+    def gear(self, body: int, link_a: int, link_b: int, ratio: float, max_force: float) -> int:
+        """Couple two joints of ``body`` (by their child links): ``q_a = -ratio * q_b`` held.
+
+        The Panda's fingers stay centred on a part this way (bullet3#2101); a gear is part of
+        the world as built, like a robot's joints, not of the saved state.
+        """
+        c = self.client
+        constraint = c.createConstraint(
+            body,
+            link_a,
+            body,
+            link_b,
+            jointType=pybullet.JOINT_GEAR,
+            jointAxis=(1.0, 0.0, 0.0),
+            parentFramePosition=(0.0, 0.0, 0.0),
+            childFramePosition=(0.0, 0.0, 0.0),
+        )
+        c.changeConstraint(constraint, gearRatio=ratio, erp=0.1, maxForce=max_force)
+        return int(constraint)
+
     def detach(self, constraint: int) -> None:
         """Remove a constraint created by `attach`."""
         self.client.removeConstraint(constraint)

@@ -51,6 +51,13 @@ class SortGains:
         wait_pos: Where the tool waits for the next part (base frame).
         release_tolerance_m: Distance to the drop point within which suction is released.
         release_speed_mps: Tool speed below which suction is released.
+        fingers: The home site grips with fingers, not suction: descend open until the
+            fingertips are `grasp_height_m` above the part's bottom (the jaws straddle it),
+            close there and lift only once ``holding`` says the part is gripped.
+        grasp_height_m: Fingertip height above the part's bottom face when closing.
+        grasp_tolerance_m: How close to that height the tool must be before closing.
+        finger_carry_speed: With fingers, the longest action (a fraction of the site's tool
+            speed) while holding: parts slip out of jaws that move fast (bullet3#2607).
     """
 
     position_gain: float
@@ -63,6 +70,10 @@ class SortGains:
     wait_pos: tuple[float, float, float] = (-0.1, 0.42, 0.25)
     release_tolerance_m: float = 0.012
     release_speed_mps: float = 0.05
+    fingers: bool = False
+    grasp_height_m: float = 0.006
+    grasp_tolerance_m: float = 0.003
+    finger_carry_speed: float = 0.5
 
 
 SITE_GAINS: dict[str, SortGains] = {
@@ -90,6 +101,7 @@ SITE_GAINS: dict[str, SortGains] = {
         pick_window_x=(-0.1, 0.30),
         wait_pos=(-0.05, 0.42, 0.25),
         align_tolerance_m=0.008,
+        grasp_tolerance_m=0.006,  # fingers: 3 mm sensor noise on the part's height
     ),
 }
 
@@ -141,6 +153,10 @@ def decide(g: SortGains, obs: Mapping[str, np.ndarray]) -> np.ndarray:
     move = g.position_gain * (target - ee) + feedforward
     action = np.empty(4, dtype=np.float32)
     action[:3] = np.clip(move, -1.0, 1.0)
+    if g.fingers and obs["holding"][0] > 0.5:
+        length = float(np.linalg.norm(action[:3]))
+        if length > g.finger_carry_speed:
+            action[:3] *= g.finger_carry_speed / length
     action[3] = 1.0 if suction else -1.0
     return action
 
@@ -160,9 +176,44 @@ def _pick_target(
         return np.asarray(g.wait_pos), False, np.zeros(3)
     feedforward = g.velocity_feedforward * velocity
     aligned = np.hypot(*(predicted[:2] - ee[:2])) < g.align_tolerance_m
+    if g.fingers:
+        return _finger_pick(g, obs, ee, predicted, aligned, feedforward)
     z = top - 0.004 if aligned else top + g.hover_m
     near = ee[2] - top < g.hover_m + 0.02
     return np.array([predicted[0], predicted[1], z]), aligned or near, feedforward
+
+
+def _finger_pick(
+    g: SortGains,
+    obs: Mapping[str, np.ndarray],
+    ee: np.ndarray,
+    predicted: np.ndarray,
+    aligned: bool,
+    feedforward: np.ndarray,
+) -> tuple[np.ndarray, bool, np.ndarray]:
+    """Straddle the part with open jaws, close at grasp height, hold there until gripped.
+
+    The jaws close once the fingertips are within `grasp_tolerance_m` of the grasp height and
+    stay closed while within twice that (and roughly aligned): a band, so that sensor noise
+    and link latency do not turn a grasp into on-off pulses, and the tool stays down until
+    ``holding`` hands over to the carry (lifting first is what loses finger grasps). Jaws that
+    closed on top of the part leave the tool above the band: they open and it tries again.
+    """
+    half = float(obs["part_size"][2]) / 2.0
+    top = predicted[2] + half
+    grasp_z = max(predicted[2] - half + g.grasp_height_m, top - 0.035)
+    above = ee[2] - grasp_z
+    error = float(np.hypot(*(predicted[:2] - ee[:2])))
+    if above < 2.0 * g.grasp_tolerance_m and error < 2.0 * g.align_tolerance_m:
+        closing = obs["gripper"][0] > 0.5 or above < g.grasp_tolerance_m
+        target = np.array([predicted[0], predicted[1], grasp_z - g.grasp_tolerance_m])
+        return target, closing, feedforward
+    if not aligned and ee[2] < top + 0.01:  # low beside the part: rise before closing in
+        return np.array([predicted[0], predicted[1], top + g.hover_m]), False, feedforward
+    # Aim below the grasp height (the controller stops at its workspace floor): the tool
+    # settles well inside the closing band instead of hovering at its edge.
+    z = grasp_z - g.grasp_tolerance_m if aligned else top + g.hover_m
+    return np.array([predicted[0], predicted[1], z]), False, feedforward
 
 
 def _carry_target(

@@ -22,7 +22,9 @@ _TEAR_OFF_M = 0.03  # a part this far from where the cup holds it has been torn 
 
 
 class SuctionGripper:
-    """Suction gripper state machine attached to a `CartesianArm`."""
+    """Suction gripper state machine on a `CartesianArm` (an `envs.cells.gripper.Gripper`)."""
+
+    engaged_event = "suction_engaged"
 
     def __init__(self, sim: Sim, arm: CartesianArm, spec: GripperSpec) -> None:
         self.sim = sim
@@ -31,6 +33,12 @@ class SuctionGripper:
         self.on = False
         self.held: int | None = None
         self._constraint: int | None = None
+        self._hold_offset = np.zeros(3)
+
+    def reset(self) -> None:
+        """Suction off, nothing held (a weld still there is removed)."""
+        self._drop()
+        self.on = False
         self._hold_offset = np.zeros(3)
 
     def command(self, on: bool) -> str | None:

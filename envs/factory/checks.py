@@ -17,6 +17,7 @@ from envs.errors import DataIssue
 from envs.factory._parse import Row, Table
 from envs.factory.arrivals import ARRIVE, derive_arrival_process
 from envs.factory.schema import Arrival, Part, SiteFile, Station
+from envs.robots.models import ROBOT_MODELS
 
 MESH_SUFFIXES = (".obj", ".stl")
 
@@ -222,6 +223,31 @@ def _check_liftable(bundle: Bundle, issues: list[DataIssue]) -> None:
             )
 
 
+def _check_fingers(bundle: Bundle, issues: list[DataIssue]) -> None:
+    """With ``gripper.kind: fingers``: the opening fits the model, and every part fits it."""
+    if bundle.site is None or bundle.site.robot.gripper.kind != "fingers":
+        return
+    gripper = bundle.site.robot.gripper
+    widest = ROBOT_MODELS[bundle.site.robot.model].fingers.max_opening_m
+    if gripper.opening_m is not None and gripper.opening_m > widest:
+        expected = f"at most {widest:g} m, the widest the {bundle.site.robot.model} fingers open"
+        issues.append(
+            DataIssue("site.yaml", "robot.gripper.opening_m", repr(gripper.opening_m), expected)
+        )
+        return
+    opening = widest if gripper.opening_m is None else gripper.opening_m
+    for row in bundle.parts.rows if bundle.parts else []:
+        narrow = min(row.model.size_x, row.model.size_y)
+        if narrow >= opening:
+            expected = (
+                f"a part the fingers can grip: its narrow side {narrow:g} m is not below "
+                f"the finger opening {opening:g} m (site.yaml robot.gripper.opening_m)"
+            )
+            issues.append(
+                DataIssue("parts.csv", f"{row.where}, column size_y", repr(narrow), expected)
+            )
+
+
 def _check_meshes(bundle: Bundle, issues: list[DataIssue]) -> None:
     for row in bundle.parts.rows if bundle.parts else []:
         uri = row.model.mesh_uri
@@ -391,6 +417,7 @@ _CHECKS: tuple[Callable[[Bundle, list[DataIssue]], None], ...] = (
     _check_required_kinds,
     _check_bins,
     _check_liftable,
+    _check_fingers,
     _check_meshes,
     _check_arrival_refs,
     _check_cases,

@@ -60,7 +60,7 @@ _NUMBER = r"\s*(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)\s*"
 _FRACTION = re.compile(f"{_NUMBER}/{_NUMBER}")
 
 RobotModel = Literal["panda", "kuka_iiwa", "xarm6"]
-GripperKind = Literal["suction"]
+GripperKind = Literal["suction", "fingers"]
 StationKind = Literal["robot", "conveyor", "fixture", "bin", "table", "camera", "pallet", "walkway"]
 PartShape = Literal["box", "cylinder", "mesh"]
 
@@ -99,13 +99,25 @@ class PhysicsSpec(_Frozen):
 
 
 class GripperSpec(_Frozen):
-    """The end effector. ``suction``: a cup that holds a part while on and touching its top face."""
+    """The end effector.
+
+    ``suction``: a cup that holds a part while on and touching its top face. ``fingers``: the
+    robot model's parallel-jaw fingers, which hold a part by friction while closed on it
+    (`envs.cells.fingers`); the finger settings default to the values a PyBullet probe pinned
+    (DESIGN.md, simulation notes) and are read only by that kind.
+    """
 
     kind: GripperKind = "suction"
     max_force_n: Annotated[float, Field(gt=0, le=1e5, allow_inf_nan=False)] = 60.0
     """Largest force the grip transmits; faster moves with heavier parts tear it off."""
     capture_distance_m: Annotated[float, Field(gt=0, le=0.05)] = 0.012
     """Suction engages when the cup is this close to the part's top face."""
+    grip_force_n: Annotated[float, Field(ge=20.0, le=500.0, allow_inf_nan=False)] = 40.0
+    """Force each finger presses with when closed (below 20 N parts slip in the probe)."""
+    finger_friction: Annotated[float, Field(ge=1.0, le=5.0, allow_inf_nan=False)] = 1.0
+    """Lateral friction coefficient of the finger pads (below 1.0 parts slip in the probe)."""
+    opening_m: Annotated[float, Field(ge=0.01, le=0.2, allow_inf_nan=False)] | None = None
+    """Gap between the open fingers; None opens them as wide as the model allows."""
 
 
 class ControllerSpec(_Frozen):

@@ -76,10 +76,28 @@ class CartesianArm:
         self._forces = [self._joint_force(j) for j in self.arm_joints]
         self._held_forces = [self._joint_force(j) for j in self._held_joints]
         self._ik_options = self._ik_settings(movable)
-        self._link_offset = _rotate(TOOL_DOWN, self.info.tool_offset)
-        self._has_offset = any(self.info.tool_offset)
+        self._orientation: Quat = TOOL_DOWN
+        self._turned = False  # whether set_tool chose the orientation (even yaw 0)
+        self._offset: Vec3 = self.info.tool_offset
+        self._link_offset = _rotate(TOOL_DOWN, self._offset)
+        self._has_offset = any(self._offset)
         self.target = np.zeros(3)
         self.reset()
+
+    def set_tool(self, yaw: float, offset: Vec3 | None = None) -> None:
+        """Turn the downward tool by ``yaw`` (rad, about world z) from now on; 0 at first.
+
+        A finger gripper turns its jaws this way to close across a part's narrow side, and
+        may move the tool centre point (``offset``, in the tool link's frame; None keeps the
+        model's) to the middle between its fingertips. The next `reset` starts with the tool
+        turned.
+        """
+        half = yaw / 2.0
+        self._orientation = (math.cos(half), math.sin(half), 0.0, 0.0)  # Rz(yaw) * TOOL_DOWN
+        self._offset = self.info.tool_offset if offset is None else offset
+        self._has_offset = any(self._offset)
+        self._link_offset = _rotate(self._orientation, self._offset)
+        self._turned = True
 
     # ------------------------------------------------------------------ set-up
 
@@ -134,8 +152,15 @@ class CartesianArm:
             self.sim.reset_joint(self.body, joint, angle)
         for joint, angle in zip(self._held_joints, self._held_targets, strict=True):
             self.sim.reset_joint(self.body, joint, angle)
+        angles = list(self.info.rest_pose)
+        if self._turned:  # the ready point with the tool turned exactly as set
+            point = self.tool_state()[0]
+            x, y, z = (float(v) for v in point)
+            for _ in range(3):  # each solve starts from the last (IK from afar is off)
+                angles = self._solve_ik((x, y, z))
+                self.place_joints(angles)
         self.target = self.tool_state()[0].copy()
-        self._drive(list(self.info.rest_pose))
+        self._drive(angles)
 
     # ------------------------------------------------------------------ state
 
@@ -147,7 +172,7 @@ class CartesianArm:
         if self._has_offset:
             # The tool points down, so the offset along the link's z axis is (almost) world -z;
             # rotate it properly anyway so a tilted wrist reports the true tool point.
-            ox, oy, oz = _rotate(orientation, self.info.tool_offset)
+            ox, oy, oz = _rotate(orientation, self._offset)
             position = (position[0] + ox, position[1] + oy, position[2] + oz)
         return np.array(position, dtype=np.float64), np.array(velocity, dtype=np.float64)
 
@@ -228,7 +253,7 @@ class CartesianArm:
             self.body,
             self.info.tool_link,
             (target[0] - ox, target[1] - oy, target[2] - oz),
-            TOOL_DOWN,
+            self._orientation,
             iterations=self.controller.ik_iterations,
             residual=self.controller.ik_residual_m,
             null_space=self._ik_options,

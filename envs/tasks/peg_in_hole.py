@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from envs.cells.cell import Cell
+from envs.cells.gripper import ENGAGED_EVENTS
 from envs.cells.hole import HoleShape, build_hole, place_hole
 from envs.factory.schema import Part, SiteSpec
 from envs.factory.task_sections import PegInHoleSection
@@ -222,7 +223,7 @@ class PegInHole(Task):
             t["force_steps"] += 1
         if magnitude > self.site.site.safety.max_contact_force_n:
             t["force_violations"] += 1
-        if "suction_engaged" in events:
+        if any(event in ENGAGED_EVENTS for event in events):
             t["grasp_events"] += 1
             metrics.grasps += 1
             if t["grasped_at_s"] is None:

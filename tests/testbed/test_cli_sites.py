@@ -64,7 +64,8 @@ def test_check_bad_bundle_lists_every_issue_and_exits_1(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     assert lines[0] == f"error: bundle {bundle.resolve()}: 3 issue(s)"
     assert lines[1:] == [
-        "  - site.yaml: robot.gripper.kind (line 21): expected 'suction' (got 'vacuum')",
+        "  - site.yaml: robot.gripper.kind (line 21): expected 'suction' or 'fingers' "
+        "(got 'vacuum')",
         "  - stations.csv: row 2 (line 3), column kind: expected 'robot', 'conveyor', "
         "'fixture', 'bin', 'table', 'camera', 'pallet' or 'walkway' (got 'belt')",
         "  - parts.csv: header (line 1), unknown column 7: expected mass_kg (SI units: metres, "

@@ -1,0 +1,113 @@
+"""Finger grippers in whole envs: bundle values, snapshots mid-grasp, determinism, check_env.
+
+Each env is built from a shipped site's bundle copied with ``robot.gripper.kind: fingers``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from envs.conveyor_sort import ConveyorSortEnv
+from envs.errors import FactoryDataError
+from envs.factory.loader import load_bundle
+from policies.scripted import SITE_GAINS, decide
+
+SITE_DATA = Path(__file__).resolve().parents[2] / "envs" / "site_data"
+
+
+def finger_bundle(site: str, root: Path, **settings: object) -> Path:
+    """A copy of a shipped site's bundle with ``gripper.kind: fingers`` (plus settings)."""
+    bundle = Path(shutil.copytree(SITE_DATA / site, root / site))
+    site_yaml = bundle / "site.yaml"
+    lines = "".join(f"    {key}: {value}\n" for key, value in settings.items())
+    text = site_yaml.read_text(encoding="utf-8")
+    assert "    kind: suction\n" in text
+    site_yaml.write_text(text.replace("    kind: suction\n", "    kind: fingers\n" + lines))
+    return bundle
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("grip_force_n", 5, "greater than or equal to 20"),
+        ("finger_friction", 0.5, "greater than or equal to 1"),
+        ("opening_m", 0.5, "less than or equal to 0.2"),
+        ("opening_m", 0.1, "at most 0.078 m, the widest the panda fingers open"),
+        ("opening_m", 0.05, "a part the fingers can grip: its narrow side 0.07 m"),
+    ],
+)
+def test_bad_finger_values_name_the_file_and_key(
+    tmp_path: Path, key: str, value: float, expected: str
+) -> None:
+    bundle = finger_bundle("kr-changwon", tmp_path, **{key: value})
+    with pytest.raises(FactoryDataError) as caught:
+        load_bundle(bundle)
+    text = str(caught.value)
+    assert expected in text, text
+    where = "parts.csv" if "narrow side" in expected else f"site.yaml: robot.gripper.{key}"
+    assert where in text, text
+
+
+def _scripted_episode(
+    env: ConveyorSortEnv, site: str, seed: int, steps: int, snapshot_after_hold: int | None
+) -> tuple[list[np.ndarray], list[dict[str, np.ndarray]], bytes | None, int]:
+    """Scripted finger picking; returns actions, observations and a snapshot taken mid-grasp."""
+    gains = replace(SITE_GAINS[site], fingers=True)
+    observation, _ = env.reset(seed=seed)
+    actions, observations, blob, taken_at, held_for = [], [observation], None, -1, 0
+    for t in range(steps):
+        held_for = held_for + 1 if env.gripper.held is not None else 0
+        if snapshot_after_hold is not None and blob is None and held_for == snapshot_after_hold:
+            blob, taken_at = env.save_snapshot(), t
+        action = decide(gains, observation)
+        observation, *_ = env.step(action)
+        actions.append(action)
+        observations.append(observation)
+    return actions, observations, blob, taken_at
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray], where: str) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].tobytes() == b[name].tobytes(), (where, name, a[name], b[name])
+
+
+@pytest.mark.parametrize(("site", "steps"), [("kr-changwon", 190), ("us-austin", 260)])
+def test_snapshot_mid_grasp_restores_bit_for_bit(tmp_path: Path, site: str, steps: int) -> None:
+    env = ConveyorSortEnv(site=str(finger_bundle(site, tmp_path)))
+    actions, observations, blob, start = _scripted_episode(env, site, 3, steps, 4)
+    assert blob is not None, "expected a part held by the fingers for 4 steps"
+    env.close()
+    again = ConveyorSortEnv(site=str(finger_bundle(site, tmp_path / "again")))
+    again.reset(seed=3)
+    _same(again.load_snapshot(blob), observations[start], "restored")
+    assert again.gripper.held is not None
+    for t in range(start, len(actions)):
+        observation, *_ = again.step(actions[t])
+        _same(observation, observations[t + 1], f"step {t}")
+    again.close()
+
+
+def test_same_seed_and_actions_give_identical_observations(tmp_path: Path) -> None:
+    site = "kr-changwon"
+    first = ConveyorSortEnv(site=str(finger_bundle(site, tmp_path)))
+    actions, observations, _, _ = _scripted_episode(first, site, 7, 170, None)
+    assert any(o["holding"][0] > 0.5 for o in observations)
+    first.close()
+    second = ConveyorSortEnv(site=str(finger_bundle(site, tmp_path / "again")))
+    _same(second.reset(seed=7)[0], observations[0], "reset")
+    for t, action in enumerate(actions):
+        _same(second.step(action)[0], observations[t + 1], f"step {t}")
+    second.close()
+
+
+def test_gymnasium_check_env_passes_with_fingers(tmp_path: Path) -> None:
+    env = ConveyorSortEnv(site=str(finger_bundle("us-austin", tmp_path)))
+    check_env(env, skip_render_check=True)
+    env.close()
