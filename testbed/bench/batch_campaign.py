@@ -103,6 +103,8 @@ def run(profile: BenchProfile, progress: Progress) -> tuple[list[Figure], list[s
         "episodes": profile.batch_episodes,
         "max_steps": profile.batch_max_steps,
         "policy": f"remote {POLICY} (testbed serve on 127.0.0.1)",
+        # policy.observation_form auto: the SDK server packs, so both modes send packed steps
+        "observations": "packed",
     }
     figures = [
         Figure("campaign", "1 worker, unary", median(unary), "episodes/s",

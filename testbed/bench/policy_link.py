@@ -1,6 +1,6 @@
 """Policy link: the testbed's Act round trips against a bare grpcio echo of the same payload.
 
-Payload: the ConveyorSort observation (10 float32 fields, 28 floats) -> a 4-float action. The
+Payload: the ConveyorSort observation (10 float32 fields, 25 floats) -> a 4-float action. The
 bare echo sends the same raw bytes through generic grpcio handlers (no protobuf, no sessions,
 no validation), so ``testbed / echo`` is what the policy contract costs on top of gRPC itself.
 
