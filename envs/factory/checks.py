@@ -150,6 +150,29 @@ def _check_walkways(bundle: Bundle, issues: list[DataIssue]) -> None:
         issues.append(DataIssue("site.yaml", where, repr(person.walkway), expected))
 
 
+def _check_safeguards(bundle: Bundle, issues: list[DataIssue]) -> None:
+    """Safeguards have distinct names and guard walkway stations of stations.csv."""
+    stations = bundle.stations
+    if bundle.site is None or stations is None:
+        return
+    walkways = {r.model.station_id for r in stations.rows if r.model.kind == "walkway"}
+    seen: set[str] = set()
+    for index, guard in enumerate(bundle.site.safety.safeguards):
+        where = f"safety.safeguards[{index}]"
+        if guard.name in seen:
+            expected = "a name no other safeguard has"
+            issues.append(DataIssue("site.yaml", f"{where}.name", repr(guard.name), expected))
+        seen.add(guard.name)
+        for walkway in guard.guards:
+            if walkway in walkways or walkway in stations.failed_keys:
+                continue
+            named = next((r for r in stations.rows if r.model.station_id == walkway), None)
+            what = f" (stations.csv {named.where} is a {named.model.kind})" if named else ""
+            expected = f"the station_id of a walkway in stations.csv{what} (walkways: "
+            expected += f"{_known(walkways)})"
+            issues.append(DataIssue("site.yaml", f"{where}.guards", repr(walkway), expected))
+
+
 def _check_required_kinds(bundle: Bundle, issues: list[DataIssue]) -> None:
     stations = bundle.stations
     if stations is None or stations.failed_keys:
@@ -414,6 +437,7 @@ _CHECKS: tuple[Callable[[Bundle, list[DataIssue]], None], ...] = (
     _check_parents,
     _check_robot,
     _check_walkways,
+    _check_safeguards,
     _check_required_kinds,
     _check_bins,
     _check_liftable,

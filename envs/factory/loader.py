@@ -30,6 +30,7 @@ from envs.factory.checks import Bundle, run_checks
 from envs.factory.feasibility import check_layout
 from envs.factory.limits import MAX_ROWS, IssueList, max_bytes, size_issue
 from envs.factory.schema import Arrival, Part, SiteSpec, Station
+from envs.safety.safeguards import safeguard_findings
 
 BUNDLE_FILES = ("site.yaml", "stations.csv", "parts.csv", "arrivals.csv")
 """The files every bundle must have, in the order they are checked."""
@@ -45,7 +46,9 @@ class BundleCheck:
         spec: The site, if there are no errors.
         errors: The issues that make the bundle unusable (at most `limits.LISTED_PER_FILE`
             per file, then one that counts the rest).
-        warnings: Marginal points of the layout (only checked once the files are valid).
+        warnings: Marginal points of the layout and compliance findings (a co-worker's
+            walkway the jurisdiction wants guarded: `envs.safety.safeguards`); only
+            checked once the files are valid.
         total_errors: Every error found, listed or not.
         window: The pick window on the belt, from and to (m along it from its centre), once
             the layout was checked and the belt is in reach.
@@ -205,7 +208,7 @@ def check_snapshot(root: Path, files: Mapping[str, bytes]) -> BundleCheck:
         root,
         None if errors else spec,
         errors,
-        findings.warnings,
+        findings.warnings + tuple(safeguard_findings(spec)),
         layout_errors.total,
         findings.window,
     )

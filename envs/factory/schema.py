@@ -34,6 +34,7 @@ from envs.safety.profiles import (
     effective_profile,
     load_profile,
 )
+from envs.safety.safeguards import Safeguard
 
 Vec3 = tuple[float, float, float]
 Rgba = tuple[float, float, float, float]
@@ -187,6 +188,9 @@ class SafetySpec(_Frozen):
     keep_out_zones: tuple[KeepOutZone, ...] = ()
     jurisdiction: str | None = None
     tighten: Tightening = Tightening()
+    safeguards: tuple[Safeguard, ...] = ()
+    """Fences and sensing protective devices, checked against the jurisdiction's
+    requirements where co-workers enter the cell (`envs.safety.safeguards`)."""
 
     @field_validator("jurisdiction")
     @classmethod

@@ -58,6 +58,8 @@ class Requirements(Frozen):
     fence_or_sensing_required: bool = True
     """Fence-less operation only with sensing protective devices (or collaborative limits)."""
     fence_min_height_m: Metres | None = None
+    fence_or_sensing_source: str = ""
+    """The law or standard (and clause) the fence-or-sensing requirement comes from."""
     low_power_exempt_motor_w: Annotated[float, Field(gt=0, le=10_000)] | None = None
     """Robots whose every drive motor is at most this power are not "industrial robots"."""
     periodic_inspection_years: Annotated[int, Field(ge=1, le=20)] | None = None

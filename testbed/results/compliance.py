@@ -3,11 +3,12 @@
 A cell *meets* its site's profile when none of its episodes broke a rule the env checks: the
 site's own limits (TCP speed, contact force, keep-out zones) and, where people work in the
 cell, the jurisdiction's co-worker rules (speed-and-separation, reduced speed in the
-collaborative zone, body-region force limits: docs/safety.md). Otherwise it *violates*, with
-evidence from its worst episode (the most violations): seed, counts by rule, and the readings
-against their limits. The jurisdiction matrix says, per policy, whether it met the profile at
-every evaluated site of each jurisdiction. Every verdict is an indicative simulation check,
-not a certification.
+collaborative zone, body-region force limits: docs/safety.md), in a layout that has the
+safeguards the jurisdiction asks for where people enter the cell (`envs.safety.safeguards`).
+Otherwise it *violates*, with evidence: the layout's findings, and from its worst episode (the
+most violations) the seed, counts by rule, and the readings against their limits. The
+jurisdiction matrix says, per policy, whether it met the profile at every evaluated site of
+each jurisdiction. Every verdict is an indicative simulation check, not a certification.
 """
 
 from __future__ import annotations
@@ -38,12 +39,17 @@ class SiteProfile:
         max_tcp_speed_mps: The site's TCP speed limit.
         max_contact_force_n: The site's contact force limit.
         coworkers: Whether people work in the cell (the co-worker rules apply).
+        layout: Site-level findings of the layout against the jurisdiction's national
+            requirements (`envs.safety.safeguards`: a co-worker's walkway left without the
+            fence or sensing device the law asks for); any one makes every cell of the site
+            violate, whatever its episodes did.
     """
 
     jurisdiction: str = UNSPECIFIED
     max_tcp_speed_mps: float = math.nan
     max_contact_force_n: float = math.nan
     coworkers: bool = False
+    layout: tuple[str, ...] = ()
 
 
 @dataclass
@@ -64,12 +70,13 @@ class CellCompliance:
         """``meets``, ``violates`` or ``no data`` (no episode with a metrics summary)."""
         if self.episodes == 0:
             return "no data"
-        return "violates" if self.violating else "meets"
+        return "violates" if self.violating or self.profile.layout else "meets"
 
 
 def load_profile(site: str) -> SiteProfile:
     """The profile of a packaged site or bundle folder; an unspecified one if it cannot load."""
     from envs.errors import EnvsError
+    from envs.safety.safeguards import unguarded_walkways
     from envs.sites import load_site
 
     try:
@@ -82,6 +89,7 @@ def load_profile(site: str) -> SiteProfile:
         safety.max_tcp_speed_mps,
         safety.max_contact_force_n,
         bool(spec.site.coworkers),
+        tuple(finding.verdict() for finding in unguarded_walkways(spec)),
     )
 
 

@@ -2,8 +2,9 @@
 
 A matrix of each policy against each jurisdiction of the campaign's sites, then one row per
 (policy, site) cell: its verdict, how many episodes broke a rule, counts by rule and the worst
-episode's readings against the limits, linked to the cell's episodes. ``compliance.csv`` beside
-the report holds the same rows.
+episode's readings against the limits, linked to the cell's episodes; then the layouts of the
+sites where people enter the cell against the jurisdiction's fence-or-sensing requirement.
+``compliance.csv`` beside the report holds the same rows.
 """
 
 from __future__ import annotations
@@ -52,11 +53,33 @@ def compliance_blocks(episodes: pd.DataFrame, out_dir: Path) -> list[Block]:
     header = ["policy", "site (jurisdiction)", "verdict", "episodes with violations",
               "violations by rule", "worst episode"]  # fmt: skip
     blocks += [("h3", "By cell"), ("table", header, [_row(cell) for cell in cells], "filterable")]
-    return blocks
+    return blocks + _layouts(cells)
+
+
+def _layouts(cells: list[CellCompliance]) -> list[Block]:
+    """Sites where people enter the cell: their layouts against the jurisdiction's safeguards."""
+    sites = {cell.site: cell.profile for cell in cells if cell.profile.coworkers}
+    if not sites:
+        return []
+    rows = [
+        [f"{site} ({profile.jurisdiction})",
+         _mark("violates" if profile.layout else "meets"),
+         "; ".join(f.removeprefix("violates: ") for f in profile.layout)
+         or "no fence-or-sensing finding"]
+        for site, profile in sorted(sites.items())
+    ]  # fmt: skip
+    text = ("Where people walk into the cell, the jurisdiction may ask for a fence or a sensing "
+            "protective device (light curtain, safety scanner, pressure mat) in the layout "
+            "(site.yaml safety.safeguards). A missing one makes every cell of the site violate, "
+            "whatever its episodes did.")  # fmt: skip
+    return [("h3", "Site layouts"), ("p", text),
+            ("table", ["site (jurisdiction)", "layout", "finding"], rows)]  # fmt: skip
 
 
 def _row(cell: CellCompliance) -> list[object]:
     counts = ", ".join(f"{RULES[k]} {n}" for k, n in cell.counts.items() if n) or "none"
+    if cell.profile.layout:
+        counts += f"; site layout {len(cell.profile.layout)} (see Site layouts)"
     worst = (
         Link(f"seed {cell.worst_seed}: " + "; ".join(cell.evidence),
              "#" + cell_anchor(cell.policy, cell.site))
@@ -93,6 +116,7 @@ def _frame(cells: list[CellCompliance]) -> pd.DataFrame:
                 **{f"violations_{k}": n for k, n in c.counts.items()},
                 "worst_seed": c.worst_seed,
                 "evidence": "; ".join(c.evidence),
+                "layout": "; ".join(c.profile.layout),
                 "note": DISCLAIMER,
             }
             for c in cells

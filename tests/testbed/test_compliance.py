@@ -25,7 +25,8 @@ PROFILES = {
 
 
 def row(policy: str, site: str, seed: int, **violations: float) -> dict[str, object]:
-    base = {f"violations_{k}": 0 for k in ("tcp_speed", "contact_force", "keep_out")}
+    rules = ("tcp_speed", "contact_force", "keep_out")
+    base: dict[str, float] = {f"violations_{k}": 0 for k in rules}
     if site == "us":
         base |= {"violations_ssm": 0, "violations_reduced_speed": 0, "violations_pfl": 0,
                  "min_separation_m": 1.2, "min_ssm_margin_m": 0.3}  # fmt: skip
@@ -76,7 +77,23 @@ def test_the_jurisdiction_matrix_names_where_a_policy_may_run() -> None:
 def test_an_unknown_site_is_unspecified_not_a_crash() -> None:
     profile = load_profile("/nonexistent/bundle")
     assert profile.jurisdiction == "unspecified" and math.isnan(profile.max_tcp_speed_mps)
-    assert load_profile("us-austin") == SiteProfile("US", 1.0, 100.0, True)
+    austin = load_profile("us-austin")
+    assert austin.jurisdiction == "US" and austin.coworkers
+    assert (austin.max_tcp_speed_mps, austin.max_contact_force_n) == (1.0, 100.0)
+    # its restocker's walkway has no fence or sensing device, which the US profile asks for
+    [finding] = austin.layout
+    assert finding.startswith("violates: fence or sensing device required by US (ANSI/A3")
+    assert finding.endswith("where a co-worker shares the cell: walkway 'walk1' unguarded")
+    assert load_profile("kr-changwon").layout == ()
+
+
+def test_a_layout_finding_makes_every_cell_of_the_site_violate(tmp_path: Path) -> None:
+    finding = "violates: fence or sensing device required by US (src) where ...: walk1 unguarded"
+    profiles = {**PROFILES, "us": SiteProfile("US", 1.0, 100.0, True, (finding,))}
+    cells = {(c.policy, c.site): c for c in cell_compliance(table(), profiles.__getitem__)}
+    clean = cells[("b", "us")]
+    assert clean.violating == 0 and clean.verdict == "violates"
+    assert jurisdiction_matrix(list(cells.values()))["b"]["US"] == "violates at 1 of 1 site(s)"
 
 
 def test_the_report_section_says_indicative_links_the_cell_and_writes_the_csv(
@@ -92,3 +109,21 @@ def test_the_report_section_says_indicative_links_the_cell_and_writes_the_csv(
     written = pd.read_csv(tmp_path / COMPLIANCE_CSV)
     assert list(written["verdict"]) == ["violates", "meets", "violates", "meets", "meets", "meets"]
     assert "nan" not in text.lower()
+
+
+def test_the_report_lists_the_layouts_of_sites_with_people(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    import testbed.results.report_compliance as section
+
+    finding = "violates: fence or sensing device required by US (src) where ...: walk1 unguarded"
+    profiles = {**PROFILES, "us": SiteProfile("US", 1.0, 100.0, True, (finding,))}
+    monkeypatch.setattr(section, "cell_compliance",  # type: ignore[attr-defined]
+                        lambda df: cell_compliance(df, profiles.__getitem__))  # fmt: skip
+    text = to_markdown(compliance_blocks(table(), tmp_path))
+    assert "Site layouts" in text and "fence or sensing device required by US (src)" in text
+    assert "site layout 1 (see Site layouts)" in text
+    written = pd.read_csv(tmp_path / COMPLIANCE_CSV)
+    assert list(written["verdict"]) == ["violates", "meets", "violates", "meets", "meets",
+                                        "violates"]  # fmt: skip
+    assert set(written.loc[written["site"] == "us", "layout"]) == {finding}
