@@ -76,7 +76,7 @@ def plan_federated(
         if site not in stores:
             known = ", ".join(sorted(stores)) or "none"
             raise ValueError(f"trial {trial.name}: site {site!r} has no store; stores: {known}")
-        planned.append((trial, Path(stores[site]) / trial.name))
+        planned.append((trial, Path(stores[site]) / trial.folder.name))  # the same name as run
     return planned
 
 
