@@ -114,7 +114,9 @@ class FaultServicer(pb_grpc.PolicyServiceServicer):
 
     def __init__(self, schedule: FaultSchedule, log: Path, late_s: float) -> None:
         observation, action = specs()
-        self._spec = PolicySpec("faulty", "1", observation, action, Capabilities(max_batch=8))
+        # Hand-written: it serves the named form only, so it does not advertise packing.
+        caps = Capabilities(max_batch=8, packed_observations=False)
+        self._spec = PolicySpec("faulty", "1", observation, action, caps)
         self._spec_proto = spec_to_proto(self._spec)
         self._schedule, self._log, self._late_s = schedule, log, late_s
         self._sessions: dict[str, tuple[str, int]] = {}  # id -> (campaign, episode)

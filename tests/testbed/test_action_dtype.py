@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401  (registers the envs)
-from protos.specs import PolicySpec, spec_to_proto
+from protos.specs import Capabilities, PolicySpec, spec_to_proto
 from protos.v1 import policy_service_pb2 as pb
 from protos.v1 import policy_service_pb2_grpc as pb_grpc
 from testbed.episodes.rollout import run_episode
@@ -74,7 +74,8 @@ def server_for() -> Iterator[Any]:
 
     def start(dtype: str, env: gymnasium.Env) -> str:
         observation, action = spaces_to_specs(env.observation_space, env.action_space)
-        spec = spec_to_proto(PolicySpec("wrong-dtype", "1", observation, action))
+        named_only = Capabilities(packed_observations=False)  # it reads no packed observations
+        spec = spec_to_proto(PolicySpec("wrong-dtype", "1", observation, action, named_only))
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
         pb_grpc.add_PolicyServiceServicer_to_server(WrongDtypeServicer(dtype, spec), server)
         port = server.add_insecure_port("127.0.0.1:0")
