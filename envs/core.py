@@ -9,7 +9,8 @@ what differs. It offers testbed the explicit contract of `envs.contract.CellCont
 
 Action: `Box(-1, 1, (4,))`: tool displacement (x, y, z) as a fraction of the site controller's
 ``max_ee_speed_mps`` times the control period, and suction (on if > 0); clipped to the box and
-delayed by the site's policy-link latency.
+delayed by the site's policy-link latency. ``max_ee_speed_mps`` bounds the tool's speed (the
+norm): a displacement longer than one period's worth is scaled down along its direction.
 
 Every episode starts from the cell as built (saved once), so an episode depends only on its
 seed: the same trajectory bit for bit as in a freshly built env.
@@ -17,6 +18,7 @@ seed: the same trajectory bit for bit as in a freshly built env.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -159,6 +161,9 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
             self.sim_time_s + self.control_dt
         )  # a protective stop: the arm holds its pose this step
         motion = applied[:3].astype(np.float64) * (0.0 if hold else self._step_scale)
+        length = math.sqrt(motion[0] ** 2 + motion[1] ** 2 + motion[2] ** 2)
+        if length > self._step_scale:  # max_ee_speed_mps bounds the tool's speed, not each axis
+            motion *= self._step_scale / length
         cell.arm.command(motion, self._tool)
         carried, velocity = task.carried(gripper.held)
         arm = cell.arm

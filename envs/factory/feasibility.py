@@ -264,7 +264,7 @@ def _speeds(layout: Layout, window: Window, report: Report) -> None:
             sid,
             f"{belt.speed:g} m/s",
             "a belt slower than the tool (site.yaml robot.controller.max_ee_speed_mps = "
-            f"{speed:g} m/s per axis), or the tool cannot keep pace with a part",
+            f"{speed:g} m/s), or the tool cannot keep pace with a part",
             column="conveyor_speed_mps",
             warn=True,
         )
@@ -279,14 +279,13 @@ def _speeds(layout: Layout, window: Window, report: Report) -> None:
             warn=True,
         )
     limit = site.safety.max_tcp_speed_mps
-    if speed * math.sqrt(3.0) > limit:
+    if speed > limit:
         report.site(
             "robot.controller.max_ee_speed_mps",
-            f"{speed:g} m/s per axis, up to {speed * math.sqrt(3.0):.2f} m/s on a diagonal",
-            f"actions within safety.max_tcp_speed_mps = {limit:g} m/s: max_ee_speed_mps applies "
-            "per axis, so an action of 1 on every axis moves the tool sqrt(3) times as fast; "
-            f"max_ee_speed_mps <= {limit / math.sqrt(3.0):.2f} keeps every action within the "
-            "limit",
+            f"{speed:g} m/s",
+            f"at most safety.max_tcp_speed_mps = {limit:g} m/s: an action of length 1 moves the "
+            "tool at max_ee_speed_mps, over the site's TCP speed limit (a policy must keep its "
+            "actions shorter there)",
             warn=True,
         )
 

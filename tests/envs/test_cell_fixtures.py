@@ -7,6 +7,8 @@ summary. ConveyorSort episodes are capped at `CONVEYOR_STEPS` steps (then summar
 ``episode_summary()``); TouchPart episodes run to their end.
 
 Regenerate only on purpose (a behaviour change), with ``python -m tests.envs.test_cell_fixtures``.
+Re-recorded on purpose: for us-austin's co-worker, and when ``max_ee_speed_mps`` became a norm
+(docs/factory_bundle.md, Speeds).
 """
 
 from __future__ import annotations

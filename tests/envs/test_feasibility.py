@@ -111,13 +111,13 @@ def test_every_shipped_site_passes_with_no_errors(site: str) -> None:
         assert warning.file in ("site.yaml", "stations.csv") and warning.expected
 
 
-def test_a_warning_names_the_per_axis_speed_and_does_not_fail() -> None:
-    check = check_bundle(SITE_DATA / "jp-nagoya")
-    assert check.spec is not None
+def test_a_tool_faster_than_the_tcp_limit_warns_and_does_not_fail(bundle: Path) -> None:
+    set_yaml(bundle, "max_ee_speed_mps: 0.8", "max_ee_speed_mps: 1.6")  # limit 1.5 m/s
+    check = check_bundle(bundle)
+    assert check.spec is not None and check.errors == ()
     [warning] = check.warnings
     assert warning.location == "robot.controller.max_ee_speed_mps"
-    assert "per axis" in str(warning) and "0.69 m/s on a diagonal" in str(warning)
-    assert "max_ee_speed_mps <= 0.29" in str(warning)
+    assert "1.6 m/s" in str(warning) and "safety.max_tcp_speed_mps = 1.5 m/s" in str(warning)
 
 
 # ---------------------------------------------------------------------- infeasible layouts
