@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from policies.server import PolicyServer, serve
-from testbed.errors import PolicyHandshakeError
+from testbed.errors import PolicyHandshakeError, PolicyProtocolError
 from testbed.link.client import RemotePolicy
 from testbed.link.policy import SessionInfo
 from tests.policies.doubles import (
@@ -26,6 +26,7 @@ from tests.policies.doubles import (
     sample_observation,
 )
 from tests.protos.v1_0 import AsServer10
+from tests.testbed.broken_servers import Rewriter
 
 MODES = ("unary", "stream", "batch")
 
@@ -145,3 +146,24 @@ def test_packed_refuses_a_server_that_states_no_layout_and_closes_the_session(
 def test_an_unknown_observation_form_is_refused() -> None:
     with pytest.raises(ValueError, match="observation_form: expected one of"):
         RemotePolicy("127.0.0.1:1", observation_form="zip")  # type: ignore[arg-type]
+
+
+def _float64_layout(reply: Any) -> Any:
+    if reply.HasField("packed_layout"):
+        reply.packed_layout.fields[0].dtype = 2  # DTYPE_FLOAT64: not the float32 offered
+    return reply
+
+
+def test_a_layout_that_does_not_fit_the_offered_fields_is_refused(
+    running: Callable[..., tuple[PolicyServer, WireForms]],
+) -> None:
+    policy = LinearPolicy()
+    rewrite = Rewriter("/testbed.policy.v1.PolicyService/OpenSession", reply=_float64_layout)
+    server, _ = running(rewrite, policy=policy)
+    with pytest.raises(PolicyProtocolError) as info:
+        _episode(server.address, "unary", "auto")
+    assert str(info.value) == (
+        "OpenSession: malformed packed_layout: packed_layout.fields[0]: expected float32[3] "
+        "(as offered), got float64[3]"
+    )
+    assert len(policy.resets) == 1 and len(policy.closed) == 1  # opened, then closed again
