@@ -8,8 +8,8 @@ field          shape  meaning
 =============  =====  ================================================================
 ee_pos         3      tool centre point position
 ee_vel         3      tool centre point velocity
-gripper        1      1 if suction is on, else 0
-holding        1      1 if a part is on the cup, else 0
+gripper        1      1 if the grip is on (suction on, or finger jaws closing), else 0
+holding        1      1 if a part is held (on the cup, or pinched by the jaws), else 0
 part_pos       3      current part's centre (sensor reading: noise, latency, dropout)
 part_vel       3      current part's velocity (sensor reading)
 part_size      3      current part's full extents
@@ -21,7 +21,7 @@ time           1      elapsed fraction of the episode's time limit
 The current part is the held one, else the earliest arrival not yet resolved.
 
 Action: `Box(-1, 1, (4,))`: tool displacement (x, y, z) as a fraction of the site controller's
-``max_ee_speed_mps`` times the control period, and suction (on if > 0). Actions are clipped to
+``max_ee_speed_mps`` times the control period, and grip (on if > 0). Actions are clipped to
 the box and delayed by the site's policy-link latency.
 
 Reward (documented, dense plus terms): potential-based shaping with potential

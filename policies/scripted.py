@@ -7,6 +7,11 @@ within ~1 cm of it and nearly at rest (releasing on the move is what made picks 
 probe). Its gains are tuned for one home site: the action scale, control rate, conveyor speed
 and link latency of another site make it over- or under-shoot there, which is the transfer gap
 the testbed measures.
+
+With ``SortGains.fingers`` (a home site that grips with fingers) the pick differs: descend with
+the jaws open until the fingertips are a few millimetres above the part's bottom, close there,
+stay down until ``holding`` reports the grip, then carry at most half speed; it still reads
+only observations.
 """
 
 from __future__ import annotations

@@ -5,9 +5,15 @@ force x lever for revolute jaws); closing targets lie past the point where the p
 part between them is squeezed with that force. Settings the PyBullet probe pinned (DESIGN.md,
 simulation notes) are the bundle defaults: pads with friction >= 1.0, >= 20 N (40 N), 50 solver
 iterations, the tool turned so the jaws close across the belt (a part's narrow side: parts ride
-the belt with their x side along it); the Panda's fingers are geared to stay centred
-(bullet3#2101). No weld is made: whether the part stays is up to contact and friction, so a
-part can slip out when the arm moves fast (bullet3#2607), which the gripper reports.
+the belt with their x side along it); the jaws are geared to stay mirrored (the Panda's
+fingers drift off centre without it, bullet3#2101). No weld is made: whether the part stays is
+up to contact and friction, so a part can slip out when the arm moves fast (bullet3#2607),
+which the gripper reports.
+
+PyBullet touches a pad at a few points, not over a patch, so nothing resists a part turning
+about the jaw axis: a part held off its centre of mass swings out while the arm carries it
+(an xArm carrying a 0.45 kg battery pack lost it in 4 of 10 episodes). The pads get torsional
+(spinning) friction `_SPIN` as a stand-in for the patch; with it, 1 of 10.
 
 ``held``: the part touches a pad of each jaw while the jaws are closed, and keeps following the
 tool (within `_SLIP_M` of where it was gripped). The grip is lost when either stops holding.
@@ -27,7 +33,7 @@ from envs.sim import Sim
 
 _SLIP_M = 0.03  # a part this far from where the jaws gripped it has slipped out (as suction)
 _GEAR_FORCE_N = 50.0  # pybullet's own Panda grasp example
-_SPIN = 0.05  # pad torsional friction (N m per N): a part pinched at one point would spin out
+_SPIN = 0.2  # pads' spinning friction (m: torque per newton of squeeze); module docstring
 _SIDEWAYS = 0.5  # |z| of a squeezing contact's normal at most this (a side face, not the top)
 _LOST_AFTER = 2  # control steps without both jaws touching before the grip counts as lost
 
