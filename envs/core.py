@@ -19,7 +19,7 @@ seed: the same trajectory bit for bit as in a freshly built env.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import gymnasium as gym
@@ -28,6 +28,8 @@ from gymnasium import spaces
 
 from envs import observation as obs
 from envs import snapshot
+from envs.camera_obs import CameraObs
+from envs.cells import framing
 from envs.cells.cell import Cell, station_camera
 from envs.cells.gripper import Gripper, make_gripper
 from envs.factory.schema import SiteSpec
@@ -59,9 +61,12 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         renderer: ``"tiny"`` (CPU TinyRenderer) or ``"egl"`` (headless OpenGL) for frames.
         camera: A camera station of the site's stations.csv to render from (looking along
             its orientation); None for the cell camera.
+        camera_obs: Image fields in the observation (`envs.camera_obs`: ``station``,
+            ``width``, ``height``, ``depth``), rendered every step with ``renderer``; None
+            (the default) for none.
 
     Raises:
-        ValueError: If the renderer or camera is unknown.
+        ValueError: If the renderer, camera or camera_obs is unknown or malformed.
         envs.errors.MissingStationError: If the site lacks a station kind the task needs.
     """
 
@@ -75,6 +80,7 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         render_size: tuple[int, int] = (320, 240),
         renderer: str = "tiny",
         camera: str | None = None,
+        camera_obs: Mapping[str, Any] | CameraObs | None = None,
     ) -> None:
         if renderer not in ("tiny", "egl"):
             raise ValueError(f"renderer: expected 'tiny' or 'egl', got {renderer!r}")
@@ -91,7 +97,12 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self.max_steps = self.task.max_steps(self.control_dt)
         self.metadata = {**self.metadata, "render_fps": int(round(1.0 / self.control_dt))}
         self.layout = obs.Layout(self.task.observation_fields)
-        self.observation_space = cast(spaces.Space[Observation], self.layout.space())
+        self.camera_obs = CameraObs.parse(camera_obs)
+        self._obs_camera = self._image_camera(self.camera_obs)
+        space = self.layout.space()
+        if self.camera_obs is not None:
+            space = spaces.Dict({**space.spaces, **self.camera_obs.spaces(self._obs_camera)})
+        self.observation_space = cast(spaces.Space[Observation], space)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self.sim = Sim(
             spec.physics.time_step_s,
@@ -265,6 +276,8 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         self._last_vector = np.concatenate(
             [np.asarray(observation[name], dtype=np.float32) for name in self.layout.specs]
         )
+        if self.camera_obs is not None:  # images are not in snapshots: render them again
+            observation = {**observation, **self._images()}
         return observation
 
     @property
@@ -373,4 +386,28 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
         vector = self.layout.pack(values)
         # Kept for snapshots: the sensor cannot be read again without drawing from np_random.
         self._last_vector = vector.copy()
-        return self.layout.fields(vector)
+        fields = self.layout.fields(vector)
+        if self.camera_obs is not None:
+            fields.update(self._images())
+        return fields
+
+    def _image_camera(self, options: CameraObs | None) -> Any:
+        """The camera of the image fields: a camera station's, else the cell camera."""
+        if options is None:
+            return None
+        if options.station is not None:
+            return station_camera(self.site, options.station)
+        aspect = options.width / options.height
+        return framing.fit_camera(framing.cell_bounds(self.site), framing.view_direction(), aspect)
+
+    def _images(self) -> dict[str, np.ndarray]:
+        """The image fields of this step (`envs.camera_obs`), from the pinned renderer."""
+        options = self.camera_obs
+        assert options is not None
+        if not options.depth:
+            image = self.sim.render(self._obs_camera, options.width, options.height, self.renderer)
+            return {"image": image}
+        image, depth = self.sim.render_depth(
+            self._obs_camera, options.width, options.height, self.renderer
+        )
+        return {"image": image, "depth": depth}

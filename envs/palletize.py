@@ -310,5 +310,8 @@ class PalletizeEnv(CellEnv):
         render_size: tuple[int, int] = (320, 240),
         renderer: str = "tiny",
         camera: str | None = None,
+        camera_obs: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(Palletize, site, render_mode, render_size, renderer, camera)
+        super().__init__(
+            Palletize, site, render_mode, render_size, renderer, camera, camera_obs=camera_obs
+        )

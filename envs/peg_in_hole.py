@@ -49,6 +49,7 @@ axis)``, ``... peg not picked`` (``step cap at step <n>`` for an episode stopped
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from envs.core import CellEnv
@@ -84,6 +85,7 @@ class PegInHoleEnv(CellEnv):
         renderer: str = "tiny",
         camera: str | None = None,
         overrides: dict[str, Any] | None = None,
+        camera_obs: Mapping[str, Any] | None = None,
     ) -> None:
         def make_task(spec: SiteSpec) -> PegInHole:
             section = spec.site.task_section(PegInHoleSection)
@@ -91,7 +93,9 @@ class PegInHoleEnv(CellEnv):
                 section = PegInHoleSection.model_validate({**section.model_dump(), **overrides})
             return PegInHole(spec, section)
 
-        super().__init__(make_task, site, render_mode, render_size, renderer, camera)
+        super().__init__(
+            make_task, site, render_mode, render_size, renderer, camera, camera_obs=camera_obs
+        )
 
     @property
     def section(self) -> PegInHoleSection:

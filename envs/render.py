@@ -62,6 +62,27 @@ def frame(client: Any, camera: Camera, width: int, height: int, renderer: str) -
     return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
 
 
+def frame_depth(
+    client: Any, camera: Camera, width: int, height: int, renderer: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB frame as `frame` makes it and its depth image (height x width, float32 metres).
+
+    The depth is the distance along the camera's axis, linearised from the depth buffer
+    (``near_m`` .. ``far_m``; ``far_m`` where nothing is hit).
+    """
+    check_renderer(renderer)
+    view, proj = matrices(client, camera, width / height)
+    flag = client.ER_TINY_RENDERER if renderer == "tiny" else client.ER_BULLET_HARDWARE_OPENGL
+    _, _, rgba, buffer, _ = client.getCameraImage(
+        width, height, view, proj, renderer=flag, flags=client.ER_NO_SEGMENTATION_MASK
+    )
+    rgb = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+    depth = np.asarray(buffer, dtype=np.float64).reshape(height, width)
+    near, far = camera.near_m, camera.far_m
+    metres = far * near / (far - (far - near) * depth)
+    return rgb, np.clip(metres, near, far).astype(np.float32)
+
+
 def matrices(client: Any, camera: Camera, aspect: float) -> tuple[Any, Any]:
     """The view and projection matrices `frame` renders with (column-major 16-tuples)."""
     view = client.computeViewMatrix(camera.eye, camera.target, camera.up)

@@ -627,6 +627,19 @@ class Sim:
             self.enable_egl()
         return _render.frame(self.client, camera, width, height, renderer)
 
+    def render_depth(
+        self, camera: Camera, width: int, height: int, renderer: str = "tiny"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """An RGB frame and its depth image in metres (see `envs.render.frame_depth`).
+
+        Raises:
+            SimulationError: If ``renderer`` is unknown, or EGL is unavailable.
+        """
+        _render.check_renderer(renderer)
+        if renderer == "egl":
+            self.enable_egl()
+        return _render.frame_depth(self.client, camera, width, height, renderer)
+
     def enable_egl(self) -> None:
         """Load PyBullet's EGL renderer plugin (headless OpenGL; GPU or Mesa's llvmpipe).
 

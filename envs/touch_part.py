@@ -260,6 +260,7 @@ class TouchPartEnv(CellEnv):
         render_size: tuple[int, int] = (320, 240),
         renderer: str = "tiny",
         camera: str | None = None,
+        camera_obs: Mapping[str, Any] | None = None,
     ) -> None:
         for name, value in (("time_limit_s", time_limit_s), ("success_radius_m", success_radius_m)):
             if value is not None and not value > 0:
@@ -273,7 +274,9 @@ class TouchPartEnv(CellEnv):
                 section.success_radius_m if success_radius_m is None else success_radius_m,
             )
 
-        super().__init__(make_task, site, render_mode, render_size, renderer, camera)
+        super().__init__(
+            make_task, site, render_mode, render_size, renderer, camera, camera_obs=camera_obs
+        )
 
     @property
     def part_id(self) -> str:
