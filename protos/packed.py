@@ -2,17 +2,19 @@
 
 The layout is fixed at OpenSession and stated in ``OpenSessionResponse.packed_layout``, so a
 client in any language packs by the offsets it is given. The rule that makes it
-(`PackedLayout.for_fields`): the policy's declared observation fields in spec order, each at the
-first offset after the previous field that is a multiple of its itemsize (natural alignment,
-as a C struct lays out its members), padding ignored; the total size is the end of the last
-field. One byte layout serves every mix of dtypes: a field's bytes are exactly its
-``Tensor.data`` (row-major, little-endian), so no value is cast (an int64 counter next to a
-float32 vector stays exact, a uint8 image stays one byte per pixel) and decoding a field is the
-same `numpy.frombuffer` view, with the same checks, as decoding its named tensor.
+(`PackedLayout.for_fields`): the policy's declared observation fields in spec order, each at
+the first offset at or after the end of the previous field that is a multiple of its own
+itemsize (natural alignment, as a C struct lays out its members), padding ignored; the total
+size is the end of the last field. One byte layout serves every mix of dtypes: a field's
+bytes are exactly its ``Tensor.data`` (row-major, little-endian), so no value is cast (an
+int64 counter next to a float32 vector stays exact, a uint8 image stays one byte per pixel)
+and decoding a field is the same `numpy.frombuffer` view, with the same checks, as decoding
+its named tensor.
 
-`PackedEncoder` (client) writes values through `protos.tensors.FieldEncoder.convert`, the
-conversion the named form uses; `PackedDecoder` (server) checks the length and bool bytes with
-the named form's error texts (`protos.tensors.check_bool_bytes`).
+`PackedEncoder` (client) converts values as the named form does
+(`protos.tensors.FieldEncoder.convert`, for any value not already of the field's dtype and
+shape); `PackedDecoder` (server) checks the length and bool bytes with the named form's error
+texts (`protos.tensors.check_bool_bytes`).
 """
 
 from __future__ import annotations
