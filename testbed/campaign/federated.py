@@ -129,7 +129,8 @@ def site_release(
     store: Path, site: str, recipient: str = "coordinator", requester: str | None = None
 ) -> tuple[pd.DataFrame | None, Decision]:
     """`site_aggregates` with the gate's decision (its rule and reason, for the report)."""
-    from testbed.results.evaluator import load_episodes, transfer_matrix
+    from testbed.results.episode_table import load_episodes
+    from testbed.results.evaluator import transfer_matrix
 
     jurisdiction, rules = site_rules(store, site)
     gate = EgressGate(governance_root(store), {site: rules})

@@ -49,6 +49,11 @@ def cell_link(cell: MatrixCell, text: str) -> Link:
     return Link(text, "#" + cell_anchor(cell.policy, cell.site))
 
 
+def cell_place(cell: MatrixCell) -> str:
+    """The cell's target site, starred when it is the policy's home site."""
+    return cell.site + (" *" if cell.is_home else "")
+
+
 def episode_sections(
     report: TransferReport, episodes: pd.DataFrame, root: Path, out_dir: Path
 ) -> list[Block]:
@@ -56,7 +61,7 @@ def episode_sections(
 
     Args:
         report: The evaluated matrix.
-        episodes: The episode table (`testbed.results.evaluator.load_episodes`).
+        episodes: The episode table (`testbed.results.episode_table.load_episodes`).
         root: The campaign folder, as the replay commands should name it.
         out_dir: The report folder (clip links are relative to it).
     """

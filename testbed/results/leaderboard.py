@@ -133,7 +133,7 @@ def leaderboard(
     """The leaderboard of the episode table.
 
     Args:
-        episodes: Rows as from `testbed.results.evaluator.load_episodes` (needs ``policy``,
+        episodes: Rows as from `testbed.results.episode_table.load_episodes` (needs ``policy``,
             ``site``, ``seed`` and ``success``; ``policy_seed`` and ``task`` or ``env_id`` are
             used where present).
         confidence: Confidence level of the intervals.

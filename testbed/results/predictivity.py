@@ -206,7 +206,7 @@ def site_predictivity(
     """Predictivity of every ordered pair of sites from the episode table.
 
     Args:
-        episodes: Rows as from `testbed.results.evaluator.load_episodes` (needs ``policy``,
+        episodes: Rows as from `testbed.results.episode_table.load_episodes` (needs ``policy``,
             ``site`` and ``success``; a missing success is a failure).
         confidence: Confidence level of the intervals.
         n_resamples: Bootstrap resamples (0: point estimates only).

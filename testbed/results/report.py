@@ -36,15 +36,17 @@ from testbed.governance.records import EgressRequest
 from testbed.results.attribution import team_blocks
 from testbed.results.by_task import name_policies_by_task
 from testbed.results.clips import film_failed
-from testbed.results.episode_pages import MATRIX_ANCHOR, cell_link, episode_sections
-from testbed.results.evaluator import MatrixCell, TransferReport, load_episodes, transfer_matrix
-from testbed.results.kpis import KPIS, point
+from testbed.results.episode_pages import MATRIX_ANCHOR, cell_link, cell_place, episode_sections
+from testbed.results.episode_table import load_episodes
+from testbed.results.evaluator import MatrixCell, TransferReport, transfer_matrix
+from testbed.results.kpis import KPIS
 from testbed.results.plots import write_plots
 from testbed.results.report_blocks import Block, to_html, to_markdown
-from testbed.results.report_campaign import campaign_blocks, planned, versions_blocks, who
+from testbed.results.report_campaign import campaign_blocks, versions_blocks
 from testbed.results.report_compliance import compliance_blocks
 from testbed.results.report_egress import Withheld, gate_report, withheld_blocks
 from testbed.results.report_energy import energy_blocks
+from testbed.results.report_failures import failure_blocks
 from testbed.results.report_ranking import ranking_blocks
 from testbed.results.statistics import DEFAULT_RESAMPLES
 
@@ -167,7 +169,14 @@ def _document(
         *energy_blocks(report, episodes),
         *compliance_blocks(episodes, written.html.parent),
         *ranking_blocks(episodes, written.html.parent),
-        *_failures(trials, shown, written, unnamed_unstarted(campaign, trials)),
+        *failure_blocks(
+            trials,
+            shown,
+            report,
+            written.damaged,
+            written.skipped,
+            unnamed_unstarted(campaign, trials),
+        ),
         *withheld_blocks(written.withheld),
         *episode_sections(report, shown, root, written.html.parent),
         *campaign_blocks(campaign, trials),
@@ -302,7 +311,7 @@ def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
     rows = [
         [
             c.policy,
-            cell_link(c, _place(c)),
+            cell_link(c, cell_place(c)),
             str(c.episodes),
             *(k.format(c.kpi(k.name)) for k in kpis),
         ]
@@ -316,10 +325,6 @@ def _kpis(report: TransferReport, figures: tuple[Path, ...]) -> list[Block]:
     return [*blocks, ("img", figures[2].name, "KPI charts")]
 
 
-def _place(cell: MatrixCell) -> str:
-    return cell.site + (" *" if cell.is_home else "")
-
-
 def _absent(names: tuple[str, ...]) -> str:
     """Say which n/a columns the records lack entirely (not an empty cell, not a typo)."""
     by_key: dict[str, list[str]] = {}
@@ -330,119 +335,6 @@ def _absent(names: tuple[str, ...]) -> str:
         f"n/a in every cell: no episode record holds {lacking} (records of an older testbed, "
         "or of a task that does not report it)."
     )
-
-
-def _failures(
-    trials: list[TrialStatus], df: pd.DataFrame, written: WrittenReport, unstarted: int
-) -> list[Block]:
-    blocks = [
-        *_trial_failures(trials, unstarted),
-        *_record_failures(written),
-        *_failed_episodes(written.matrix),
-        *_episode_faults(df, written.matrix),
-    ]
-    if not blocks:  # every cell at 100%: a failed episode always has a reason row
-        nothing = "Nothing failed: every trial finished, every episode succeeded, "
-        blocks = [("p", nothing + "no deadline was missed and no action was rejected.")]
-    return [("h2", "What failed"), *blocks]
-
-
-def _trial_failures(trials: list[TrialStatus], unstarted: int) -> list[Block]:
-    blocks: list[Block] = []
-    if unstarted:
-        blocks.append(("p", f"{unstarted} planned trial(s) have no folder: never started."))
-    failed = [[t.name, *who(t), t.reason] for t in trials if t.status == "failed"]
-    if failed:
-        blocks += [
-            ("h3", "Failed trials"),
-            ("table", ["trial", "policy", "site", "reason"], failed),
-        ]
-    unfinished = [
-        [t.name, *who(t), t.status, f"{t.recorded}/{planned(t)}"]
-        for t in trials
-        if t.status in ("unfinished", "not started")
-    ]
-    if unfinished:
-        header = ["trial", "policy", "site", "status", "episodes recorded"]
-        blocks += [("h3", "Unfinished trials"), ("table", header, unfinished)]
-    return blocks
-
-
-def _record_failures(written: WrittenReport) -> list[Block]:
-    blocks: list[Block] = []
-    if written.damaged:
-        blocks += [
-            ("h3", "Damaged records set aside"),
-            ("p", set_aside_headline(list(written.damaged))),
-            ("ul", [aside.describe() for aside in written.damaged]),
-        ]
-    if written.skipped:
-        blocks += [("h3", "Unreadable records"), ("ul", list(written.skipped))]
-    return blocks
-
-
-def _failed_episodes(report: TransferReport) -> list[Block]:
-    """Every cell below 100%: its failed episodes by outcome reason, with an example."""
-    rows = []
-    for policy in report.policies:
-        for site in report.sites:
-            cell = report.cell(policy, site)
-            if cell is None or not cell.failures:
-                continue
-            failed = f"{cell.episodes - cell.successes}/{cell.episodes}"
-            rows += [
-                [
-                    policy,
-                    _place(cell),
-                    cell_link(cell, failed),
-                    r.category,
-                    str(r.episodes),
-                    r.example,
-                ]
-                for r in cell.failures
-            ]
-    if not rows:
-        return []
-    explain = (
-        "Every failed episode of every cell, counted once by its outcome reason: policy "
-        "fault: <kind> when a policy fault ended it, otherwise the task's reason (a part lost "
-        "or in the wrong bin, the time limit with k/n parts sorted). Reasons are grouped with "
-        "the part, bin and step left out; the example is one episode's full reason."
-    )
-    header = ["policy", "site", "failed", "reason", "episodes", "example"]
-    return [("h3", "Why episodes failed, by cell"), ("p", explain), ("table", header, rows)]
-
-
-def _episode_faults(df: pd.DataFrame, report: TransferReport) -> list[Block]:
-    blocks: list[Block] = []
-    faulted = df[df["ended_by"] == "fault"]
-    by_kind = [
-        [
-            kind or "unknown",
-            str(len(group)),
-            _cells_of(group),
-            str(group["end_fault_message"].iloc[0]),
-        ]
-        for kind, group in faulted.groupby("end_fault")
-    ]
-    if by_kind:
-        header = ["fault", "episodes", "cells", "example message"]
-        blocks += [("h3", "Episodes that ended on a fault"), ("table", header, by_kind)]
-    counts = [KPIS["deadline_misses"], KPIS["invalid_actions"]]
-    held = [
-        [c.policy, c.site, *(k.format(c.kpi(k.name)) for k in counts)]
-        for c in report.cells.values()
-        if any(point(c.kpi(k.name)) > 0 for k in counts)
-    ]
-    if held:
-        header = ["policy", "site", *(k.column for k in counts)]
-        title = "Missed deadlines and rejected actions (the robot held position)"
-        blocks += [("h3", title), ("table", header, held)]
-    return blocks
-
-
-def _cells_of(episodes: pd.DataFrame) -> str:
-    return ", ".join(sorted(set(episodes["policy"] + " @ " + episodes["site"])))
 
 
 def _shows_iqm(report: TransferReport) -> bool:

@@ -31,7 +31,7 @@ from testbed.episodes.records import (
     record_path,
     write_record,
 )
-from testbed.results.evaluator import load_episodes
+from testbed.results.episode_table import load_episodes
 from testbed.results.report import write_report
 
 from .campaign.helpers import FAST, compose

@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 from testbed.cli import _register, app
 from testbed.episodes.records import EpisodeMeta, EpisodeRecord, Fault, record_path, write_record
 from testbed.errors import TestbedError
-from testbed.results.evaluator import applicable_kpis, load_episodes
+from testbed.results.episode_table import load_episodes
+from testbed.results.evaluator import applicable_kpis
 from testbed.results.kpis import KPIS
 from testbed.results.report import WrittenReport, write_report
 from testbed.results.statistics import wilson_interval

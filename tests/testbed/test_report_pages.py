@@ -192,8 +192,8 @@ def test_the_page_is_readable_on_a_phone(written: WrittenReport) -> None:
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
     tables = text.count("<table")
     assert tables > 0 and text.count('<div class="scroll"><table') == tables
-    # the KPI table, the compliance table and one per cell
-    assert text.count('<table class="filterable">') == 2 + len(written.matrix.cells)
+    # the KPI, compliance and energy tables and one per cell
+    assert text.count('<table class="filterable">') == 3 + len(written.matrix.cells)
     figures = text.count('<img src="data:image/png;base64,')
     assert figures >= 3 and text.count('<div class="scroll figure"><img') == figures
 

@@ -12,7 +12,8 @@ import pytest
 
 from testbed.episodes.records import EpisodeMeta, EpisodeRecord, record_path, write_record
 from testbed.results.by_task import name_policies_by_task, task_label
-from testbed.results.evaluator import load_episodes, transfer_matrix
+from testbed.results.episode_table import load_episodes
+from testbed.results.evaluator import transfer_matrix
 from testbed.results.report import WrittenReport, write_report
 
 SORT, PEG = "Testbed/ConveyorSort-v0", "Testbed/PegInHole-v0"

@@ -15,7 +15,8 @@ from testbed.campaign.federated import (
     site_resource,
 )
 from testbed.governance.gate import GOVERNANCE_DIR_ENV
-from testbed.results.evaluator import load_episodes, transfer_matrix
+from testbed.results.episode_table import load_episodes
+from testbed.results.evaluator import transfer_matrix
 
 KR, US = "kr-changwon", "us-austin"
 SWEEP = ["policy=scripted_kr_inprocess", f"site={KR},{US}", "seed=0", "campaign.episodes=2",

@@ -22,7 +22,8 @@ from testbed.campaign.stores import store_roots
 from testbed.cli import app
 from testbed.episodes.records import RECORD_GLOB, read_meta, read_record
 from testbed.governance.gate import GOVERNANCE_DIR_ENV
-from testbed.results.evaluator import load_episodes, transfer_matrix
+from testbed.results.episode_table import load_episodes
+from testbed.results.evaluator import transfer_matrix
 
 from .helpers import FAST, run_cli
 
