@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers the Testbed env ids)
+from envs.safety.coworker import Visit
 from testbed.bench.figures import (
     SEED,
     BenchProfile,
@@ -42,6 +44,10 @@ from testbed.link.policy import Policy, SessionInfo
 PANDA_ID = "PandaPickAndPlace-v3"
 GOAL_RATIO = 1.10
 """DESIGN.md: every task's step costs at most 1.10x the raw PyBullet calls it makes."""
+COWORKER_GOAL_RATIO = 1.15
+"""DESIGN.md: with a co-worker and safety monitoring on, at most 1.15x."""
+COWORKER_ENV_ID = "Testbed/ConveyorSort-v0"
+"""The env whose rows at co-worker sites run through a visit (the others keep their steps)."""
 
 Call = tuple[str, Callable[..., Any], tuple, dict, Any]  # name, function, args, kwargs, result
 # A replayed call: function, args, kwargs, slot its result goes to, slot of its first argument.
@@ -324,20 +330,49 @@ def scripted_actions(
 
 def testbed_overhead(
     env_id: str, site: str, policy: Policy | None, profile: BenchProfile
-) -> tuple[str, Overhead]:
+) -> tuple[str, Overhead, float | None]:
     """Env overhead of ``env_id`` at ``site``, driven by ``policy``'s actions (None: random).
 
+    ConveyorSort (the task DESIGN's co-worker goal is measured on) at a site with co-workers
+    runs at least to the end of every co-worker's first visit, so the safety monitor is
+    measured with a person in the cell; other tasks keep ``profile.env_steps`` (their rows say
+    the share of steps with a person in).
+
     Returns:
-        The robot model and the measurement.
+        The robot model, the measurement, and the share of the measured steps with a person
+        in the cell (None at a site without co-workers).
     """
     env = gym.make(env_id, site=site)
     try:
-        actions = scripted_actions(env, policy, site, profile.env_steps)
+        visits, first_visits_end_s = _visits(env)
+        control_dt = env.unwrapped.control_dt  # type: ignore[attr-defined]
+        steps = profile.env_steps
+        if env_id == COWORKER_ENV_ID:
+            steps = max(steps, int(math.ceil(first_visits_end_s / control_dt)) + 1)
+        actions = scripted_actions(env, policy, site, steps)
         slot = ClientSlot(env.unwrapped.sim, "client")  # type: ignore[attr-defined]
         overhead = measure_overhead(env, slot, [Episode(SEED, actions)], profile.env_blocks)
-        return env.unwrapped.site.site.robot.model, overhead  # type: ignore[attr-defined]
+        present = None
+        if visits is not None:  # step i ends at (i + 1) dt, where the monitor places people
+            times = [(i + 1) * control_dt for i in range(len(actions))]
+            busy = sum(any(v.progress(t) is not None for v in visits) for t in times)
+            present = busy / max(len(actions), 1)
+        return env.unwrapped.site.site.robot.model, overhead, present  # type: ignore[attr-defined]
     finally:
         env.close()
+
+
+def _visits(env: gym.Env) -> tuple[list[Visit] | None, float]:
+    """Every co-worker's visits in the ``SEED`` episode (None: no people).
+
+    Also returns when the last of their first visits ends (0 without people).
+    """
+    env.reset(seed=SEED)
+    monitor = getattr(env.unwrapped, "coworkers", None)
+    if monitor is None:
+        return None, 0.0
+    visits = [v for person in monitor.people for v in person.visits]
+    return visits, max((p.visits[0].end_s for p in monitor.people if p.visits), default=0.0)
 
 
 def panda_gym_overhead(profile: BenchProfile) -> Overhead | None:
@@ -388,12 +423,17 @@ def run(
         for site in profile.env_sites:
             progress(f"env: {env_id} at {site}")
             policy = policy_for(env_id, site)
-            model, overhead = testbed_overhead(env_id, site, policy, profile)
+            model, overhead, present = testbed_overhead(env_id, site, policy, profile)
             ratio = overhead.ratio
-            met = ratio <= GOAL_RATIO and (panda is None or ratio < panda.ratio)
-            goal = f"<= {GOAL_RATIO}x" + (f", < panda-gym {panda.ratio:.2f}x" if panda else "")
+            limit = COWORKER_GOAL_RATIO if present else GOAL_RATIO  # a person in some steps
+            met = ratio <= limit and (panda is None or ratio < panda.ratio)
+            goal = f"<= {limit}x" + (f", < panda-gym {panda.ratio:.2f}x" if panda else "")
             driven = "" if policy is not None else ", random actions"
-            figures.append(overhead.figure(f"{task} {site} ({model}{driven})", goal, met))
+            person = "" if present is None else f", co-worker in {present:.0%} of steps"
+            figure = overhead.figure(f"{task} {site} ({model}{driven}{person})", goal, met)
+            if present is not None:
+                figure.details["coworker_present_share"] = present
+            figures.append(figure)
     if panda is None:
         notes.append(
             "panda-gym is not installed: no peer row (pip install 'physical-ai-testbed[bench]')"

@@ -60,6 +60,22 @@ def test_env_rows_count_pybullet_calls(quick_report: dict) -> None:
         assert figure["goal"] and figure["met"] in (True, False)
 
 
+def test_env_rows_with_a_coworker_measure_a_visit_against_their_own_goal(
+    quick_report: dict,
+) -> None:
+    figures = quick_report["sections"]["env"]["figures"]
+    # us-austin's restocker walks in: ConveyorSort runs through the first visit
+    [sort] = [f for f in figures if f["name"].startswith("ConveyorSort us-austin ")]
+    assert "co-worker in" in sort["name"] and sort["goal"].startswith("<= 1.15x")
+    assert 0 < sort["details"]["coworker_present_share"] <= 1
+    assert sort["details"]["calls_per_step"]["getClosestPoints"] > 0
+    for figure in figures:  # every us-austin row says how often a person was in
+        if " us-austin " in figure["name"]:
+            assert "coworker_present_share" in figure["details"], figure["name"]
+    others = [f for f in figures if " kr-changwon " in f["name"]]
+    assert others and all(f["goal"].startswith("<= 1.1x") for f in others)
+
+
 def test_env_section_measures_every_task(quick_report: dict) -> None:
     names = [f["name"] for f in quick_report["sections"]["env"]["figures"]]
     for task in ("ConveyorSort", "TouchPart"):
