@@ -19,6 +19,8 @@ from testbed.cli import _register, app
 
 _register()  # every command, as the console script has them (not a single-command app)
 runner = CliRunner()
+# The quick bench runs every section (minutes on 2 cores): the first test that uses it gets time.
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
