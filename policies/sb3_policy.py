@@ -147,7 +147,7 @@ class SB3Policy:
                 "SB3Policy: observation_space: expected a Dict space, "
                 f"got {model.observation_space}"
             )
-        observation = {name: FieldSpec.from_box(box) for name, box in spaces.items()}
+        observation = {name: _env_layout(FieldSpec.from_box(box)) for name, box in spaces.items()}
         action = FieldSpec.from_box(model.action_space)
         if metadata is not None:
             _check_against_model(metadata, observation, action)
@@ -237,6 +237,19 @@ class SB3Policy:
         stacked = {n: np.stack([o[n] for o in observations]) for n in self._spec.observation}
         actions, _ = self._model.predict(stacked, deterministic=self._deterministic)
         return list(np.asarray(actions, dtype=self._spec.action.dtype))
+
+
+def _env_layout(field: FieldSpec) -> FieldSpec:
+    """An image field ``(C, H, W)`` of the model as the env publishes it, ``(H, W, C)``.
+
+    Testbed envs publish images channel-last; SB3 trains on them channel-first (its
+    ``VecTransposeImage``) and its ``predict`` transposes a channel-last image back.
+    """
+    shape = field.shape
+    if field.dtype == "uint8" and len(shape) == 3 and shape[0] in (1, 3, 4):
+        if shape[2] not in (1, 3, 4):
+            return FieldSpec((shape[1], shape[2], shape[0]), "uint8", 0, 255)
+    return field
 
 
 def _check_against_model(

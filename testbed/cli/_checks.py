@@ -38,6 +38,25 @@ def env_id(value: str) -> str:
     raise unknown("env", value, known)
 
 
+def camera_obs(value: str, site_id: str) -> dict[str, object]:
+    """The env keyword arguments of ``--camera-obs WxH[@STATION][+depth]`` at ``site_id``.
+
+    Raises:
+        UsageError: If the text is malformed or the station is not a camera of the site.
+    """
+    from envs.camera_obs import CameraObs
+    from envs.cells.cell import station_camera
+    from envs.sites import load_site
+
+    try:
+        options = CameraObs.from_text(value)
+        if options.station is not None:
+            station_camera(load_site(site_id), options.station)
+    except ValueError as exc:
+        raise UsageError(f"--camera-obs {value!r}: {exc}") from exc
+    return {"camera_obs": options.as_kwargs()}
+
+
 def env_ids(value: str | None) -> list[str]:
     """Comma-separated env ids, each checked; None gives every registered Testbed env id."""
     if value is None:

@@ -34,6 +34,10 @@ def check_policy_command(
     ] = None,
     steps: Annotated[int, typer.Option(min=1, max=10_000, help="Steps per episode check")] = 50,
     deadline_ms: Annotated[float, typer.Option(help="Deadline of each step")] = 1000.0,
+    camera_obs: Annotated[
+        str | None,
+        typer.Option(help="Offer image fields too: WxH[@STATION][+depth] (docs/cameras.md)"),
+    ] = None,
 ) -> None:
     """Check that the server at ADDRESS honours the policy contract; exit 1 on any failure.
 
@@ -45,6 +49,7 @@ def check_policy_command(
     _checks.host_port(address)
     _checks.site(site)
     _checks.env_id(env)
+    env_kwargs = _checks.camera_obs(camera_obs, site) if camera_obs else {}
     token = token_file.read_text().strip() if token_file else None
     rows = check_policy_server(
         address,
@@ -54,6 +59,7 @@ def check_policy_command(
         steps=steps,
         deadline_s=deadline_ms / 1000.0,
         env_id=env,
+        env_kwargs=env_kwargs,
     )
     table = Table(title=f"check-policy {address} ({env} at {site})")
     for column in ("check", "result", "detail"):

@@ -119,8 +119,11 @@ def check_policy_server(
     steps: int = 50,
     deadline_s: float = 1.0,
     env_id: str = ENV_ID,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> list[CheckRow]:
     """Run every check against the server at ``address`` with ``env_id``'s spaces at ``site``.
+
+    ``env_kwargs`` are further env keyword arguments (``camera_obs`` offers image fields).
 
     A failed health check, GetSpec or handshake stops the run (the later checks could not
     pass).
@@ -130,7 +133,7 @@ def check_policy_server(
     import envs  # noqa: F401  # registers the env ids
 
     check = _Check(address, site, env_id, token, tls_ca, steps, deadline_s)
-    check.env = gymnasium.make(env_id, site=site)
+    check.env = gymnasium.make(env_id, site=site, **(env_kwargs or {}))
     try:
         observation, action = spaces_to_specs(check.env.observation_space, check.env.action_space)
         check.rows = run_conformance(address, observation, action, site=site, token=token,

@@ -12,6 +12,12 @@ The loss is the mean squared error between the policy's mean action and the demo
 with a learned standard deviation weights the same error by a shrinking variance. Once fitted,
 the policy's log standard deviation is set to the residual error on held-out episodes, so an
 RL fine-tune explores at the scale of the imitation's own error.
+
+Image fields (``image``: uint8 ``(H, W, 3)``, `envs.camera_obs`) stay uint8 in memory. A policy
+whose features extractor has parameters (SB3's ``CombinedExtractor``: a CNN per image field) is
+trained end to end: each batch goes through the extractor (SB3's own preprocessing: images
+scaled to [0, 1], channel-first as the model's space says). Without images the extractor only
+flattens, so features are computed once.
 """
 
 from __future__ import annotations
@@ -51,7 +57,8 @@ class Demonstrations:
         dataset_id: The Minari dataset id.
         env_id: The env the episodes ran in.
         env_kwargs: Its keyword arguments (``site``).
-        observations: Per field, ``(N, ...)`` float32 (only the requested fields).
+        observations: Per field, ``(N, ...)`` float32, uint8 for image fields (only the
+            requested fields).
         actions: ``(N, action_dim)`` float32.
         episode: ``(N,)`` index of each transition's episode.
         episodes: How many episodes.
@@ -128,10 +135,11 @@ def load_demonstrations(
                 f"bc.dataset {dataset_id!r}: no field(s) {missing}; it has {sorted(spaces)}"
             )
         fields: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+        dtypes = {k: np.uint8 if spaces[k].dtype == np.uint8 else np.float32 for k in keys}
         actions, episode = [], []
         for index, data in enumerate(dataset.iterate_episodes()):
             for key in keys:
-                fields[key].append(np.asarray(data.observations[key][:-1], dtype=np.float32))
+                fields[key].append(np.asarray(data.observations[key][:-1], dtype=dtypes[key]))
             actions.append(np.asarray(data.actions, dtype=np.float32))
             episode.append(np.full(len(data.actions), index))
         env_spec = dataset.spec.env_spec
@@ -167,14 +175,11 @@ def clone(
     rate (if given), the losses are appended to `csv_path`.
 
     Raises:
-        TypeError: If the model's policy is not an SB3 ``ActorCriticPolicy`` with a Gaussian,
-            or its features extractor has parameters (features are computed once).
+        TypeError: If the model's policy is not an SB3 ``ActorCriticPolicy`` with a Gaussian.
     """
     policy = model.policy
     if not isinstance(policy, ActorCriticPolicy) or not hasattr(policy, "log_std"):
         raise TypeError(f"behaviour cloning needs a Gaussian ActorCriticPolicy, got {policy}")
-    if any(True for _ in policy.pi_features_extractor.parameters()):
-        raise TypeError("behaviour cloning needs a features extractor without parameters")
     held_out = demos.episode >= demos.episodes - cfg.validation_episodes
     train = _features(policy, demos, ~held_out)
     valid = _features(policy, demos, held_out)
@@ -195,7 +200,7 @@ def clone(
         for step in range(1, cfg.gradient_steps + 1):
             index = torch.randint(n_train, (min(cfg.batch_size, n_train),), generator=generator)
             policy.set_training_mode(True)
-            loss = _loss(policy, train[0][index], train[1][index])
+            loss = _loss(policy, _take(train[0], index), train[1][index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -225,43 +230,90 @@ def clone(
     )
 
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-"""Flattened observation features ``(N, D)`` and actions ``(N, action_dim)``."""
+Inputs = torch.Tensor | dict[str, torch.Tensor]
+"""Precomputed features ``(N, D)``, or the observations for a trainable features extractor."""
+Batch = tuple[Inputs, torch.Tensor]
+"""Inputs and actions ``(N, action_dim)``."""
+_CHUNK = 512
+"""Transitions per forward pass when evaluating a whole set through a CNN."""
 
 
 def _features(policy: ActorCriticPolicy, demos: Demonstrations, mask: np.ndarray) -> Batch:
-    """The policy's input features of the selected transitions, computed once.
+    """The policy's inputs for the selected transitions.
 
     The features extractor of a ``MultiInputPolicy`` on Box fields only flattens and
-    concatenates them (no parameters), so cloning trains on its output directly.
+    concatenates them (no parameters), so cloning trains on its output, computed once. An
+    extractor with parameters (a CNN on images) gets the observations themselves, image
+    fields transposed to the model's channel-first space where SB3 made it so.
     """
-    observations = {k: torch.as_tensor(v[mask]) for k, v in demos.observations.items()}
+    spaces = getattr(policy.observation_space, "spaces", {})
+    observations = {
+        k: torch.as_tensor(_as_model_layout(v[mask], spaces.get(k)))
+        for k, v in demos.observations.items()
+    }
+    actions = torch.as_tensor(demos.actions[mask])
+    if _trainable(policy):
+        return observations, actions
     with torch.no_grad():
         features = policy.pi_features_extractor(observations)
-    return features, torch.as_tensor(demos.actions[mask])
+    return features, actions
 
 
-def _mean_action(policy: ActorCriticPolicy, features: torch.Tensor) -> torch.Tensor:
+def _as_model_layout(values: np.ndarray, space: Any) -> np.ndarray:
+    """Images ``(N, H, W, C)`` as ``(N, C, H, W)`` when the model's space is channel-first."""
+    shape = tuple(getattr(space, "shape", ()) or ())
+    if values.ndim == 4 and len(shape) == 3 and values.shape[1:] != shape:
+        if (values.shape[3], values.shape[1], values.shape[2]) == shape:
+            return np.ascontiguousarray(values.transpose(0, 3, 1, 2))
+    return values
+
+
+def _trainable(policy: ActorCriticPolicy) -> bool:
+    return any(True for _ in policy.pi_features_extractor.parameters())
+
+
+def _take(inputs: Inputs, index: torch.Tensor | slice) -> Inputs:
+    if isinstance(inputs, dict):
+        return {k: v[index] for k, v in inputs.items()}
+    return inputs[index]
+
+
+def _mean_action(policy: ActorCriticPolicy, inputs: Inputs) -> torch.Tensor:
+    if isinstance(inputs, dict):  # observations: through the (trainable) features extractor
+        extracted = policy.extract_features(inputs, policy.pi_features_extractor)
+        assert isinstance(extracted, torch.Tensor)  # one extractor: one tensor
+        features = extracted
+    else:
+        features = inputs
     return policy.action_net(policy.mlp_extractor.forward_actor(features))
 
 
-def _loss(policy: ActorCriticPolicy, features: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.mse_loss(_mean_action(policy, features), actions)
+def _mean_actions(policy: ActorCriticPolicy, inputs: Inputs, count: int) -> torch.Tensor:
+    """`_mean_action` of a whole set, in chunks (no gradient)."""
+    with torch.no_grad():
+        parts = [
+            _mean_action(policy, _take(inputs, slice(start, start + _CHUNK)))
+            for start in range(0, count, _CHUNK)
+        ]
+    return torch.cat(parts) if parts else torch.zeros((0,))
+
+
+def _loss(policy: ActorCriticPolicy, inputs: Inputs, actions: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.mse_loss(_mean_action(policy, inputs), actions)
 
 
 def _validation_loss(policy: ActorCriticPolicy, valid: Batch) -> float:
     if not len(valid[1]):
         return math.nan
     policy.set_training_mode(False)
-    with torch.no_grad():
-        return float(_loss(policy, *valid))
+    mean = _mean_actions(policy, valid[0], len(valid[1]))
+    return float(torch.nn.functional.mse_loss(mean, valid[1]))
 
 
 def _residual_std(policy: ActorCriticPolicy, batch: Batch) -> np.ndarray:
     """Per action dimension, RMS of (clipped mean - demonstrated action), at least `_MIN_STD`."""
     policy.set_training_mode(False)
-    with torch.no_grad():
-        error = _mean_action(policy, batch[0]).clamp(-1.0, 1.0) - batch[1]
+    error = _mean_actions(policy, batch[0], len(batch[1])).clamp(-1.0, 1.0) - batch[1]
     rms = error.pow(2).mean(dim=0).sqrt().numpy()
     return np.maximum(rms, _MIN_STD).astype(np.float32)
 

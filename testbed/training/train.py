@@ -385,7 +385,7 @@ def model_metadata(
         "env_kwargs": dict(cfg.env_kwargs),
         "home_site": cfg.site,
         "train_sites": sites,
-        "observation": {name: _box_record(box) for name, box in spaces.items()},
+        "observation": {name: _box_record(_env_layout(box)) for name, box in spaces.items()},
         "action": _box_record(model.action_space),
         "steps": int(model.num_timesteps),
         "seed": cfg.seed,
@@ -401,6 +401,20 @@ def model_metadata(
         },
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _env_layout(box: Any) -> Any:
+    """An image field as the env publishes it: ``(H, W, C)``.
+
+    Testbed envs publish images channel-last (`envs.camera_obs`); SB3 wraps such an env in
+    ``VecTransposeImage``, so the model's own space is ``(C, H, W)``. The metadata (and so the
+    served spec) keeps the env's layout; SB3's ``predict`` transposes what it is given.
+    """
+    shape = tuple(box.shape)
+    if np.dtype(box.dtype) == np.uint8 and len(shape) == 3 and shape[0] in (1, 3, 4):
+        if shape[2] not in (1, 3, 4):
+            return gymnasium.spaces.Box(0, 255, (shape[1], shape[2], shape[0]), dtype=np.uint8)
+    return box
 
 
 def _box_record(box: Any) -> dict[str, Any]:
