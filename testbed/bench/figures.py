@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: Sections in the order they run and print; ``testbed bench --only`` picks among them.
-SECTIONS = ("env", "link", "campaign", "replay", "memory")
+SECTIONS = ("env", "link", "campaign", "replay", "memory", "camera")
 
 #: The env the benchmarks step, and the episode seed they use.
 ENV_ID = "Testbed/ConveyorSort-v0"

@@ -78,6 +78,7 @@ def _runners(
     # Imported here: each section pulls in its own heavy dependencies (grpc, Hydra, video).
     from testbed.bench import (
         batch_campaign,
+        cameras,
         campaign,
         compute_energy,
         env_overhead,
@@ -102,6 +103,7 @@ def _runners(
         "campaign": campaigns,
         "replay": lambda: replay_speed.run(profile, policy_for_site, progress),
         "memory": lambda: memory.run(profile, progress),
+        "camera": lambda: cameras.run(profile, policy_for_site, serve, progress),
     }
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from testbed.bench.output import BenchReport
 
 SECTIONS_HELP = (
-    "Comma-separated sections to run: env, link, campaign, replay, memory (default: all)"
+    "Comma-separated sections to run: env, link, campaign, replay, memory, camera (default: all)"
 )
 ENV_HELP = "Comma-separated env ids (tasks) for the env section (default: every Testbed env)"
 

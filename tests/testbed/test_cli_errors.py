@@ -76,7 +76,7 @@ def test_a_click_usage_error_is_one_error_line_and_a_hint() -> None:
          "did you mean 'kr-changwon'?"),
         (["bench", "--only", "env,lnk"],
          "error: --only: unknown section 'lnk'; expected one of env, link, campaign, replay, "
-         "memory; did you mean 'link'?"),
+         "memory, camera; did you mean 'link'?"),
     ],
     ids=["scripted-site", "policy-form", "random-site", "sb3-file", "module-attribute",
          "serve-address", "check-address", "check-site", "bench-section"],
