@@ -12,9 +12,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+import numpy as np
+
 from protos.packed import PackedEncoder, PackedLayout
 from protos.specs import FieldSpec
-from protos.tensors import FieldEncoder, TensorError
+from protos.tensors import FieldEncoder, TensorError, to_tensor
 from protos.v1 import policy_service_pb2 as pb
 from testbed.errors import PolicyHandshakeError, PolicyProtocolError
 
@@ -22,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 ObservationForm = Literal["auto", "packed", "named"]
 OBSERVATION_FORMS: tuple[str, ...] = ("auto", "packed", "named")
+ImageEncoding = Literal["raw", "png"]
+IMAGE_ENCODINGS: tuple[str, ...] = ("raw", "png")
 
 #: Writes one observation into the request it was bound to.
 Fill = Callable[[Mapping[str, Any]], None]
@@ -38,11 +42,19 @@ class ObservationWriter:
     Args:
         observation: The env's observation fields (what the client offered).
         layout: The packed layout the server stated, or None for the named form.
+        image_encoding: ``png`` sends image fields (uint8 ``(H, W[, C<=4])``) of the named
+            form PNG-encoded (``Tensor.encoding``), ``raw`` as bytes.
     """
 
-    def __init__(self, observation: Mapping[str, FieldSpec], layout: PackedLayout | None = None):
+    def __init__(
+        self,
+        observation: Mapping[str, FieldSpec],
+        layout: PackedLayout | None = None,
+        image_encoding: ImageEncoding = "raw",
+    ):
         self.observation = observation
         self.layout = layout
+        self.image_encoding = image_encoding
         self._encoder = PackedEncoder(layout) if layout is not None else None
 
     @property
@@ -66,7 +78,11 @@ class ObservationWriter:
 
             return fill_packed
         slots = []
+        images = []
         for name, spec in self.observation.items():
+            if self.image_encoding == "png" and is_image(spec):
+                images.append((name, spec))
+                continue
             field = FieldEncoder(f"observation.{name}", spec.dtype, spec.shape)
             slots.append((name, field.bind(request.observation[name]), field))
 
@@ -76,8 +92,22 @@ class ObservationWriter:
                     encode(tensor, observation[name])
                 except TensorError as exc:
                     raise _shape_error(exc) from None
+            for name, spec in images:
+                value = np.asarray(observation[name])
+                if value.shape != spec.shape or value.dtype != np.uint8:
+                    raise PolicyProtocolError(
+                        f"observation.{name}: expected {spec.describe()}, "
+                        f"got {value.dtype.name}{list(value.shape)}"
+                    )
+                request.observation[name].CopyFrom(to_tensor(value, pb.ENCODING_PNG))
 
         return fill_named
+
+
+def is_image(spec: FieldSpec) -> bool:
+    """Whether a field can travel as PNG: uint8 ``(H, W)`` or ``(H, W, C)`` with C <= 4."""
+    shape = spec.shape
+    return spec.dtype == "uint8" and (len(shape) == 2 or (len(shape) == 3 and shape[2] <= 4))
 
 
 def writer_for(

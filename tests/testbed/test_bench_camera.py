@@ -35,6 +35,7 @@ def test_camera_section_measures_every_figure() -> None:
     assert raw > 96 * 96 * 3 > png > 0 and wire.value == png and wire.reference == raw
     assert raw - wire.details["without_image"] >= 96 * 96 * 3
     assert link.unit == "ms" and link.details["calls"] == 20 and link.value > 0
+    assert link.details["p50_ms_png"] > 0
     assert any("TinyRenderer" in n for n in notes) and lines
 
 
