@@ -96,6 +96,8 @@ class PolicyConfig:
         observation_form: How observations travel to a remote or managed server:
             ``auto`` (packed where the server advertises it, protocol 1.1; the named map for a
             1.0 server), ``packed`` (required) or ``named`` (docs/policy_service.md).
+        image_encoding: How image fields travel (docs/cameras.md): ``raw`` uint8 bytes, or
+            ``png`` (lossless, about a tenth of the bytes; the named form only).
         token_env: Name of the environment variable holding the bearer token (remote); the
             token itself never appears in a config or a log.
         tls: TLS options (remote).
@@ -116,6 +118,7 @@ class PolicyConfig:
     batch_size: int = 8
     deadline_ms: float = 1000.0
     observation_form: str = "auto"
+    image_encoding: str = "raw"
     token_env: str | None = None
     tls: ClientTlsConfig = field(default_factory=ClientTlsConfig)
     team: str = ""
@@ -234,6 +237,15 @@ def validate(config: TestbedConfig) -> None:
         raise ValueError(
             f"policy.observation_form: expected one of {OBSERVATION_FORMS}, "
             f"got {policy.observation_form!r}"
+        )
+    if policy.image_encoding not in ("raw", "png"):
+        raise ValueError(
+            f"policy.image_encoding: expected one of ('raw', 'png'), got {policy.image_encoding!r}"
+        )
+    if policy.image_encoding == "png" and policy.observation_form == "packed":
+        raise ValueError(
+            "policy.image_encoding: 'png' travels in the named form only; "
+            "set policy.observation_form to auto or named"
         )
     if policy.deadline_ms <= 0:
         raise ValueError(f"policy.deadline_ms: expected > 0, got {policy.deadline_ms}")

@@ -97,6 +97,7 @@ class PolicyConnection:
             deadline_s=config.deadline_ms / 1000.0,
             max_batch=config.batch_size,
             observation_form=config.observation_form,  # type: ignore[arg-type]  # validated
+            image_encoding=config.image_encoding,  # type: ignore[arg-type]  # validated
         )
 
     def _close_client(self) -> None:

@@ -34,9 +34,9 @@ DONE, FAILED, TRIAL_JSON, TABLE = "DONE", "FAILED", "trial.json", "episodes.parq
 _PRESENTATION = ("name", "dir", "workers", "progress", "report", "federated", "stores")
 #: How a policy is reached, not which policy it is (a server may move between runs; a batch
 #: mode episode records what unary records, whatever the batch size; packed and named
-#: observations reach the policy as the same arrays).
+#: observations reach the policy as the same arrays, and so do raw and PNG images: lossless).
 _REACH = ("address", "tls", "token_env", "startup_timeout_s", "max_restarts", "batch_size",
-          "observation_form")  # fmt: skip
+          "observation_form", "image_encoding")  # fmt: skip
 _PACKAGES = ("physical-ai-testbed", "pybullet", "gymnasium", "numpy", "grpcio", "protobuf",
              "hydra-core", "stable-baselines3", "torch")  # fmt: skip
 

@@ -115,3 +115,15 @@ def test_png_requests_are_smaller_and_bad_images_are_named(
         RemotePolicy(address, observation_form="packed", image_encoding="png")
     with pytest.raises(ValueError, match=r"image_encoding: expected one of \('raw', 'png'\)"):
         RemotePolicy(address, image_encoding="jpeg")  # type: ignore[arg-type]
+
+
+def test_campaign_config_names_a_bad_image_encoding() -> None:
+    from tests.testbed.campaign.helpers import FAST, compose
+
+    with pytest.raises(
+        ValueError, match=r"policy.image_encoding: expected one of \('raw', 'png'\)"
+    ):
+        compose([*FAST, "policy.image_encoding=jpeg"])
+    with pytest.raises(ValueError, match="'png' travels in the named form only"):
+        compose([*FAST, "policy.image_encoding=png", "policy.observation_form=packed"])
+    assert compose([*FAST, "policy.image_encoding=png"]).policy.image_encoding == "png"
