@@ -166,9 +166,15 @@ class CampaignConfig:
 def trial_name(config: Any) -> str:
     """The name of the trial a `TestbedConfig` (or a composed ``DictConfig``) describes.
 
-    ``[<task.trial_prefix>]<policy>__<site>__s<seed>``: unique within a campaign.
+    ``[<task.trial_prefix>]<policy>__<site>__s<seed>``: unique within a campaign. A policy with
+    a training seed (``policy.seed``) runs as ``<policy>__t<training seed>__<site>__s<seed>``,
+    so several training seeds of one policy (the unit of replication of the report's IQM) are
+    trials of one campaign.
     """
-    return f"{config.task.trial_prefix}{config.policy.name}__{config.site.id}__s{config.seed}"
+    policy, training_seed = config.policy.name, getattr(config.policy, "seed", None)
+    if training_seed is not None:
+        policy = f"{policy}__t{training_seed}"
+    return f"{config.task.trial_prefix}{policy}__{config.site.id}__s{config.seed}"
 
 
 @dataclass
