@@ -106,6 +106,7 @@ def test_pixels_policy_is_trained_served_and_evaluated_in_a_campaign(dataset: Pa
     ran = _testbed(
         "run", "task=touch_part", "policy=scripted_kr", "policy.name=pixels_tiny",
         f"policy.serve=sb3:{out / 'model.zip'}", "site=kr-changwon", "campaign.episodes=2",
+        "policy.image_encoding=png",  # lossless: the served CNN decodes what the env rendered
         *(f"+{c}" for c in CAMERA), "task.max_steps=25", "task.snapshot_every=0",
         "campaign.report=false", "campaign.progress=false", f"campaign.dir={campaign}",
         cwd=dataset,
