@@ -418,11 +418,21 @@ def _env_layout(box: Any) -> Any:
 
 
 def _box_record(box: Any) -> dict[str, Any]:
+    low = np.asarray(box.low, dtype=np.float64)
+    high = np.asarray(box.high, dtype=np.float64)
+    if (
+        np.dtype(box.dtype) == np.uint8
+        and np.all(low == low.flat[0])
+        and np.all(high == high.flat[0])
+    ):
+        # An image: one bound for every pixel (FieldSpec broadcasts it), not 2 x H x W x C.
+        return {"shape": list(box.shape), "dtype": "uint8",
+                "low": float(low.flat[0]), "high": float(high.flat[0])}  # fmt: skip
     return {
         "shape": list(box.shape),
         "dtype": np.dtype(box.dtype).name,
-        "low": np.asarray(box.low, dtype=np.float64).tolist(),
-        "high": np.asarray(box.high, dtype=np.float64).tolist(),
+        "low": low.tolist(),
+        "high": high.tolist(),
     }
 
 
