@@ -16,6 +16,8 @@ import pytest
 
 from testbed.episodes.minari_export import export_minari
 from testbed.episodes.records import read_record
+from testbed.episodes.replay import replay_episode
+from testbed.errors import ReplayDivergenceError
 from testbed.training.bc import clone, load_demonstrations
 from testbed.training.config import BCConfig, TrainConfig
 from testbed.training.envs import make_vec_env
@@ -58,6 +60,11 @@ def test_records_and_the_dataset_carry_the_images_compressed(dataset: Path) -> N
     assert image.dtype == np.uint8 and image.shape == (record.meta.steps + 1, SIZE, SIZE, 3)
     assert record.meta.env_kwargs["camera_obs"] == {"width": SIZE, "height": SIZE}
     assert paths[0].stat().st_size < image.nbytes / 2  # deflated in the .npz
+    assert replay_episode(record).verified  # the images re-rendered bit for bit
+    tampered = read_record(paths[0])
+    tampered.observations["image"][3, 10, 10, 0] ^= 1
+    with pytest.raises(ReplayDivergenceError, match="obs/image"):  # one pixel off diverges
+        replay_episode(tampered)
     demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
     assert demos.observations["image"].dtype == np.uint8
     assert demos.observations["image"].shape == (len(demos.actions), SIZE, SIZE, 3)
