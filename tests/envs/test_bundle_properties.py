@@ -44,7 +44,8 @@ COUNTS = {
     "build": 25,
     "agree": 30,
 }
-HANG_S = 5.0  # one bundle is ~1 ms; anything near this is a hang
+HANG_S = 5.0  # CPU seconds: one bundle is ~1 ms; anything near this is a hang (CPU time,
+# so that a busy machine that leaves this process waiting is not taken for a hang)
 TRIED: Counter[str] = Counter()
 
 
@@ -73,17 +74,17 @@ def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
 def load(files: dict[str, bytes]) -> SiteSpec | tuple[DataIssue, ...]:
     """Load in memory; check the rejection is well formed and the load did not hang."""
     TRIED["tried"] += 1
-    start = time.monotonic()
+    start = time.process_time()
     try:
         spec = load_snapshot(ROOT, files)
     except FactoryDataError as error:
         TRIED["rejected"] += 1
-        assert time.monotonic() - start < HANG_S
+        assert time.process_time() - start < HANG_S
         assert error.issues, "a FactoryDataError must carry issues"
         for issue in error.issues:
             assert_well_formed(issue, files)
         return error.issues
-    assert time.monotonic() - start < HANG_S
+    assert time.process_time() - start < HANG_S
     TRIED["accepted"] += 1
     return spec
 

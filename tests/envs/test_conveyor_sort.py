@@ -168,7 +168,17 @@ def _success_rate(home: str, target: str, episodes: int) -> float:
     return wins / episodes
 
 
+# 50 episodes take 1-2 minutes per site: kr-changwon's run is in CI, the others are nightly and
+# CI runs 10 of their episodes (the same check on less data).
 @pytest.mark.slow
-@pytest.mark.parametrize("site", SITES)
+@pytest.mark.parametrize(
+    "site", [s if s == "kr-changwon" else pytest.param(s, marks=pytest.mark.nightly) for s in SITES]
+)
 def test_scripted_controller_reaches_90_percent_at_its_home_site(site: str) -> None:
     assert _success_rate(site, site, episodes=50) >= 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("site", [s for s in SITES if s != "kr-changwon"])
+def test_scripted_controller_sorts_at_its_home_site(site: str) -> None:
+    assert _success_rate(site, site, episodes=10) >= 0.9

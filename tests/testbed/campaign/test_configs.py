@@ -21,7 +21,7 @@ POLICIES = sorted(p.stem for p in (CONFIG_DIR / "policy").glob("*.yaml") if p.st
 @pytest.mark.parametrize("campaign", CAMPAIGNS)
 def test_every_campaign_preset_expands_to_valid_trials(campaign: str, tmp_path) -> None:
     trials = plan_campaign([f"+campaign={campaign}", f"campaign.dir={tmp_path}"])
-    assert len(trials) >= 2
+    assert trials  # a demonstrations preset may be a single trial
     assert len({t.name for t in trials}) == len(trials)  # each trial has its own folder
     for trial in trials:
         validate(trial.config)
