@@ -22,11 +22,11 @@ from testbed.episodes.records import (
     EpisodeRecord,
     atomic_write_bytes,
     atomic_write_text,
-    episode_row,
     read_meta,
     record_path,
     write_record,
 )
+from testbed.episodes.rows import episode_row
 from testbed.errors import CampaignError
 
 DONE, FAILED, TRIAL_JSON, TABLE = "DONE", "FAILED", "trial.json", "episodes.parquet"

@@ -2,7 +2,7 @@
 
 Aggregations of `testbed.results.kpis.AGGREGATIONS`, each over a cell's episode rows (those that
 ended normally: an episode cut short by a fault has no robot energy to add). Columns read:
-``energy_j`` (the env's robot energy), ``compute_j`` (the policy's, `testbed.episodes.records.
+``energy_j`` (the env's robot energy), ``compute_j`` (the policy's, `testbed.episodes.rows.
 compute_columns`), ``parts_sorted`` (parts the task completed), ``success`` and
 ``energy_price_per_kwh``.
 

@@ -1,7 +1,7 @@
 """The episode table of a campaign folder: one row per episode record.
 
 `load_episodes` reads every record (checked whole) into a table that the evaluator, the report,
-the ranking and the compliance sections share: `testbed.episodes.records.episode_row`'s columns
+the ranking and the compliance sections share: `testbed.episodes.rows.episode_row`'s columns
 and what the testbed adds (success, outcome category, fault counts, paths).
 """
 
@@ -19,9 +19,9 @@ from testbed.episodes.records import (
     RECORD_GLOB,
     EpisodeMeta,
     RecordError,
-    episode_row,
     read_summary,
 )
+from testbed.episodes.rows import episode_row
 from testbed.errors import TestbedError
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from testbed.episodes.records import EpisodeMeta, compute_columns, episode_row
+from testbed.episodes.records import EpisodeMeta
+from testbed.episodes.rows import compute_columns, episode_row
 from testbed.results.energy import J_PER_KWH, sources
 from testbed.results.evaluator import transfer_matrix
 from testbed.results.kpis import KPIS

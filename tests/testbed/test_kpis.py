@@ -16,9 +16,8 @@ import pytest
 import envs
 from testbed.episodes.outcomes import SUCCESS_KEY, SUMMARY_KEY
 from testbed.results.evaluator import transfer_matrix
+from testbed.results.kpi_docs import DOCS_BEGIN, DOCS_END, docs_table
 from testbed.results.kpis import (
-    DOCS_BEGIN,
-    DOCS_END,
     ENV,
     INTERVAL,
     KPI,
@@ -26,7 +25,6 @@ from testbed.results.kpis import (
     TESTBED,
     Chart,
     Registry,
-    docs_table,
 )
 from testbed.results.statistics import Estimate
 
@@ -94,7 +92,8 @@ def test_docs_table_is_the_registry() -> None:
     assert text.count(DOCS_BEGIN) == 1 and text.count(DOCS_END) == 1
     in_docs = text.split(DOCS_BEGIN + "\n", 1)[1].split(DOCS_END, 1)[0]
     assert in_docs == docs_table(), (
-        "the KPI table of docs/campaigns.md is stale: run `python -m testbed.results.kpis --write`"
+        "the KPI table of docs/campaigns.md is stale: "
+        "run `python -m testbed.results.kpi_docs --write`"
     )
     for kpi in KPIS.values():
         assert f"| {kpi.column} | `{kpi.name}` |" in in_docs

@@ -12,8 +12,9 @@ import pytest
 
 from protos.specs import SessionInfo
 from testbed.episodes.outcomes import outcome_category, outcome_reason
-from testbed.episodes.records import EpisodeMeta, Fault, episode_row
+from testbed.episodes.records import EpisodeMeta, Fault
 from testbed.episodes.rollout import EpisodeResult
+from testbed.episodes.rows import episode_row
 from testbed.results.evaluator import transfer_matrix
 
 LOST = "lost: KR-CAP-300 at step 695"
