@@ -210,6 +210,19 @@ class CellEnv(gym.Env[Observation, np.ndarray]):
             info["episode_metrics"] = self.episode_summary()
         return self._observe(), float(reward), terminated, truncated, info
 
+    def coworker_visits(self) -> tuple[tuple[tuple[float, float], ...], ...]:
+        """Each co-worker's visits this episode as ``(start_s, end_s)``; empty without people.
+
+        A person is in the cell from ``start_s`` (inclusive) to ``end_s`` (exclusive), in
+        simulated seconds; the schedule is drawn at reset.
+        """
+        if self.coworkers is None:
+            return ()
+        return tuple(
+            tuple((visit.start_s, visit.end_s) for visit in person.visits)
+            for person in self.coworkers.people
+        )
+
     def episode_summary(self) -> dict[str, Any]:
         """The episode's metrics so far (``info["episode_metrics"]`` at its end).
 

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 import envs  # noqa: F401  (registers the Testbed env ids)
-from envs.safety.coworker import Visit
+from envs.core import CellEnv
 from testbed.bench.figures import (
     SEED,
     BenchProfile,
@@ -344,35 +344,44 @@ def testbed_overhead(
     """
     env = gym.make(env_id, site=site)
     try:
-        visits, first_visits_end_s = _visits(env)
-        control_dt = env.unwrapped.control_dt  # type: ignore[attr-defined]
+        cell = _cell_env(env, env_id)
+        visits, first_visits_end_s = _visits(env, cell)
+        control_dt = cell.control_dt
         steps = profile.env_steps
         if env_id == COWORKER_ENV_ID:
             steps = max(steps, int(math.ceil(first_visits_end_s / control_dt)) + 1)
         actions = scripted_actions(env, policy, site, steps)
-        slot = ClientSlot(env.unwrapped.sim, "client")  # type: ignore[attr-defined]
+        slot = ClientSlot(cell.sim, "client")
         overhead = measure_overhead(env, slot, [Episode(SEED, actions)], profile.env_blocks)
         present = None
         if visits is not None:  # step i ends at (i + 1) dt, where the monitor places people
             times = [(i + 1) * control_dt for i in range(len(actions))]
-            busy = sum(any(v.progress(t) is not None for v in visits) for t in times)
+            busy = sum(any(start <= t < end for start, end in visits) for t in times)
             present = busy / max(len(actions), 1)
-        return env.unwrapped.site.site.robot.model, overhead, present  # type: ignore[attr-defined]
+        return cell.site.site.robot.model, overhead, present
     finally:
         env.close()
 
 
-def _visits(env: gym.Env) -> tuple[list[Visit] | None, float]:
-    """Every co-worker's visits in the ``SEED`` episode (None: no people).
+def _cell_env(env: gym.Env, env_id: str) -> CellEnv:
+    """The Testbed cell env under ``env``'s wrappers (the bench measures its engine calls)."""
+    inner = env.unwrapped
+    if not isinstance(inner, CellEnv):
+        raise TypeError(f"{env_id}: expected a Testbed cell env, got {type(inner).__name__}")
+    return inner
+
+
+def _visits(env: gym.Env, cell: CellEnv) -> tuple[list[tuple[float, float]] | None, float]:
+    """Every co-worker visit ``(start_s, end_s)`` of the ``SEED`` episode (None: no people).
 
     Also returns when the last of their first visits ends (0 without people).
     """
     env.reset(seed=SEED)
-    monitor = getattr(env.unwrapped, "coworkers", None)
-    if monitor is None:
+    people = cell.coworker_visits()
+    if not people:
         return None, 0.0
-    visits = [v for person in monitor.people for v in person.visits]
-    return visits, max((p.visits[0].end_s for p in monitor.people if p.visits), default=0.0)
+    visits = [visit for person in people for visit in person]
+    return visits, max((person[0][1] for person in people if person), default=0.0)
 
 
 def panda_gym_overhead(profile: BenchProfile) -> Overhead | None:
