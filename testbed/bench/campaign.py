@@ -4,8 +4,8 @@ Runs the same fixed campaign (the scripted controllers of kr-changwon and jp-nag
 managed policy servers, one trial per policy and site) with the joblib launcher at
 ``campaign.workers=1`` and ``=2``, each in a fresh folder, as ``testbed run`` subprocesses.
 Wall time includes everything a user waits for: Hydra start-up, policy servers, simulation,
-recording; not the report. Goal: 2 workers >= 1.7x the episodes/s of 1 worker (needs two free
-cores: on a shared machine other jobs take their share).
+recording; not the report. Goal (DESIGN.md): 2 workers >= 1.85x the episodes/s of 1 worker
+(needs two free cores: on a shared machine other jobs take their share).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 
 from testbed.bench.figures import BenchProfile, Figure, Progress, alternate, median
 
-GOAL_RATIO = 1.7
+GOAL_RATIO = 1.85
+"""DESIGN.md: 2 workers at least 1.85x the episodes per second of 1 worker."""
 POLICIES = {"kr-changwon": "scripted_kr", "jp-nagoya": "scripted_jp", "us-austin": "scripted_us"}
 
 
