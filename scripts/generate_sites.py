@@ -84,10 +84,11 @@ SITES: dict[str, dict[str, Any]] = {
         "safety": {"max_tcp_speed_mps": 1.5, "max_contact_force_n": 80.0, "keep_out_zones": []},
         "takt_time_s": 6.0,
         "task": {"parts_per_episode": 3, "time_limit_s": 35.0},
-        # Loose fit with a lead-in: electronics press-fit pins.
+        # Loose fit with a lead-in: electronics press-fit pins, fed in a tray pocket with 3 mm
+        # of play.
         "peg_in_hole": {"peg_size_m": [0.03, 0.03, 0.07], "peg_mass_kg": 0.05,
                         "clearance_m": 0.0015, "hole_depth_m": 0.03, "chamfer_m": 0.003,
-                        "time_limit_s": 15.0},
+                        "peg_pose_noise_m": 0.003, "time_limit_s": 15.0},
         # Palletize: light electronics cartons, two interlocked layers of four (2x2, then a
         # row of four turned 90 degrees); fast belt.
         "pallet": {"xyz": (-0.4, 0.17, 0.05), "rz": 2.74, "size": (0.24, 0.16, 0.1)},
@@ -135,11 +136,12 @@ SITES: dict[str, dict[str, Any]] = {
         # (0.16, -0.42)): fixtures beside the bins.
         "peg_fixtures_xy": ((0.41, -0.37), (0.3, -0.34)),
         # Tight machined fit, sharp edge, a heavier round steel pin (the KUKA's tool yaws by
-        # ~10 degrees between the fixtures: a square peg would not fit).
+        # ~10 degrees between the fixtures: a square peg would not fit); a ground nest, 1 mm of
+        # play.
         "peg_in_hole": {"peg_shape": "cylinder", "peg_size_m": [0.04, 0.04, 0.08],
                         "peg_mass_kg": 0.4,
                         "clearance_m": 0.0003, "hole_depth_m": 0.04, "chamfer_m": 0.0,
-                        "time_limit_s": 25.0},
+                        "peg_pose_noise_m": 0.001, "time_limit_s": 25.0},
         # Palletize: heavy machined-part cartons in two columns of two, on a pallet turned
         # 115 degrees (the others 157); slow belt.
         "pallet": {"xyz": (-0.4, 0.155, 0.05), "rz": 2.0, "size": (0.2, 0.24, 0.1)},

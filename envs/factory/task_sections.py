@@ -143,6 +143,9 @@ class PegInHoleSection(Frozen):
     wall_m: Annotated[float, Field(ge=0.005, le=0.1, allow_inf_nan=False)] = 0.02
     hole_pose_noise_m: Annotated[float, Field(ge=0, le=0.02, allow_inf_nan=False)] = 0.0
     """Largest offset (x and y, uniform) of the hole from the fixture's centre, per episode."""
+    peg_pose_noise_m: Annotated[float, Field(ge=0, le=0.02, allow_inf_nan=False)] = 0.0
+    """Largest offset (x and y, uniform) of the peg from its nest's centre, per episode (the
+    play of the nest's pocket, or a feeder's placement accuracy)."""
     upright_tolerance_rad: Annotated[float, Field(gt=0, le=0.5, allow_inf_nan=False)] = 0.1
     """Largest tilt of the peg's axis from vertical that counts as inserted."""
     time_limit_s: TimeLimit = 20.0

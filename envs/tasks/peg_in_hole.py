@@ -6,7 +6,9 @@ the peg, a box or cylinder primitive of ``peg_size_m``, stands upright at the to
 ``peg_station`` fixture, turned to the hole's yaw (the tool cannot turn a part; a robot whose
 tool yaws on the way turns a box peg with it: ``peg_shape: cylinder`` is a round pin). With
 ``hole_pose_noise_m`` the hole moves by up to that much in x and y from the fixture's centre
-each episode (a re-clamped fixture).
+each episode (a re-clamped fixture); with ``peg_pose_noise_m`` the peg stands up to that far in
+x and y from the nest's centre (the play of the nest's pocket). Both are drawn from the
+episode's seed, the hole's first.
 
 Insertion depth: the hole's mouth height minus the peg's bottom-face centre height (m), so a
 peg standing on the hole's floor is inserted ``hole_depth_m``. The peg is *inserted* when its
@@ -99,10 +101,12 @@ class PegInHole(Task):
         hole = site.station(s.hole_station)
         nest = site.station(s.peg_station)
         outer = max(gap) + 2.0 * (s.wall_m + s.chamfer_m + 2.0 * s.hole_pose_noise_m)
-        if outer > min(hole.size_x, hole.size_y) or max(px, py) > min(nest.size_x, nest.size_y):
+        footprint = max(px, py) + 2.0 * s.peg_pose_noise_m
+        if outer > min(hole.size_x, hole.size_y) or footprint > min(nest.size_x, nest.size_y):
             raise ValueError(
                 f"site {site.site_id!r}: the hole ({outer:.3f} m across with its walls and pose "
-                f"noise) or the peg does not fit on its fixture's top face"
+                f"noise) or the peg ({footprint:.3f} m across with its pose noise) does not fit "
+                f"on its fixture's top face"
             )
         hole_pos, hole_rpy = site.world_pose(s.hole_station)
         nest_pos, _ = site.world_pose(s.peg_station)
@@ -143,7 +147,7 @@ class PegInHole(Task):
         self._hole_bodies = build_hole(cell.sim, self.shape, floor, self.hole_yaw)
 
     def reset(self, rng: np.random.Generator) -> dict[str, Any]:
-        """Draw the hole's offset (if the site has pose noise); stand the peg on its nest."""
+        """Draw the hole's offset and the peg's place on its nest; stand the peg there."""
         cell = self.cell
         assert cell is not None
         noise = self.section.hole_pose_noise_m
@@ -152,11 +156,18 @@ class PegInHole(Task):
         if noise > 0:
             floor = (float(self.floor[0]), float(self.floor[1]), float(self.floor[2]))
             place_hole(cell.sim, self._hole_bodies, self.shape, floor, self.hole_yaw)
-        start = self.nest_top + np.array([0.0, 0.0, self.peg.size_z / 2.0 + 0.0005])
+        play = self.section.peg_pose_noise_m
+        # Drawn only where the site has play, so sites without it keep their episodes.
+        peg_offset = rng.uniform(-play, play, 2) if play > 0 else np.zeros(2)
+        lift = self.peg.size_z / 2.0 + 0.0005
+        start = self.nest_top + np.array([peg_offset[0], peg_offset[1], lift])
         upright = cell.sim.quat_from_euler((0.0, 0.0, self.hole_yaw))
         cell.sim.reset_base(self.peg_body, tuple(map(float, start)), upright)  # type: ignore[arg-type]
         self.hole_sensor.reset()
-        return {"hole_offset_m": [float(v) for v in self.offset]}
+        return {
+            "hole_offset_m": [float(v) for v in self.offset],
+            "peg_offset_m": [float(v) for v in peg_offset],
+        }
 
     # ------------------------------------------------------------------ per step
 

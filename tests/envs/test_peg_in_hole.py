@@ -145,6 +145,27 @@ def test_hole_moves_per_episode_only_where_the_site_says() -> None:
     assert {tuple(fixed.reset(seed=s)[1]["hole_offset_m"]) for s in range(3)} == {(0.0, 0.0)}
 
 
+def test_peg_stands_off_its_nest_centre_per_episode_only_where_the_site_says() -> None:
+    """The nest's play (peg_pose_noise_m) moves the peg per seed, within the play, at its height."""
+    loose, tight = make("kr-changwon"), make("us-austin")  # 3 mm of play; none
+    play = load_site("kr-changwon").site.task_section(PegInHoleSection).peg_pose_noise_m
+    assert play == pytest.approx(0.003)
+    starts = []
+    for seed in range(4):
+        offset = loose.reset(seed=seed)[1]["peg_offset_m"]
+        assert max(map(abs, offset)) <= play
+        starts.append(tuple(loose.unwrapped.task.peg_pos.round(6)))
+    assert len(set(starts)) == 4 and len({z for *_, z in starts}) == 1
+    assert loose.reset(seed=1)[1]["peg_offset_m"] == loose.reset(seed=1)[1]["peg_offset_m"]
+    assert {tuple(tight.reset(seed=s)[1]["peg_offset_m"]) for s in range(3)} == {(0.0, 0.0)}
+
+
+def test_a_peg_whose_play_leaves_its_nest_is_refused() -> None:
+    too_loose = {"peg_size_m": (0.06, 0.06, 0.07), "peg_pose_noise_m": 0.015}  # 9 cm, nest 8
+    with pytest.raises(ValueError, match=r"the peg \(0\.090 m across with its pose noise\)"):
+        make("kr-changwon", overrides=too_loose)
+
+
 def test_idle_episode_ends_at_the_time_limit_with_the_reason() -> None:
     env = make("kr-changwon", overrides={"time_limit_s": 1.0})
     env.reset(seed=0)
