@@ -270,9 +270,7 @@ def _validate_energy(energy: EnergyConfig) -> None:
     if not energy.watts_per_core > 0:
         raise ValueError(f"energy.watts_per_core: expected > 0, got {energy.watts_per_core}")
     if energy.price_per_kwh is not None and not energy.price_per_kwh >= 0:
-        raise ValueError(
-            f"energy.price_per_kwh: expected >= 0 or null, got {energy.price_per_kwh}"
-        )
+        raise ValueError(f"energy.price_per_kwh: expected >= 0 or null, got {energy.price_per_kwh}")
 
 
 def _validate_site(site: SiteConfig) -> None:

@@ -233,7 +233,6 @@ class _TrialRun:
         self.count += 1
         self.faulty += bool(result.faults)
 
-
     def _compute(self, result: EpisodeResult) -> dict[str, Any]:
         """The record's compute: the tally, this meter's watts (in-process only), the price."""
         energy = self.config.energy

@@ -145,8 +145,10 @@ def import_aml_command(
     out_dir: Annotated[Path, typer.Argument(help="A new or empty folder for the bundle.")],
     settings: Annotated[
         Path | None,
-        typer.Option(help="site.yaml keys CAEX does not carry (default: <aml>.settings.yaml "
-                     "beside the file, if present)."),
+        typer.Option(
+            help="site.yaml keys CAEX does not carry (default: <aml>.settings.yaml "
+            "beside the file, if present)."
+        ),
     ] = None,
     arrivals: Annotated[
         Path | None,
@@ -183,8 +185,10 @@ def import_aml_command(
         hints = []
         no_settings = settings is None and not side_file(aml, SETTINGS_SUFFIX).is_file()
         if no_settings and any(issue.file == "site.yaml" for issue in error.issues):
-            hints.append("CAEX carries the layout, parts and robot model only: give the other "
-                         "site.yaml keys with --settings FILE (docs/automationml.md)")
+            hints.append(
+                "CAEX carries the layout, parts and robot model only: give the other "
+                "site.yaml keys with --settings FILE (docs/automationml.md)"
+            )
         print_error(str(error), hints)
         raise typer.Exit(code=2) from None
     skipped = [f"warning: skipped {issue}" for issue in result.skipped]

@@ -136,9 +136,7 @@ def protocol_version(probe: Probe) -> str:
             f"protocol_version {version!r}: expected one error on protocol_version, got "
             f"accepted={reply.accepted} errors={fields}",
         )
-    return (
-        f"{', '.join(same)} accepted; {', '.join(other)} warn; 2.0, 0.9, '', v1, 1.x rejected"
-    )
+    return f"{', '.join(same)} accepted; {', '.join(other)} warn; 2.0, 0.9, '', v1, 1.x rejected"
 
 
 def capabilities(probe: Probe) -> str:

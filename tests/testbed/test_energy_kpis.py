@@ -105,8 +105,8 @@ def test_in_the_matrix_with_ties_and_a_single_policy() -> None:
     assert report.policies == ("p",)
     home, away = report.cell("p", "a"), report.cell("p", "b")
     assert home is not None and away is not None
-    assert KPIS["compute_j_per_action"].format(away.kpi("compute_j_per_action")).startswith(
-        "0.0125"
+    assert (
+        KPIS["compute_j_per_action"].format(away.kpi("compute_j_per_action")).startswith("0.0125")
     )
     assert home.kpi("energy_per_good_part_j") == pytest.approx(202.0)
     assert math.isnan(away.kpi("energy_per_good_part_j"))
@@ -127,8 +127,9 @@ def test_records_without_compute_have_no_compute_columns() -> None:
                        bundle_hash="h", seed=0, episode=0)  # fmt: skip
     assert not any(key.startswith("compute_") for key in episode_row(meta))
     measured = EpisodeMeta.from_json(
-        EpisodeMeta(**{**meta.__dict__, "compute": {"joules": 0.5, "actions": 4,
-                                                   "source": "rapl"}}).to_json()  # fmt: skip
+        EpisodeMeta(
+            **{**meta.__dict__, "compute": {"joules": 0.5, "actions": 4, "source": "rapl"}}
+        ).to_json()  # fmt: skip
     )
     row = episode_row(measured)
     assert row["compute_j"] == 0.5 and row["compute_j_per_action"] == 0.125
