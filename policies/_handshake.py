@@ -6,7 +6,13 @@ import re
 
 import numpy as np
 
-from protos.specs import PROTOCOL_VERSION, FieldSpec, PolicySpec, field_from_proto
+from protos.specs import (
+    PROTOCOL_VERSION,
+    FieldSpec,
+    PolicySpec,
+    field_from_proto,
+    image_encoding_names,
+)
 from protos.tensors import TensorError
 from protos.v1 import policy_service_pb2 as pb
 
@@ -116,8 +122,8 @@ def check_open(
 
 _NO_CAPABILITIES = (
     "capabilities not sent: read as streaming = false, batching = false, "
-    "action_chunking = false, max_batch = 0, packed_observations = false (send them to have "
-    "a mismatch reported here)"
+    "action_chunking = false, max_batch = 0, packed_observations = false, image_encodings = [] "
+    "(send them to have a mismatch reported here)"
 )
 
 
@@ -139,6 +145,13 @@ def _check_capabilities(spec: PolicySpec, wanted: pb.Capabilities) -> list[pb.Fi
                 "true",
             )
         )
+    offered = image_encoding_names(wanted.image_encodings)
+    unserved = [name for name in offered if name not in caps.image_encodings]
+    if unserved:
+        served = ", ".join(name.upper() for name in caps.image_encodings) or "none"
+        expected = f"some of [{served}] (the image encodings this server decodes; RAW always)"
+        got = "[" + ", ".join(name.upper() for name in offered) + "]"
+        errors.append(_error("capabilities.image_encodings", expected, got))
     if caps.action_chunking and not wanted.action_chunking:
         errors.append(
             _error("capabilities.action_chunking", "true (policy returns action chunks)", "false")

@@ -9,7 +9,7 @@ import numpy as np
 
 from policies._sessions import StepFailure
 from protos.packed import PACKED_FIELD, PackedDecoder, PackedLayout
-from protos.specs import PolicySpec
+from protos.specs import PolicySpec, image_encodings_to_proto
 from protos.tensors import FieldDecoder, TensorError
 from protos.v1 import policy_service_pb2 as pb
 
@@ -35,8 +35,9 @@ class ObservationDecoder:
     """
 
     def __init__(self, spec: PolicySpec) -> None:
+        encodings = image_encodings_to_proto(spec.capabilities.image_encodings)
         self._fields = [
-            (name, FieldDecoder(f"observation.{name}", f.dtype, f.shape), f.describe())
+            (name, FieldDecoder(f"observation.{name}", f.dtype, f.shape, encodings), f.describe())
             for name, f in spec.observation.items()
         ]
         self.layout = PackedLayout.for_fields(spec.observation)

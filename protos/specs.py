@@ -8,7 +8,7 @@ importing the other.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,7 +96,10 @@ class Capabilities:
     """What a policy server supports (or what a client intends to use).
 
     ``packed_observations`` (protocol 1.1) is the server's: the SDK server packs for every
-    policy; a spec decoded from a 1.0 server reads it as False.
+    policy; a spec decoded from a 1.0 server reads it as False. ``image_encodings`` (1.1):
+    a server's, the image encodings it decodes besides RAW (the SDK server decodes PNG and
+    JPEG); a client's, the ones it will send. Names are `IMAGE_ENCODINGS` keys; a spec decoded
+    from a 1.0 server lists none.
     """
 
     streaming: bool = True
@@ -104,6 +107,7 @@ class Capabilities:
     action_chunking: bool = False
     max_batch: int = 64
     packed_observations: bool = True
+    image_encodings: tuple[str, ...] = ("png", "jpeg")
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,30 @@ def field_from_proto(message: pb.TensorSpec, where: str) -> FieldSpec:
     return FieldSpec(shape, dtype.name, bounds[0], bounds[1])
 
 
+IMAGE_ENCODINGS: dict[str, pb.Encoding] = {"png": pb.ENCODING_PNG, "jpeg": pb.ENCODING_JPEG}
+"""Image encoding name -> wire value (RAW is always accepted and never listed)."""
+
+
+def image_encodings_to_proto(names: Sequence[str]) -> list[pb.Encoding]:
+    """Wire values of image encoding names.
+
+    Raises:
+        ValueError: On a name that is not an `IMAGE_ENCODINGS` key.
+    """
+    unknown = [name for name in names if name not in IMAGE_ENCODINGS]
+    if unknown:
+        raise ValueError(
+            f"image_encodings: expected some of {tuple(IMAGE_ENCODINGS)}, got {unknown[0]!r}"
+        )
+    return [IMAGE_ENCODINGS[name] for name in names]
+
+
+def image_encoding_names(values: Iterable[int]) -> tuple[str, ...]:
+    """Names of the image encodings among wire values (RAW and unknown values are left out)."""
+    listed = set(values)
+    return tuple(name for name, code in IMAGE_ENCODINGS.items() if code in listed)
+
+
 def capabilities_to_proto(caps: Capabilities) -> pb.Capabilities:
     """Encode `Capabilities`."""
     return pb.Capabilities(
@@ -186,6 +214,7 @@ def capabilities_to_proto(caps: Capabilities) -> pb.Capabilities:
         action_chunking=caps.action_chunking,
         max_batch=caps.max_batch,
         packed_observations=caps.packed_observations,
+        image_encodings=image_encodings_to_proto(caps.image_encodings),
     )
 
 
@@ -197,6 +226,7 @@ def capabilities_from_proto(message: pb.Capabilities) -> Capabilities:
         action_chunking=message.action_chunking,
         max_batch=message.max_batch,
         packed_observations=message.packed_observations,
+        image_encodings=image_encoding_names(message.image_encodings),
     )
 
 

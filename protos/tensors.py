@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -34,6 +34,12 @@ _TO_NUMPY: dict[pb.DType, np.dtype] = {
 }
 _FROM_NAME: dict[str, pb.DType] = {dt.name: code for code, dt in _TO_NUMPY.items()}
 _FROM_DTYPE: dict[np.dtype, pb.DType] = {dt: code for code, dt in _TO_NUMPY.items()}
+
+_ENCODING_NAMES: dict[int, str] = {
+    pb.ENCODING_RAW: "RAW",
+    pb.ENCODING_PNG: "PNG",
+    pb.ENCODING_JPEG: "JPEG",
+}
 
 SUPPORTED_DTYPES: tuple[str, ...] = tuple(_FROM_NAME)
 """numpy dtype names that have a wire `DType`."""
@@ -195,11 +201,18 @@ class FieldDecoder:
         offset: Where the data starts in the serialized tensor.
     """
 
-    def __init__(self, field: str, dtype: np.dtype | str, shape: Sequence[int]) -> None:
+    def __init__(
+        self,
+        field: str,
+        dtype: np.dtype | str,
+        shape: Sequence[int],
+        encodings: Collection[int] = (pb.ENCODING_PNG, pb.ENCODING_JPEG),
+    ) -> None:
         self.field = field
         self.code = dtype_to_proto(dtype, field)
         self.dtype = _TO_NUMPY[self.code]
         self.shape = check_shape(shape, field)
+        self.encodings = frozenset(encodings)
         nbytes = math.prod(self.shape) * self.dtype.itemsize
         self._flat = len(self.shape) == 1
         if nbytes and self.dtype.kind != "b":
@@ -217,6 +230,12 @@ class FieldDecoder:
         if len(raw) == self.wire_size and raw.startswith(self.header):
             array = np.frombuffer(raw, self.dtype, -1, self.offset)
             return array if self._flat else array.reshape(self.shape)
+        encoding = tensor.encoding
+        if encoding != pb.ENCODING_RAW and encoding not in self.encodings:
+            names = ["RAW"] + [_ENCODING_NAMES[e] for e in sorted(self.encodings)]
+            expected = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+            got = _ENCODING_NAMES.get(encoding, str(encoding))
+            raise TensorError(f"{self.field}.encoding", expected, got)
         return from_tensor(tensor, self.field)
 
 

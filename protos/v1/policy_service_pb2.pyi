@@ -63,18 +63,20 @@ class TensorSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[_Union[DType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., low: _Optional[_Iterable[float]] = ..., high: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("streaming", "batching", "action_chunking", "max_batch", "packed_observations")
+    __slots__ = ("streaming", "batching", "action_chunking", "max_batch", "packed_observations", "image_encodings")
     STREAMING_FIELD_NUMBER: _ClassVar[int]
     BATCHING_FIELD_NUMBER: _ClassVar[int]
     ACTION_CHUNKING_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
     PACKED_OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ENCODINGS_FIELD_NUMBER: _ClassVar[int]
     streaming: bool
     batching: bool
     action_chunking: bool
     max_batch: int
     packed_observations: bool
-    def __init__(self, streaming: _Optional[bool] = ..., batching: _Optional[bool] = ..., action_chunking: _Optional[bool] = ..., max_batch: _Optional[int] = ..., packed_observations: _Optional[bool] = ...) -> None: ...
+    image_encodings: _containers.RepeatedScalarFieldContainer[Encoding]
+    def __init__(self, streaming: _Optional[bool] = ..., batching: _Optional[bool] = ..., action_chunking: _Optional[bool] = ..., max_batch: _Optional[int] = ..., packed_observations: _Optional[bool] = ..., image_encodings: _Optional[_Iterable[_Union[Encoding, str]]] = ...) -> None: ...
 
 class PackedField(_message.Message):
     __slots__ = ("name", "dtype", "shape", "offset", "size")

@@ -28,6 +28,7 @@ from protos.specs import (
     PolicySpec,
     SessionInfo,
     field_to_proto,
+    image_encodings_to_proto,
     spec_from_proto,
 )
 from protos.tensors import FieldDecoder, TensorError
@@ -327,6 +328,8 @@ class RemotePolicy:
         ask = self.image_encoding == "raw" and (
             form == "packed" or (form == "auto" and self.spec().capabilities.packed_observations)
         )
+        images: list[str] = [] if self.image_encoding == "raw" else [self.image_encoding]
+        self._check_image_encodings(images)
         request = pb.OpenSessionRequest(
             observation=[field_to_proto(n, f) for n, f in self._observation.items()],
             action=field_to_proto("action", self._action),
@@ -341,6 +344,7 @@ class RemotePolicy:
                 action_chunking=self._accept_chunks,
                 max_batch=self._max_batch if self.mode == "batch" else 0,
                 packed_observations=ask,
+                image_encodings=image_encodings_to_proto(images),
             ),
         )
         reply = self._call("OpenSession", request, timeout_s, retry=False, wait=True)
@@ -362,6 +366,19 @@ class RemotePolicy:
                 logger.info("CloseSession: %s", exc)
             raise
         return self._new_remote(reply.session_id, writer)
+
+    def _check_image_encodings(self, wanted: list[str]) -> None:
+        """Refuse, before OpenSession, image encodings the server does not list (GetSpec)."""
+        served = self.spec().capabilities.image_encodings
+        missing = [name for name in wanted if name not in served]
+        if missing:
+            listed = ", ".join(name.upper() for name in served) or "none"
+            raise PolicyHandshakeError(
+                f"OpenSession: image_encoding {missing[0]!r} asked, but the server at "
+                f"{self.address} does not decode {missing[0].upper()} images (a 1.0 server "
+                "lists none): send images raw (policy.image_encoding=raw)",
+                [("capabilities.image_encodings", f"some of [{listed}]", missing[0].upper())],
+            )
 
     def _new_remote(self, server_id: str, writer: ObservationWriter) -> _RemoteSession:
         request = pb.ActRequest(session_id=server_id)

@@ -470,8 +470,8 @@ def test_client_built_only_from_the_proto(running: object, tmp_path: Path) -> No
     assert result["warnings"] == [  # "1" reads as "1.0", a minor below the server's 1.1
         "protocol minor version differs: server 1.1, client 1",
         "capabilities not sent: read as streaming = false, batching = false, "
-        "action_chunking = false, max_batch = 0, packed_observations = false (send them to "
-        "have a mismatch reported here)",
+        "action_chunking = false, max_batch = 0, packed_observations = false, "
+        "image_encodings = [] (send them to have a mismatch reported here)",
     ]
     assert result["action"] == pytest.approx([0.125, 0.125, 0.125, 0.125])
     assert result["ok"]  # an OK status is on the wire, not absent

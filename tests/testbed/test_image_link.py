@@ -127,3 +127,74 @@ def test_campaign_config_names_a_bad_image_encoding() -> None:
     with pytest.raises(ValueError, match="'png' travels in the named form only"):
         compose([*FAST, "policy.image_encoding=png", "policy.observation_form=packed"])
     assert compose([*FAST, "policy.image_encoding=png"]).policy.image_encoding == "png"
+
+
+class RawOnlyPolicy(PixelPolicy):
+    """A policy whose server decodes no image encoding (as a team without an image library)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        observation, action = spaces_to_specs(OBS, ACT)
+        caps = Capabilities(max_batch=8, image_encodings=())
+        self._spec = PolicySpec("pixels-raw", "1", observation, action, caps)
+
+
+def test_image_encodings_are_negotiated_in_the_handshake(
+    served: tuple[str, PixelPolicy],
+) -> None:
+    """The SDK server lists PNG and JPEG; a server that lists none gets raw images or no session."""
+    from protos.v1 import policy_service_pb2 as pb
+    from protos.v1 import policy_service_pb2_grpc as pb_grpc
+    from testbed.errors import PolicyHandshakeError
+
+    address, _ = served
+    with RemotePolicy(address, observation_space=OBS, action_space=ACT) as remote:
+        assert remote.spec().capabilities.image_encodings == ("png", "jpeg")
+    server = serve(RawOnlyPolicy(), "127.0.0.1:0")
+    assert server.wait_until_serving(30)
+    try:
+        session = SessionInfo("img-raw-only", seed=0)
+        with RemotePolicy(server.address, observation_space=OBS, action_space=ACT,
+                          image_encoding="png") as remote:  # fmt: skip
+            with pytest.raises(PolicyHandshakeError) as refused:
+                remote.reset(session)
+        assert "does not decode PNG images" in str(refused.value)
+        assert refused.value.field_errors == [
+            ("capabilities.image_encodings", "some of [none]", "PNG")
+        ]
+        with RemotePolicy(server.address, observation_space=OBS, action_space=ACT) as remote:
+            remote.reset(session)  # raw images still work
+            remote.act(session, _observation(0))
+        # A client that skips the check: OpenSession names the capability, and a PNG image
+        # sent anyway is INVALID_ARGUMENT on the field's encoding.
+        import grpc
+
+        from protos.specs import field_to_proto
+        from protos.tensors import to_tensor
+
+        with grpc.insecure_channel(server.address) as channel:
+            stub = pb_grpc.PolicyServiceStub(channel)
+            observation, action = spaces_to_specs(OBS, ACT)
+            request = pb.OpenSessionRequest(
+                observation=[field_to_proto(n, f) for n, f in observation.items()],
+                action=field_to_proto("action", action), protocol_version="1.1",
+                capabilities=pb.Capabilities(image_encodings=[pb.ENCODING_PNG]),
+            )  # fmt: skip
+            reply = stub.OpenSession(request, timeout=5)
+            assert not reply.accepted
+            assert [(e.field, e.got) for e in reply.errors] == [
+                ("capabilities.image_encodings", "[PNG]")
+            ]
+            del request.capabilities.image_encodings[:]
+            reply = stub.OpenSession(request, timeout=5)
+            assert reply.accepted
+            step = pb.ActRequest(session_id=reply.session_id, step=0)
+            values = _observation(0)
+            step.observation["ee_pos"].CopyFrom(to_tensor(values["ee_pos"]))
+            step.observation["image"].CopyFrom(to_tensor(values["image"], pb.ENCODING_PNG))
+            with pytest.raises(grpc.RpcError) as bad:
+                stub.Act(step, timeout=5)
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "observation.image.encoding: expected RAW, got PNG" in bad.value.details()
+    finally:
+        server.stop(0)
