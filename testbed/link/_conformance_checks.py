@@ -21,6 +21,7 @@ from protos.actions import ActionCheck, BadAction
 from protos.specs import FieldSpec, field_to_proto
 from protos.tensors import TensorError, from_tensor
 from protos.v1 import policy_service_pb2 as pb
+from testbed.link import _conformance_images as images
 from testbed.link import _conformance_packed as packed
 from testbed.link.conformance import SERVICE, ConformanceError, Probe, code_number, expect
 
@@ -494,6 +495,7 @@ CHECKS: dict[str, Callable[[Probe], str | None]] = {
     "packed: layout": packed.layout,
     "packed: round trip": packed.round_trip,
     "packed: errors": packed.errors,
+    "image encodings": images.image_encodings,
     "server checks its actions": action_check,
     "bearer token": bearer_token,
     "reflection v1 and v1alpha": reflection,

@@ -112,6 +112,12 @@ def _set(message: Any, **values: Any) -> Any:
     return message
 
 
+def _lists_no_image_encoding(reply: Any) -> Any:
+    """GetSpec claims no image encoding while the server still decodes PNG and JPEG."""
+    del reply.capabilities.image_encodings[:]
+    return reply
+
+
 def _not_serving(reply: Any) -> Any:
     from grpc_health.v1 import health_pb2
 
@@ -253,6 +259,7 @@ BREAKAGES: dict[str, Callable[[], list[grpc.ServerInterceptor]]] = {
     "packed: layout": lambda: [Rewriter(_POLICY + "OpenSession", reply=_layout_swapped)],
     "packed: round trip": lambda: [Rewriter(_POLICY + "Act", request=_packed_zeroed)],
     "packed: errors": lambda: [Rewriter(_POLICY + "Act", request=_packed_cut_to_words)],
+    "image encodings": lambda: [Rewriter(_POLICY + "GetSpec", reply=_lists_no_image_encoding)],
     "server checks its actions": lambda: [_PassBadActions()],
     "reflection v1 and v1alpha": lambda: [Hide("/grpc.reflection.v1.")],
 }  # fmt: skip

@@ -29,7 +29,9 @@ def test_serve_scripted_passes_check_policy_and_stops_on_sigterm(tmp_path: Path)
         for check in ("health", "GetSpec", "handshake", "deadline", "ActStream", "ActBatch"):
             assert check in result.output
         assert not re.search(r"│ FAIL\s+│", result.output)
-        assert result.output.count("PASS") == len(CHECKS) + 4  # the suite, then the client's
+        # The suite, then the client's; the image check skips (ConveyorSort has no image).
+        assert result.output.count("PASS") == len(CHECKS) - 1 + 4
+        assert re.search(r"│ image encodings\s+│ SKIP", result.output), result.output
         token.write_text("stolen-token")
         failed = runner.invoke(app, args)
         assert failed.exit_code == 1 and re.search(r"│ FAIL\s+│", failed.output)
