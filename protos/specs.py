@@ -109,6 +109,9 @@ class Capabilities:
     packed_observations: bool = True
     image_encodings: tuple[str, ...] = ("png", "jpeg")
 
+    def __post_init__(self) -> None:
+        image_encodings_to_proto(self.image_encodings)  # a name it does not know: ValueError
+
 
 @dataclass(frozen=True)
 class PolicySpec:

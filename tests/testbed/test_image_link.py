@@ -198,3 +198,8 @@ def test_image_encodings_are_negotiated_in_the_handshake(
             assert "observation.image.encoding: expected RAW, got PNG" in bad.value.details()
     finally:
         server.stop(0)
+
+
+def test_an_unknown_image_encoding_name_is_refused_when_the_spec_is_made() -> None:
+    with pytest.raises(ValueError, match=r"image_encodings: expected some of \('png', 'jpeg'\)"):
+        Capabilities(image_encodings=("gif",))
