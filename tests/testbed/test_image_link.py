@@ -203,3 +203,23 @@ def test_image_encodings_are_negotiated_in_the_handshake(
 def test_an_unknown_image_encoding_name_is_refused_when_the_spec_is_made() -> None:
     with pytest.raises(ValueError, match=r"image_encodings: expected some of \('png', 'jpeg'\)"):
         Capabilities(image_encodings=("gif",))
+
+
+def test_a_1_0_server_lists_no_image_encoding_so_png_is_refused_and_raw_works() -> None:
+    from testbed.errors import PolicyHandshakeError
+    from tests.protos.v1_0 import AsServer10
+
+    server = serve(PixelPolicy(), "127.0.0.1:0", interceptors=[AsServer10()])
+    assert server.wait_until_serving(30)
+    session = SessionInfo("img-1.0", seed=0)
+    try:
+        with RemotePolicy(server.address, observation_space=OBS, action_space=ACT,
+                          image_encoding="png") as remote:  # fmt: skip
+            assert remote.spec().capabilities.image_encodings == ()
+            with pytest.raises(PolicyHandshakeError, match="capabilities.image_encodings"):
+                remote.reset(session)
+        with RemotePolicy(server.address, observation_space=OBS, action_space=ACT) as remote:
+            remote.reset(session)
+            remote.act(session, _observation(0))
+    finally:
+        server.stop(0)
