@@ -13,15 +13,11 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
-from protos.specs import IMAGE_ENCODINGS, FieldSpec
+from protos.specs import IMAGE_ENCODINGS
 from protos.tensors import to_tensor
 from protos.v1 import policy_service_pb2 as pb
+from testbed.link._observations import is_image
 from testbed.link.conformance import Probe, expect
-
-
-def _is_image(spec: FieldSpec) -> bool:
-    shape = spec.shape
-    return spec.dtype == "uint8" and (len(shape) == 2 or (len(shape) == 3 and shape[2] <= 4))
 
 
 def _step(probe: Probe, session: str, name: str, encoding: pb.Encoding) -> pb.ActRequest:
@@ -33,7 +29,7 @@ def _step(probe: Probe, session: str, name: str, encoding: pb.Encoding) -> pb.Ac
 
 def image_encodings(probe: Probe) -> str | None:
     """Listed encodings are accepted and decoded; unlisted ones are refused, naming the field."""
-    images = [n for n in probe.declared() if _is_image(probe.policy.observation[n])]
+    images = [n for n in probe.declared() if is_image(probe.policy.observation[n])]
     if not images:
         return None
     name, served = images[0], probe.policy.capabilities.image_encodings
