@@ -68,6 +68,12 @@ class BCConfig:
         validation_episodes: Episodes held out of training for the validation loss.
         eval_every: Gradient steps between evaluations at the home site (0: none).
         eval_episodes: Episodes per evaluation during training.
+        standardize: Train the actor on inputs standardised by the training set's mean and
+            standard deviation, then fold the scaling into its first layer, so the saved model
+            still reads raw observations. Positions in metres vary by centimetres: without it
+            a gate at a few millimetres (align, then descend) needs first-layer weights that
+            Adam's steps of about the learning rate take far too long to grow. Not for
+            policies with a trainable features extractor (a CNN on images).
     """
 
     dataset: str = ""
@@ -79,6 +85,7 @@ class BCConfig:
     validation_episodes: int = 4
     eval_every: int = 5_000
     eval_episodes: int = 10
+    standardize: bool = False
 
 
 @dataclass

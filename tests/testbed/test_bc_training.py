@@ -84,6 +84,55 @@ def test_cloning_fits_the_demonstrated_actions(dataset: Path) -> None:
     np.testing.assert_allclose(std, report.action_std, rtol=1e-3)
 
 
+def test_standardized_cloning_folds_the_scaling_into_the_saved_actor(dataset: Path) -> None:
+    """Trained on standardised inputs, the actor reads raw observations after cloning and
+    while it is evaluated in between; training resumes on the exact weights it left."""
+    demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
+    observations = {k: torch.as_tensor(v) for k, v in demos.observations.items()}
+    cfg = TrainConfig(env_id="Testbed/ConveyorSort-v0", obs_keys=KEYS)
+    cfg.algo.net_arch, cfg.algo.activation = [64, 64], "relu"
+    vec_env = make_vec_env(cfg.env_id, [cfg.site], {}, KEYS, 1, subproc=False)
+    try:
+        model = build_model(cfg, vec_env)
+        before = _mse(model, observations, demos.actions)
+        seen: list[float] = []
+        bc = BCConfig(gradient_steps=300, validation_episodes=1, eval_every=150, standardize=True)
+
+        def evaluate(step: int) -> float:
+            seen.append(_mse(model, observations, demos.actions))  # raw inputs, folded actor
+            return 0.5
+
+        report = clone(
+            model, demos, bc, seed=0, csv_path=dataset / "bc_std.csv",
+            evaluate=evaluate, progress=False,
+        )  # fmt: skip
+    finally:
+        vec_env.close()
+    after = _mse(model, observations, demos.actions)
+    assert len(seen) == 2 and seen[0] < before / 2 and after < before / 2
+    assert after == pytest.approx(seen[-1], rel=1e-4)  # the last evaluation is the saved actor
+    train_mse = report.train_loss  # standardised inputs; the same function of raw ones
+    assert after < 3 * train_mse + 1e-3
+
+
+def test_folding_gives_the_same_function_of_raw_inputs() -> None:
+    from testbed.training.bc import Standardization
+
+    features = torch.tensor([[0.5, 2.0, 7.0], [0.6, 2.0, 9.0], [0.7, 2.0, 8.0]])
+    scaling = Standardization.of(features)
+    assert scaling.std[1] == 1.0  # a constant feature keeps its scale
+    layer = torch.nn.Linear(3, 2)
+    standardised = (features - scaling.mean) / scaling.std
+    expected = layer(standardised).detach()
+
+    class Actor:  # the two attributes `fold` reads
+        mlp_extractor = type("M", (), {"policy_net": torch.nn.Sequential(layer)})()
+        action_net = torch.nn.Linear(2, 1)
+
+    scaling.fold(Actor())  # type: ignore[arg-type]
+    torch.testing.assert_close(layer(features), expected, rtol=1e-5, atol=1e-5)
+
+
 def _mse(model: object, observations: dict[str, torch.Tensor], actions: np.ndarray) -> float:
     policy = model.policy  # type: ignore[attr-defined]
     with torch.no_grad():
