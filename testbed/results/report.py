@@ -48,7 +48,7 @@ from testbed.results.report_egress import Withheld, gate_report, withheld_blocks
 from testbed.results.report_energy import energy_blocks
 from testbed.results.report_failures import failure_blocks
 from testbed.results.report_ranking import ranking_blocks
-from testbed.results.statistics import DEFAULT_RESAMPLES
+from testbed.results.statistics import DEFAULT_RESAMPLES, Estimate
 
 GAPS_LISTED = 5
 
@@ -207,8 +207,19 @@ def _summary(
     if written.damaged:
         headline = set_aside_headline(list(written.damaged)).rstrip(":")
         items.insert(2, f"{headline}; listed under What failed.")
-    items += [f"IQM across training seeds, {p}: {e.format()}" for p, e in report.policy_iqm.items()]
+    items += [_iqm_line(report, p, e) for p, e in report.policy_iqm.items()]
     return [("h2", "Summary"), ("ul", items)]
+
+
+def _iqm_line(report: TransferReport, policy: str, estimate: Estimate) -> str:
+    """The summary's IQM line, saying which sites it pools (home and transfer targets alike)."""
+    sites = sorted({site for p, site in report.cells if p == policy})
+    pooled = (
+        f"at {sites[0]}"
+        if len(sites) == 1
+        else f"pooled over {len(sites)} target sites ({', '.join(sites)}); per site below"
+    )
+    return f"IQM across training seeds, {policy}, {pooled}: {estimate.format()}"
 
 
 _STATES = ("done", "failed", "unfinished", "not started")

@@ -173,6 +173,8 @@ def test_method_describes_the_iqm_only_when_the_report_shows_one(tmp_path: Path)
     text = shown.read_text()
     assert "IQM of per-seed success across training seeds" in text
     assert "IQM: scipy.stats.trim_mean" in text[text.index("## Method") :]
+    # the summary says which sites the pooled IQM covers (here: only the home site)
+    assert "- IQM across training seeds, p, at site-a: " in text
 
 
 def _seeded(root: Path, policy_seeds: list[int | None]) -> Path:
