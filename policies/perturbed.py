@@ -76,3 +76,10 @@ def perturbed_scripted_peg_policy(site_id: str, std: float, seed: int = 0) -> Pe
     from policies.scripted_peg import scripted_peg_policy
 
     return PerturbedPolicy(scripted_peg_policy(site_id), std, dims=3, seed=seed)
+
+
+def perturbed_scripted_palletize_policy(site_id: str, std: float, seed: int = 0) -> PerturbedPolicy:
+    """The palletizing controller tuned for `site_id`, its motion perturbed (`PerturbedPolicy`)."""
+    from policies.scripted_palletize import scripted_palletize_policy
+
+    return PerturbedPolicy(scripted_palletize_policy(site_id), std, dims=3, seed=seed)
