@@ -1,4 +1,4 @@
-"""The shipped training seeds of each behaviour-cloning recipe (bc_sort_kr, bc_palletize_kr):
+"""The shipped training seeds of each behaviour-cloning recipe (sort, palletize, peg-in-hole):
 loadable, served and checked over gRPC, one policy name with three ``policy.seed`` values whose
 trials do not collide in one campaign."""
 
@@ -20,8 +20,11 @@ RECIPES = {
     # recipe: (env id, task config, trial prefix)
     "bc_sort_kr": ("Testbed/ConveyorSort-v0", "conveyor_sort", ""),
     "bc_palletize_kr": ("Testbed/Palletize-v0", "palletize", "palletize__"),
+    "bc_peg_kr": ("Testbed/PegInHole-v0", "peg_in_hole", "peg_in_hole__"),
 }
 SEEDS = {0: "", 1: "_s1", 2: "_s2"}  # training seed: the model folder's suffix
+BELOW_BAR = {("bc_peg_kr", 1): 0.46}
+"""Shipped seeds whose final evaluation at home is below 80% (docs/training.md says so)."""
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
@@ -37,7 +40,9 @@ def test_each_training_seed_is_shipped_with_its_recipe(recipe: str, seed: int) -
     assert meta["train_config"]["bc"] == json.loads(
         (REPO / "models" / recipe / "model.json").read_text()
     )["train_config"]["bc"] | {"eval_every": meta["train_config"]["bc"]["eval_every"]}
-    assert meta["final_eval"]["episodes"] >= 50 and meta["final_eval"]["success_rate"] >= 0.8
+    rate = meta["final_eval"]["success_rate"]
+    assert meta["final_eval"]["episodes"] >= 50
+    assert rate == BELOW_BAR[(recipe, seed)] if (recipe, seed) in BELOW_BAR else rate >= 0.8
     for name in ("config.yaml", "train.log", "bc.csv", "learning_curve.png"):
         assert (folder / name).is_file(), name
     assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000
@@ -61,6 +66,7 @@ def test_policy_configs_name_one_policy_with_three_training_seeds(recipe: str) -
     [
         ("bc_sort_kr_s1", RECIPES["bc_sort_kr"][0]),
         ("bc_palletize_kr", RECIPES["bc_palletize_kr"][0]),
+        ("bc_peg_kr_s2", RECIPES["bc_peg_kr"][0]),
     ],
 )
 def test_a_shipped_model_passes_check_policy(model: str, env_id: str) -> None:
