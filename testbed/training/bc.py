@@ -40,6 +40,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from testbed.training.config import BCConfig
+from testbed.training.standardization import Standardization
 
 logger = logging.getLogger(__name__)
 
@@ -185,13 +186,15 @@ def clone(
     valid = _features(policy, demos, held_out)
     scaling = None
     if cfg.standardize:
-        if not isinstance(train[0], torch.Tensor):
+        train_inputs, valid_inputs = train[0], valid[0]
+        if not isinstance(train_inputs, torch.Tensor) or not isinstance(valid_inputs, torch.Tensor):
             raise ValueError(
                 "bc.standardize: expected a policy whose features extractor only flattens, "
                 "got one with parameters (a CNN on images); set bc.standardize=false"
             )
-        scaling = Standardization.of(train[0])
-        train, valid = scaling.batch(train), scaling.batch(valid)
+        scaling = Standardization.of(train_inputs)
+        train = (scaling.apply(train_inputs), train[1])
+        valid = (scaling.apply(valid_inputs), valid[1])
         if evaluate is not None:
             evaluate = scaling.folded(policy, evaluate)
     generator = torch.Generator().manual_seed(seed)
@@ -242,67 +245,6 @@ def clone(
         action_std=[round(float(s), 4) for s in residual],
         wall_time_s=round(time.perf_counter() - start, 2),
     )
-
-
-@dataclass(frozen=True)
-class Standardization:
-    """Per-feature mean and standard deviation of the training inputs (`BCConfig.standardize`).
-
-    The actor trains on ``(x - mean) / std``; `fold` then rewrites its first linear layer
-    ``W z + b`` as ``(W / std) x + (b - W (mean / std))``, the same function of the raw ``x``,
-    so the saved model needs no statistics beside it.
-    """
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    @classmethod
-    def of(cls, features: torch.Tensor) -> Standardization:
-        """The statistics of ``features`` ``(N, D)``; a constant feature keeps a scale of 1."""
-        mean = features.mean(dim=0)
-        std = features.std(dim=0) if len(features) > 1 else torch.ones_like(mean)
-        return cls(mean, torch.where(std > 1e-6, std, torch.ones_like(std)))
-
-    def batch(self, batch: Batch) -> Batch:
-        """``batch`` with its inputs standardised."""
-        inputs, actions = batch
-        assert isinstance(inputs, torch.Tensor)
-        return (inputs - self.mean) / self.std, actions
-
-    def fold(self, policy: ActorCriticPolicy) -> None:
-        """Move the scaling into the actor's first linear layer (the policy reads raw inputs)."""
-        layer = _first_actor_layer(policy)
-        with torch.no_grad():
-            weight = layer.weight / self.std
-            layer.bias.sub_(weight @ self.mean)
-            layer.weight.copy_(weight)
-
-    def folded(self, policy: ActorCriticPolicy, evaluate: Evaluate) -> Evaluate:
-        """``evaluate`` run with the scaling folded in (it steps the env on raw observations).
-
-        The layer is restored exactly afterwards, so training goes on where it was.
-        """
-
-        def run(step: int) -> float:
-            layer = _first_actor_layer(policy)
-            weight, bias = layer.weight.detach().clone(), layer.bias.detach().clone()
-            self.fold(policy)
-            try:
-                return evaluate(step)
-            finally:
-                with torch.no_grad():
-                    layer.weight.copy_(weight)
-                    layer.bias.copy_(bias)
-
-        return run
-
-
-def _first_actor_layer(policy: ActorCriticPolicy) -> torch.nn.Linear:
-    """The linear layer the actor's features go into first."""
-    for layer in [*policy.mlp_extractor.policy_net, policy.action_net]:
-        if isinstance(layer, torch.nn.Linear):
-            return layer
-    raise TypeError(f"behaviour cloning: no linear layer in the actor of {policy}")
 
 
 Inputs = torch.Tensor | dict[str, torch.Tensor]

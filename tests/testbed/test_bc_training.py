@@ -116,7 +116,7 @@ def test_standardized_cloning_folds_the_scaling_into_the_saved_actor(dataset: Pa
 
 
 def test_folding_gives_the_same_function_of_raw_inputs() -> None:
-    from testbed.training.bc import Standardization
+    from testbed.training.standardization import Standardization
 
     features = torch.tensor([[0.5, 2.0, 7.0], [0.6, 2.0, 9.0], [0.7, 2.0, 8.0]])
     scaling = Standardization.of(features)
