@@ -5,8 +5,9 @@ belt one at a time, already turned to their slot's yaw, ride to a stop gate and 
 robot takes each with its suction cup and sets it into its slot of the bundle's pattern (layers,
 per-slot position and yaw on the ``pallet`` station; interlocking layers allowed). The suction
 cup does not turn the carton: the action has no yaw, so placing is a translation problem and the
-yaw error comes from the physics (a carton slipping on release, nudged by a neighbour). Finger
-grippers come later (issue 15).
+yaw error comes from the physics (a carton slipping on release, nudged by a neighbour). With a
+finger gripper the jaws straddle the carton instead; the loader checks that the pattern leaves
+them room (`envs.factory.finger_room`).
 
 Observation (`Dict` of float32 `Box`es; positions in the robot base frame, yaws relative to the
 robot base's, modulo pi):
@@ -16,8 +17,8 @@ field          shape  meaning
 =============  =====  ================================================================
 ee_pos         3      tool centre point position
 ee_vel         3      tool centre point velocity
-gripper        1      1 if suction is on, else 0
-holding        1      1 if a carton is on the cup, else 0
+gripper        1      1 if the gripper is on (suction on, jaws closing), else 0
+holding        1      1 if a carton is held (on the cup, or between the jaws), else 0
 carton_pos     3      current carton's centre (sensor reading: noise, latency, dropout)
 carton_vel     3      current carton's velocity (sensor reading)
 carton_yaw     1      current carton's yaw (rad, in [-pi/2, pi/2))

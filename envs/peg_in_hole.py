@@ -5,7 +5,7 @@ chamfer, the peg's size, mass and friction, the hole's pose noise (site.yaml's `
 section, `envs.factory.task_sections.PegInHoleSection`), the two fixtures' poses (``fixture``
 rows of stations.csv), and the robot, control rate, sensors, link latency and force limit of
 the site. The peg is a box primitive in a hole of four box walls (`envs.cells.hole`); the
-grasp is the site's suction cup (finger grippers are a later step of the issue).
+grasp is the site's gripper: its suction cup, or fingers on the peg's sides.
 
 Observation (`Dict` of float32 `Box`es; positions, velocities and vectors in the robot base
 frame):
@@ -15,8 +15,8 @@ field          shape  meaning
 =============  =====  ================================================================
 ee_pos         3      tool centre point position
 ee_vel         3      tool centre point velocity
-gripper        1      1 if suction is on, else 0
-holding        1      1 if the peg is on the cup, else 0
+gripper        1      1 if the gripper is on (suction on, jaws closing), else 0
+holding        1      1 if the peg is held (on the cup, or between the jaws), else 0
 peg_pos        3      peg's centre (sensor reading: the site's noise, latency, dropout)
 peg_vel        3      peg's velocity (sensor reading)
 peg_axis       3      unit vector along the peg's axis (exact; (0, 0, 1) when upright)

@@ -97,6 +97,7 @@ SITE_GAINS: dict[str, SortGains] = {
         lead_time_s=0.10,
         pick_window_x=(0.05, 0.30),
         wait_pos=(0.05, 0.42, 0.25),
+        finger_carry_speed=0.3,  # fingers: a 1.2 kg gear blank swings out of the jaws at 0.5
     ),
     # Sensor and link latency: predict further ahead, descend only when well aligned.
     "us-austin": SortGains(
@@ -125,7 +126,8 @@ class ScriptedSortController:
 
     def spec(self) -> PolicySpec:
         """Identity and the spaces this controller reads and writes."""
-        return controller_spec("sort", self.home_site, OBSERVATION_FIELDS)
+        kind = "sort-fingers" if self.gains.fingers else "sort"
+        return controller_spec(kind, self.home_site, OBSERVATION_FIELDS)
 
     def reset(self, session: SessionInfo) -> None:
         """Stateless between steps: nothing to reset."""
@@ -135,9 +137,16 @@ class ScriptedSortController:
         return decide(self.gains, observation)
 
 
-def scripted_policy(site_id: str) -> ScriptedSortController:
-    """The scripted controller tuned for `site_id` (used by ``testbed serve scripted:<site>``)."""
-    return ScriptedSortController(site_id)
+def scripted_policy(site_id: str, fingers: bool = False) -> ScriptedSortController:
+    """The scripted controller tuned for `site_id` (used by ``testbed serve scripted:<site>``).
+
+    ``fingers``: the site grips with fingers (`SortGains.fingers`); a policy config sets it
+    with ``factory.fingers: true``.
+    """
+    if not fingers:
+        return ScriptedSortController(site_id)
+    gains = tuned_gains(SITE_GAINS, site_id, None)
+    return ScriptedSortController(site_id, replace(gains, fingers=True))
 
 
 def with_gains(controller: ScriptedSortController, **changes: Any) -> ScriptedSortController:

@@ -8,12 +8,18 @@ lower it to just above the slot and release only when it is within a few millime
 at rest; then rise straight up before the next move. Its gains are tuned for one home site:
 another site's action scale, control rate, latency, carton height and pattern make it over- or
 under-shoot there.
+
+With ``PalletizeGains.fingers`` (a home site that grips with fingers) the pick differs: descend
+with the jaws open around the carton until the fingertips are ``finger_grasp_m`` above its
+bottom, close there, lift once ``holding`` reports the grip and carry at most
+``finger_carry_speed``; opening the jaws at the slot releases it. Whether the jaws fit beside
+the cartons already on the pallet is the bundle's concern (`envs.factory.finger_room`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,6 +61,12 @@ class PalletizeGains:
         rest_speed_mps: Carton speed below which the tool descends onto it.
         min_travel_z_m: Lowest travel height of the tool (base frame): clears a carton on the belt.
         wait_pos: Where the tool waits when there is no carton (base frame).
+        fingers: The home site grips with fingers, not suction: descend with the jaws open
+            until the fingertips are `finger_grasp_m` above the carton's bottom, close
+            there, lift once ``holding`` says it is gripped; opening the jaws releases it.
+        finger_grasp_m: Fingertip height above the carton's bottom when closing.
+        finger_carry_speed: With fingers, the longest action (a fraction of the site's tool
+            speed) while holding: a carton held by friction swings out of jaws that move fast.
     """
 
     position_gain: float
@@ -67,6 +79,9 @@ class PalletizeGains:
     rest_speed_mps: float = 0.01
     min_travel_z_m: float = 0.3
     wait_pos: tuple[float, float, float] = (-0.25, 0.25, 0.35)
+    fingers: bool = False
+    finger_grasp_m: float = 0.015
+    finger_carry_speed: float = 0.5
 
 
 SITE_GAINS: dict[str, PalletizeGains] = {
@@ -98,7 +113,8 @@ class ScriptedPalletizeController:
 
     def spec(self) -> PolicySpec:
         """Identity and the spaces this controller reads and writes."""
-        return controller_spec("palletize", self.home_site, OBSERVATION_FIELDS)
+        kind = "palletize-fingers" if self.gains.fingers else "palletize"
+        return controller_spec(kind, self.home_site, OBSERVATION_FIELDS)
 
     def reset(self, session: SessionInfo) -> None:
         """Stateless between steps: nothing to reset."""
@@ -108,9 +124,16 @@ class ScriptedPalletizeController:
         return decide(self.gains, observation)
 
 
-def scripted_palletize_policy(site_id: str) -> ScriptedPalletizeController:
-    """The scripted palletizing controller tuned for `site_id`."""
-    return ScriptedPalletizeController(site_id)
+def scripted_palletize_policy(site_id: str, fingers: bool = False) -> ScriptedPalletizeController:
+    """The scripted palletizing controller tuned for `site_id`.
+
+    ``fingers``: the site grips with fingers (`PalletizeGains.fingers`); a policy config sets
+    it with ``factory.fingers: true``.
+    """
+    if not fingers:
+        return ScriptedPalletizeController(site_id)
+    gains = tuned_gains(SITE_GAINS, site_id, None)
+    return ScriptedPalletizeController(site_id, replace(gains, fingers=True))
 
 
 def decide(g: PalletizeGains, obs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -126,6 +149,10 @@ def decide(g: PalletizeGains, obs: Mapping[str, np.ndarray]) -> np.ndarray:
     move = g.position_gain * (target - ee)
     action = np.empty(4, dtype=np.float32)
     action[:3] = np.clip(move, -1.0, 1.0)
+    if g.fingers and obs["holding"][0] > 0.5:
+        length = float(np.linalg.norm(action[:3]))
+        if length > g.finger_carry_speed:
+            action[:3] *= g.finger_carry_speed / length
     action[3] = 1.0 if suction else -1.0
     return action
 
@@ -148,12 +175,40 @@ def _pick_target(
     if horizontal > 0.03:
         return np.array([carton[0], carton[1], max(travel, top + g.hover_m)]), False
     resting = float(np.linalg.norm(obs["carton_vel"])) < g.rest_speed_mps
+    if g.fingers:
+        return _finger_pick(g, obs, ee, carton, height, horizontal, resting)
     near = ee[2] - top < g.hover_m / 2.0
     # Once on the way down, a noisy reading a little off does not send the tool back up.
     window = g.align_tolerance_m * (2.5 if near else 1.0)
     aligned = horizontal < window and resting
     z = top - 0.004 if aligned else top + g.hover_m
     return np.array([carton[0], carton[1], z]), aligned or near
+
+
+def _finger_pick(
+    g: PalletizeGains,
+    obs: Mapping[str, np.ndarray],
+    ee: np.ndarray,
+    carton: np.ndarray,
+    height: float,
+    horizontal: float,
+    resting: bool,
+) -> tuple[np.ndarray, bool]:
+    """Straddle the resting carton with open jaws, close at grasp height, hold until gripped.
+
+    Below the carton's top the tool keeps descending while roughly aligned (2.5x the
+    tolerance), so a noisy reading does not pull it up; the jaws stay closed once closing.
+    """
+    top = carton[2] + height / 2.0
+    grasp_z = carton[2] - height / 2.0 + min(g.finger_grasp_m, height / 2.0)
+    low = ee[2] < top
+    window = g.align_tolerance_m * (2.5 if low else 1.0)
+    if horizontal < window and (resting or low):
+        closing = obs["gripper"][0] > 0.5 or ee[2] - grasp_z < 0.003
+        return np.array([carton[0], carton[1], grasp_z - 0.003]), closing
+    if low:  # beside the carton and low: rise before closing in
+        return np.array([ee[0], ee[1], top + g.hover_m]), False
+    return np.array([carton[0], carton[1], top + g.hover_m]), False
 
 
 def _place_target(

@@ -10,6 +10,11 @@ every reading while it is held; the controllers of the sites with exact sensors 
 latest readings. Its gains are tuned for one home site: the clearance, chamfer, action scale,
 control rate and sensor noise of another site make it misalign or jam there.
 
+With ``PegGains.fingers`` (a home site that grips with fingers) the pick differs: descend with
+the jaws open around the peg until the fingertips are ``finger_depth_m`` below its top, close
+there, and lift once ``holding`` reports the grip; the rest is the same, and opening the jaws
+releases the peg in the hole.
+
 The controller keeps per-session state (the averages, whether it has released), so one
 instance serves several sessions; `reset` clears a session's state at each episode.
 """
@@ -59,6 +64,11 @@ class PegGains:
         average_readings: Average the hole's readings over the episode and the held peg's
             offset from the tool over the grasp; False acts on the latest readings (no lag,
             but every bit of sensor noise goes into the alignment).
+        fingers: The home site grips with fingers, not suction: descend with the jaws open
+            until the tool centre (between the fingertips) is `finger_depth_m` below the
+            peg's top, close there and lift only once ``holding`` says the peg is gripped.
+        finger_depth_m: How far below the peg's top the fingertips close: deep enough to
+            hold it upright, shallow enough to stay above the hole's mouth when inserted.
     """
 
     position_gain: float = 10.0
@@ -71,6 +81,8 @@ class PegGains:
     travel_m: float = 0.04
     grasp_tolerance_m: float = 0.004
     average_readings: bool = True
+    fingers: bool = False
+    finger_depth_m: float = 0.02
 
 
 SITE_GAINS: dict[str, PegGains] = {
@@ -125,7 +137,8 @@ class ScriptedPegController:
 
     def spec(self) -> PolicySpec:
         """Identity and the spaces this controller reads and writes."""
-        return controller_spec("peg", self.home_site, OBSERVATION_FIELDS)
+        kind = "peg-fingers" if self.gains.fingers else "peg"
+        return controller_spec(kind, self.home_site, OBSERVATION_FIELDS)
 
     def reset(self, session: SessionInfo) -> None:
         """Forget the session's averages: a new episode (the hole may have moved)."""
@@ -163,7 +176,10 @@ def decide(g: PegGains, s: _Session, obs: Mapping[str, np.ndarray]) -> np.ndarra
         target, suction, limit = _insert(g, s, obs, ee, mouth, half)
     else:
         s.offset_sum[:], s.offset_n, s.lifted = 0.0, 0, False
-        target, suction, limit = _pick(g, obs, ee, half), True, 1.0
+        if g.fingers:
+            target, suction, limit = *_finger_pick(g, obs, ee, half), 1.0
+        else:
+            target, suction, limit = _pick(g, obs, ee, half), True, 1.0
     move = np.clip(g.position_gain * (target - ee), -1.0, 1.0)
     move[2] = max(move[2], -limit)
     action = np.empty(4, dtype=np.float32)
@@ -178,6 +194,28 @@ def _pick(g: PegGains, obs: Mapping[str, np.ndarray], ee: np.ndarray, half: floa
     aligned = np.hypot(*(peg[:2] - ee[:2])) < g.grasp_tolerance_m
     z = top - 0.004 if aligned else top + g.travel_m
     return np.array([peg[0], peg[1], z])
+
+
+def _finger_pick(
+    g: PegGains, obs: Mapping[str, np.ndarray], ee: np.ndarray, half: float
+) -> tuple[np.ndarray, bool]:
+    """Straddle the peg with open jaws, close at `PegGains.finger_depth_m`, hold until gripped.
+
+    Once the tool is below the peg's top it keeps descending while roughly aligned (twice
+    the tolerance), so sensor noise does not pull it up and down; jaws that closed on nothing
+    leave ``holding`` at 0 with the tool down: they open when it rises to try again.
+    """
+    peg = np.asarray(obs["peg_pos"], dtype=np.float64)
+    top = peg[2] + half
+    grasp_z = top - min(g.finger_depth_m, 1.5 * half)
+    error = float(np.hypot(*(peg[:2] - ee[:2])))
+    low = ee[2] < top
+    if error < g.grasp_tolerance_m or (low and error < 2.0 * g.grasp_tolerance_m):
+        closing = obs["gripper"][0] > 0.5 or ee[2] - grasp_z < 0.003
+        return np.array([peg[0], peg[1], grasp_z - 0.003]), closing
+    if low:  # beside the peg and low: rise before closing in
+        return np.array([ee[0], ee[1], top + g.travel_m]), False
+    return np.array([peg[0], peg[1], top + g.travel_m]), False
 
 
 def _insert(
@@ -223,6 +261,13 @@ def _insert(
     return np.array([xy[0], xy[1], goal]), True, g.insert_speed
 
 
-def scripted_peg_policy(site_id: str) -> ScriptedPegController:
-    """The peg-in-hole controller tuned for `site_id` (the in-process policy configs' factory)."""
-    return ScriptedPegController(site_id)
+def scripted_peg_policy(site_id: str, fingers: bool = False) -> ScriptedPegController:
+    """The peg-in-hole controller tuned for `site_id` (the in-process policy configs' factory).
+
+    ``fingers``: the site grips with fingers (`PegGains.fingers`); a policy config sets it
+    with ``factory.fingers: true``.
+    """
+    if not fingers:
+        return ScriptedPegController(site_id)
+    gains = tuned_gains(SITE_GAINS, site_id, None)
+    return ScriptedPegController(site_id, replace(gains, fingers=True))

@@ -64,9 +64,9 @@ def make_gripper(sim: Sim, cell: Cell, spec: GripperSpec) -> Gripper:
     """The site's gripper on the cell's arm; built once per world (it may add constraints)."""
     if spec.kind == "fingers":
         from envs.cells.fingers import FingerGripper
+        from envs.factory.finger_room import across_yaw
 
-        yaw = cell.belt_yaw if cell.conveyor_station is not None else 0.0
-        return FingerGripper(sim, cell.arm, spec, across_yaw=yaw)
+        return FingerGripper(sim, cell.arm, spec, across_yaw=across_yaw(cell.site))
     from envs.cells.suction import SuctionGripper
 
     return SuctionGripper(sim, cell.arm, spec)

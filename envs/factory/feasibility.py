@@ -9,7 +9,8 @@ would fix it, like the loader's own issues.
 Checked here: the env's limits (bins), level belt and bins, nothing below the floor, no
 station inside another or the robot's base, gravity, bin openings against the task's lost-part
 rule, the time an episode allows, and speeds; the reach checks (pick window, drop points,
-carries, fixtures) are in `envs.factory.workspace`. docs/factory_bundle.md ("Laying out a
+carries, fixtures) are in `envs.factory.workspace`, finger grippers against the peg and the
+pallet pattern in `envs.factory.finger_room`. docs/factory_bundle.md ("Laying out a
 cell") explains each rule.
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 from envs.errors import DataIssue
 from envs.factory.arrivals import ARRIVE
+from envs.factory.finger_room import check_finger_room
 from envs.factory.geometry import Box
 from envs.factory.layout import (
     DROP_HEIGHT_M,
@@ -84,6 +86,7 @@ def check_layout(spec: SiteSpec, rows: Mapping[str, str] | None = None) -> Findi
         _timing(layout, window, report)
         _speeds(layout, window, report)
     _arrival_conveyor(layout, report)
+    check_finger_room(spec, report)
     span = None if window is None else (window.start, window.end)
     return Findings(_by_row(report.errors), _by_row(report.warnings), span, carries)
 

@@ -38,6 +38,10 @@ class FingerInfo:
             drift off centre (bullet3#2101), and so do the xArm's knuckles (no ``<mimic>``).
         jaw_yaw: Direction (world yaw, rad) the jaws close along when the tool points straight
             down with no yaw (measured): the tool is turned so they close across the belt.
+        jaw_reach_m: How far the open jaws' outer faces reach from the tool centre along the
+            closing direction, at `max_opening_m` (measured AABBs of the pad links): room a
+            neighbour must leave beside a part the jaws straddle.
+        jaw_half_width_m: Half the jaws' extent across the closing direction (same probe).
         tool_offset: The tool centre point between the fingertips (tool link frame), where
             it differs from the model's `RobotModelInfo.tool_offset`; None where it does not.
     """
@@ -50,6 +54,8 @@ class FingerInfo:
     pads: tuple[tuple[int, ...], tuple[int, ...]]
     gear: tuple[int, int, float] | None
     jaw_yaw: float
+    jaw_reach_m: float
+    jaw_half_width_m: float
     tool_offset: tuple[float, float, float] | None = None
 
 
@@ -115,6 +121,8 @@ ROBOT_MODELS: dict[str, RobotModelInfo] = {
             pads=((9,), (10,)),
             gear=(9, 10, -1.0),
             jaw_yaw=math.pi / 2.0,
+            jaw_reach_m=0.070,
+            jaw_half_width_m=0.015,
         ),
     ),
     "kuka_iiwa": RobotModelInfo(
@@ -138,6 +146,8 @@ ROBOT_MODELS: dict[str, RobotModelInfo] = {
             pads=((8, 10), (11, 13)),
             gear=(8, 11, 1.0),
             jaw_yaw=0.0,
+            jaw_reach_m=0.086,
+            jaw_half_width_m=0.013,
             tool_offset=(0.0, 0.022, 0.244),  # the tips sit 22 mm off the wrist axis
         ),
     ),
@@ -162,6 +172,8 @@ ROBOT_MODELS: dict[str, RobotModelInfo] = {
             pads=((8, 9, 10), (11, 12, 13)),
             gear=(8, 11, -1.0),
             jaw_yaw=math.pi / 2.0,
+            jaw_reach_m=0.089,
+            jaw_half_width_m=0.019,
         ),
     ),
 }

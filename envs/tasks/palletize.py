@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from envs.cells.cell import Cell
-from envs.factory.schema import Part, SiteSpec
+from envs.factory.pallet import SlotPose, slot_poses
+from envs.factory.schema import Part
 from envs.factory.task_sections import PalletizeSection
 
 TOPPLE_TILT_RAD = 0.35
@@ -32,37 +33,6 @@ REST_SPIN_RADPS = 0.2
 FLOOR_MARGIN_M = 0.02
 """A carton whose centre is this close to its resting height on the floor has dropped."""
 FINAL = ("toppled", "dropped")
-
-
-@dataclass(frozen=True)
-class SlotPose:
-    """Where one carton of the pattern goes, in world coordinates."""
-
-    layer: int
-    position: np.ndarray
-    yaw: float
-
-
-def slot_poses(site: SiteSpec, section: PalletizeSection) -> tuple[SlotPose, ...]:
-    """The pattern's slots in world coordinates: the pallet's pose applied to each slot.
-
-    A slot of layer ``k`` has its centre ``(k + 0.5)`` carton heights above the pallet's top.
-    """
-    station = site.station(section.pallet_station)
-    (px, py, pz), (_, _, pyaw) = site.world_pose(station.station_id)
-    top = pz + station.size_z / 2.0
-    height = section.carton.size_m[2]
-    cos, sin = math.cos(pyaw), math.sin(pyaw)
-    return tuple(
-        SlotPose(
-            layer,
-            np.array(
-                [px + cos * x - sin * y, py + sin * x + cos * y, top + (layer + 0.5) * height]
-            ),
-            pyaw + yaw,
-        )
-        for layer, (x, y, yaw) in section.slots()
-    )
 
 
 def carton_part(section: PalletizeSection) -> Part:

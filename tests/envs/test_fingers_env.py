@@ -21,15 +21,30 @@ from policies.scripted import SITE_GAINS, decide
 SITE_DATA = Path(__file__).resolve().parents[2] / "envs" / "site_data"
 
 
-def finger_bundle(site: str, root: Path, **settings: object) -> Path:
-    """A copy of a shipped site's bundle with ``gripper.kind: fingers`` (plus settings)."""
+def finger_bundle(site: str, root: Path, palletize: bool = False, **settings: object) -> Path:
+    """A copy of a shipped site's bundle with ``gripper.kind: fingers`` (plus settings).
+
+    The shipped pallet patterns are for suction (`tests/envs/test_finger_room.py`), so the
+    copy lists no palletizing task unless ``palletize``.
+    """
     bundle = Path(shutil.copytree(SITE_DATA / site, root / site))
     site_yaml = bundle / "site.yaml"
     lines = "".join(f"    {key}: {value}\n" for key, value in settings.items())
     text = site_yaml.read_text(encoding="utf-8")
     assert "    kind: suction\n" in text
-    site_yaml.write_text(text.replace("    kind: suction\n", "    kind: fingers\n" + lines))
+    text = text.replace("    kind: suction\n", "    kind: fingers\n" + lines)
+    site_yaml.write_text(text if palletize else without_palletize(text))
     return bundle
+
+
+def without_palletize(site_yaml: str) -> str:
+    """``site_yaml`` without its ``tasks:`` item of kind palletize."""
+    lines = site_yaml.splitlines(keepends=True)
+    start = lines.index("- kind: palletize\n")
+    end = start + 1
+    while end < len(lines) and lines[end].startswith(" "):
+        end += 1
+    return "".join(lines[:start] + lines[end:])
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
+from envs.factory.pallet import slot_poses
 from envs.factory.task_sections import PalletizeSection
 from envs.palletize import OBSERVATION_FIELDS, PalletizeEnv
 from envs.sites import load_site
-from envs.tasks.palletize import slot_poses, wrap_half_turn, yaw_and_tilt
+from envs.tasks.palletize import wrap_half_turn, yaw_and_tilt
 from policies.scripted_palletize import OBSERVATION_FIELDS as CONTROLLER_FIELDS
 from policies.scripted_palletize import SITE_GAINS, decide
 
