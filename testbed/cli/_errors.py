@@ -101,7 +101,8 @@ def report(error: BaseException) -> int:
     return exit_code(error)
 
 
-def _handled() -> tuple[type[BaseException], ...]:
+def handled() -> tuple[type[BaseException], ...]:
+    """The errors every command reports in the one style (no traceback)."""
     from envs.errors import EnvsError
 
     return (TestbedError, EnvsError, click_errors.UsageError)
@@ -133,7 +134,7 @@ class TestbedGroup(TyperGroup):
         except typer.Abort:
             print_error("aborted")
             code = FAILED
-        except _handled() as error:
+        except handled() as error:
             code = report(error)
         sys.exit(code if isinstance(code, int) else DONE)
 

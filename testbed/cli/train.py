@@ -54,13 +54,24 @@ def _run(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from testbed.cli._errors import handled, report
+    from testbed.errors import UsageError
     from testbed.training.config import TrainConfig
     from testbed.training.train import train
 
     train_cfg = OmegaConf.to_object(cfg.train)
     assert isinstance(train_cfg, TrainConfig)
     out_dir = Path(train_cfg.out_dir or HydraConfig.get().runtime.output_dir)
-    result = train(train_cfg, out_dir)
+    # Hydra would print a traceback for anything raised here: report it in the CLI's one
+    # style instead (SystemExit passes through Hydra).
+    try:
+        try:
+            train_cfg.check()
+        except ValueError as exc:
+            raise UsageError(str(exc), "testbed train --cfg job  # the composed config") from None
+        result = train(train_cfg, out_dir)
+    except handled() as error:
+        raise SystemExit(report(error)) from None
     report = result.final_eval
     cloned = f"cloned {result.bc.transitions} transitions, " if result.bc is not None else ""
     print(

@@ -39,6 +39,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 
+from testbed.errors import UsageError
 from testbed.training.config import BCConfig
 from testbed.training.standardization import Standardization
 
@@ -116,7 +117,7 @@ def load_demonstrations(
         obs_keys: Fields to keep (empty: all).
 
     Raises:
-        ValueError: If the dataset is missing, has no Dict observation, or lacks a field.
+        UsageError: If the dataset is missing, has no Dict observation, or lacks a field.
     """
     import minari  # imported here: 0.3 s
 
@@ -124,16 +125,23 @@ def load_demonstrations(
         try:
             dataset = minari.load_dataset(dataset_id)
         except (FileNotFoundError, ValueError) as exc:
-            where = datasets_root or os.environ.get("MINARI_DATASETS_PATH", "Minari's default")
-            raise ValueError(f"bc.dataset {dataset_id!r} (in {where}): {exc}") from exc
+            where = os.environ.get("MINARI_DATASETS_PATH", "Minari's default folder")
+            found = "not found" if "not found" in str(exc) else f"unreadable ({exc})"
+            raise UsageError(
+                f"bc.dataset {dataset_id!r}: {found} in {where}; expected a dataset written "
+                "by testbed export minari",
+                f"testbed export minari outputs/campaigns/NAME --dataset-id {dataset_id} "
+                f"--out {datasets_root or where}",
+            ) from None
         spaces = getattr(dataset.observation_space, "spaces", None)
         if spaces is None:
-            raise ValueError(f"bc.dataset {dataset_id!r}: expected Dict observations")
+            raise UsageError(f"bc.dataset {dataset_id!r}: expected Dict observations")
         keys = list(obs_keys) or sorted(spaces)
         missing = [k for k in keys if k not in spaces]
         if missing:
-            raise ValueError(
-                f"bc.dataset {dataset_id!r}: no field(s) {missing}; it has {sorted(spaces)}"
+            raise UsageError(
+                f"obs_keys: no field(s) {missing} in bc.dataset {dataset_id!r}; it has "
+                f"{sorted(spaces)}"
             )
         fields: dict[str, list[np.ndarray]] = {k: [] for k in keys}
         dtypes = {k: np.uint8 if spaces[k].dtype == np.uint8 else np.float32 for k in keys}

@@ -236,3 +236,31 @@ def test_shipped_example_model_loads_and_touches_parts_at_home() -> None:
     ]
     env.close()
     assert sum(r.success for r in results) >= 8
+
+
+@pytest.mark.parametrize(
+    ("override", "expected", "hint"),
+    [
+        (
+            "train.n_envs=0",
+            "error: train config: n_envs: expected >= 1, got 0",
+            "hint: testbed train --cfg job",
+        ),
+        (
+            "train.bc.dataset=testbed/no-such/v0",
+            "error: bc.dataset 'testbed/no-such/v0': not found in ",
+            "hint: testbed export minari outputs/campaigns/NAME --dataset-id testbed/no-such/v0",
+        ),
+    ],
+)
+def test_a_bad_training_config_is_one_error_line_without_traceback(
+    tmp_path: Path, override: str, expected: str, hint: str
+) -> None:
+    """Values only the trainer checks (not Hydra's composer) are reported like every CLI error."""
+    out = f"train.out_dir={tmp_path}"
+    roots = f"train.bc.datasets_root={tmp_path / 'datasets'}"
+    command = [sys.executable, "-m", "testbed", "train", override, roots, out]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "HYDRA_FULL_ERROR" not in done.stderr
+    assert expected in done.stderr and hint in done.stderr, done.stderr
