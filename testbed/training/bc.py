@@ -41,6 +41,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 from testbed.errors import UsageError
 from testbed.training.config import BCConfig
+from testbed.training.pixels import Auxiliary, image_keys, shifted
 from testbed.training.standardization import Standardization
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,16 @@ def clone(
     held_out = demos.episode >= demos.episodes - cfg.validation_episodes
     train = _features(policy, demos, ~held_out)
     valid = _features(policy, demos, held_out)
+    auxiliary = None
+    if cfg.aux_keys:
+        if not _trainable(policy):
+            raise UsageError(
+                "bc.aux_keys: expected a policy with a trainable features extractor (a CNN on "
+                "images), got one that only flattens; set bc.aux_keys=[]"
+            )
+        auxiliary = Auxiliary.build(
+            demos.observations, cfg.aux_keys, policy.features_dim, held_out, cfg.aux_weight, seed
+        )
     scaling = None
     if cfg.standardize:
         train_inputs, valid_inputs = train[0], valid[0]
@@ -206,9 +217,16 @@ def clone(
         if evaluate is not None:
             evaluate = scaling.folded(policy, evaluate)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(
-        policy.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-    )
+    images = image_keys(policy)
+    if cfg.image_shift_px and not (images and _trainable(policy)):
+        raise UsageError(
+            "bc.image_shift_px: expected a policy with a CNN on image fields (obs_keys with "
+            "an image), got none; set bc.image_shift_px=0"
+        )
+    parameters = list(policy.parameters())
+    if auxiliary is not None:
+        parameters += list(auxiliary.head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, cfg.gradient_steps, eta_min=cfg.learning_rate / 10
     )
@@ -222,9 +240,18 @@ def clone(
         for step in range(1, cfg.gradient_steps + 1):
             index = torch.randint(n_train, (min(cfg.batch_size, n_train),), generator=generator)
             policy.set_training_mode(True)
-            loss = _loss(policy, _take(train[0], index), train[1][index])
+            inputs = _take(train[0], index)
+            if cfg.image_shift_px and isinstance(inputs, dict):
+                inputs = shifted(inputs, images, cfg.image_shift_px, generator)
+            mean, features = _forward(policy, inputs)
+            loss = torch.nn.functional.mse_loss(mean, train[1][index])
+            total = (
+                loss
+                if auxiliary is None
+                else loss + auxiliary.loss(features, auxiliary.train[index])
+            )
             optimizer.zero_grad()
-            loss.backward()
+            total.backward()
             optimizer.step()
             schedule.step()
             recent.append(loss.item())
@@ -275,6 +302,7 @@ def _features(policy: ActorCriticPolicy, demos: Demonstrations, mask: np.ndarray
     observations = {
         k: torch.as_tensor(_as_model_layout(v[mask], spaces.get(k)))
         for k, v in demos.observations.items()
+        if not spaces or k in spaces  # auxiliary targets (bc.aux_keys) are not inputs
     }
     actions = torch.as_tensor(demos.actions[mask])
     if _trainable(policy):
@@ -303,14 +331,19 @@ def _take(inputs: Inputs, index: torch.Tensor | slice) -> Inputs:
     return inputs[index]
 
 
-def _mean_action(policy: ActorCriticPolicy, inputs: Inputs) -> torch.Tensor:
+def _forward(policy: ActorCriticPolicy, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's mean action for ``inputs``, and the features it computed it from."""
     if isinstance(inputs, dict):  # observations: through the (trainable) features extractor
         extracted = policy.extract_features(inputs, policy.pi_features_extractor)
         assert isinstance(extracted, torch.Tensor)  # one extractor: one tensor
         features = extracted
     else:
         features = inputs
-    return policy.action_net(policy.mlp_extractor.forward_actor(features))
+    return policy.action_net(policy.mlp_extractor.forward_actor(features)), features
+
+
+def _mean_action(policy: ActorCriticPolicy, inputs: Inputs) -> torch.Tensor:
+    return _forward(policy, inputs)[0]
 
 
 def _mean_actions(policy: ActorCriticPolicy, inputs: Inputs, count: int) -> torch.Tensor:
@@ -321,10 +354,6 @@ def _mean_actions(policy: ActorCriticPolicy, inputs: Inputs, count: int) -> torc
             for start in range(0, count, _CHUNK)
         ]
     return torch.cat(parts) if parts else torch.zeros((0,))
-
-
-def _loss(policy: ActorCriticPolicy, inputs: Inputs, actions: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.mse_loss(_mean_action(policy, inputs), actions)
 
 
 def _validation_loss(policy: ActorCriticPolicy, valid: Batch) -> float:

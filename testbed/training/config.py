@@ -74,6 +74,18 @@ class BCConfig:
             a gate at a few millimetres (align, then descend) needs first-layer weights that
             Adam's steps of about the learning rate take far too long to grow. Not for
             policies with a trainable features extractor (a CNN on images).
+        image_shift_px: Random-shift augmentation of image fields (DrQ, Kostrikov et al.
+            2020): each training image is padded by this many pixels (edge pixels repeated)
+            and cropped back at a random offset, a new one per sample and step; 0: off.
+            Demonstrations are few and a CNN memorises them; shifted copies make it read
+            where things are relative to each other instead.
+        aux_keys: Observation fields the features extractor is also trained to predict (an
+            auxiliary loss through a linear head that is dropped after cloning), e.g.
+            ``[part_pos]`` for a CNN that must find the part in the image. They need not be
+            policy inputs: the saved model still reads only `TrainConfig.obs_keys`. Only for
+            a policy with a trainable features extractor.
+        aux_weight: Weight of the auxiliary loss (mean squared error of the standardised
+            fields) against the action loss.
     """
 
     dataset: str = ""
@@ -86,6 +98,9 @@ class BCConfig:
     eval_every: int = 5_000
     eval_episodes: int = 10
     standardize: bool = False
+    image_shift_px: int = 0
+    aux_keys: list[str] = field(default_factory=list)
+    aux_weight: float = 1.0
 
 
 @dataclass
@@ -162,6 +177,10 @@ class TrainConfig:
             )
         if self.bc.validation_episodes < 0 or self.bc.eval_every < 0:
             problems.append("bc.validation_episodes, bc.eval_every: expected >= 0")
+        if self.bc.aux_weight < 0:
+            problems.append(f"bc.aux_weight: expected >= 0, got {self.bc.aux_weight}")
+        if not 0 <= self.bc.image_shift_px <= 32:
+            problems.append(f"bc.image_shift_px: expected 0 .. 32, got {self.bc.image_shift_px}")
         return problems
 
     def check(self) -> None:

@@ -187,7 +187,9 @@ def _learn(
 
 def _clone(cfg: TrainConfig, model: BaseAlgorithm, out_dir: Path) -> BCReport:
     """Behaviour cloning of ``cfg.bc.dataset`` into the model's policy (`testbed.training.bc`)."""
-    demos = load_demonstrations(cfg.bc.dataset, cfg.bc.datasets_root, cfg.obs_keys)
+    keys = list(cfg.obs_keys)
+    keys += [k for k in cfg.bc.aux_keys if keys and k not in keys]  # auxiliary targets too
+    demos = load_demonstrations(cfg.bc.dataset, cfg.bc.datasets_root, keys)
     if demos.env_id != cfg.env_id:
         raise ValueError(
             f"bc.dataset {cfg.bc.dataset!r}: recorded in {demos.env_id!r}, expected {cfg.env_id!r}"

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from testbed.episodes.minari_export import export_minari
+from testbed.errors import UsageError
 from testbed.training.bc import clone, load_demonstrations
 from testbed.training.config import BCConfig, TrainConfig
 from testbed.training.envs import make_vec_env
@@ -53,7 +54,7 @@ def test_demonstrations_load_as_transitions(dataset: Path) -> None:
     assert sorted(demos.observations) == sorted(KEYS)
     assert (demos.env_id, demos.env_kwargs) == ("Testbed/ConveyorSort-v0", {"site": "kr-changwon"})
     assert all(v.shape[0] == 480 for v in demos.observations.values())
-    with pytest.raises(ValueError, match=r"no field\(s\) \['camera'\]"):
+    with pytest.raises(UsageError, match=r"no field\(s\) \['camera'\]"):
         load_demonstrations(DATASET, str(dataset / "datasets"), ["camera"])
 
 
@@ -194,3 +195,72 @@ def test_shipped_model_loads_with_its_metadata_and_recipe() -> None:
     for name in ("config.yaml", "train.log", "bc.csv", "learning_curve.png"):
         assert (folder / name).is_file(), name
     assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000
+
+
+@pytest.mark.parametrize("channels_first", [True, False])
+def test_random_shift_moves_each_image_whole_within_the_pad(channels_first: bool) -> None:
+    """`bc.image_shift_px`: every image is the original translated by at most the pad (edges
+    repeated), each by its own draw, in the layout it came in."""
+    from testbed.training.pixels import shifted as _shifted
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (32, 3, 12, 10), generator=generator, dtype=torch.uint8)
+    batch = images if channels_first else images.permute(0, 2, 3, 1)
+    out = _shifted({"image": batch, "x": torch.zeros(32)}, {"image": channels_first}, 2, generator)
+    assert out["x"] is not None and out["image"].shape == batch.shape
+    shifted = out["image"] if channels_first else out["image"].permute(0, 3, 1, 2)
+    padded = torch.nn.functional.pad(images.float(), (2, 2, 2, 2), mode="replicate")
+    offsets = set()
+    for i in range(32):
+        found = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(shifted[i], padded[i, :, dy : dy + 12, dx : dx + 10])
+        ]
+        assert found, i
+        offsets.add(found[0])
+    assert len(offsets) > 5  # drawn per image
+
+
+def test_auxiliary_targets_are_standardised_and_learnable() -> None:
+    """`bc.aux_keys`: the head predicts the training transitions' fields, standardised on them."""
+    from testbed.training.pixels import Auxiliary
+
+    rng = np.random.default_rng(0)
+    features = torch.as_tensor(rng.normal(size=(200, 8)), dtype=torch.float32)
+    part = (features[:, :3] * 0.1 + torch.tensor([0.2, 0.4, 0.1])).numpy()  # metres
+    held_out = np.arange(200) >= 180
+    aux = Auxiliary.build({"part_pos": part}, ["part_pos"], 8, held_out, 0.5, seed=0)
+    assert aux.train.shape == (180, 3) and aux.valid.shape == (20, 3)
+    np.testing.assert_allclose(aux.train.mean(0).numpy(), 0.0, atol=1e-5)
+    np.testing.assert_allclose(aux.train.std(0).numpy(), 1.0, atol=1e-4)
+    optimizer = torch.optim.Adam(aux.head.parameters(), lr=0.05)
+    first = aux.loss(features[:180], aux.train).item()
+    for _ in range(200):
+        optimizer.zero_grad()
+        aux.loss(features[:180], aux.train).backward()
+        optimizer.step()
+    assert aux.loss(features[180:], aux.valid).item() < first / 20  # a linear function: found
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"aux_keys": ["part_pos"]}, "bc.aux_keys: expected a policy with a trainable"),
+        ({"image_shift_px": 2}, "bc.image_shift_px: expected a policy with a CNN"),
+    ],
+)
+def test_image_aids_on_a_policy_without_images_are_refused(
+    dataset: Path, changes: dict[str, object], expected: str
+) -> None:
+    demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
+    cfg = TrainConfig(env_id="Testbed/ConveyorSort-v0", obs_keys=KEYS)
+    vec_env = make_vec_env(cfg.env_id, [cfg.site], {}, KEYS, 1, subproc=False)
+    try:
+        model = build_model(cfg, vec_env)
+        bc = BCConfig(gradient_steps=1, validation_episodes=1, **changes)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match=expected):
+            clone(model, demos, bc, seed=0, csv_path=dataset / "x.csv", progress=False)
+    finally:
+        vec_env.close()
