@@ -72,12 +72,12 @@ def _run(cfg: DictConfig) -> None:
         result = train(train_cfg, out_dir)
     except handled() as error:
         raise SystemExit(report(error)) from None
-    report = result.final_eval
+    final = result.final_eval
     cloned = f"cloned {result.bc.transitions} transitions, " if result.bc is not None else ""
     print(
         f"{cloned}trained {result.steps} env steps in {result.wall_time_s:.0f} s; "
-        f"success at {report.site}: {report.successes}/{report.episodes} "
-        f"({report.success_rate:.0%}); model: {result.model_path}",
+        f"success at {final.site}: {final.successes}/{final.episodes} "
+        f"({final.success_rate:.0%}); model: {result.model_path}",
         flush=True,
     )
 

@@ -83,7 +83,9 @@ def test_cloning_trains_the_cnn_end_to_end(dataset: Path) -> None:
     try:
         model = build_model(cfg, vec_env)
         cnn = [p.detach().clone() for p in model.policy.pi_features_extractor.parameters()]
-        bc = BCConfig(gradient_steps=40, batch_size=16, validation_episodes=1, eval_every=0)
+        bc = BCConfig(
+            gradient_steps=40, batch_size=16, validation_episodes=1, eval_every=0, image_shift_px=2
+        )
         report = clone(model, demos, bc, seed=0, csv_path=dataset / "bc.csv", progress=False)
     finally:
         vec_env.close()
