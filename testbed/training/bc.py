@@ -40,6 +40,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 from testbed.errors import UsageError
+from testbed.training.best import BestPolicy
 from testbed.training.config import BCConfig
 from testbed.training.pixels import Auxiliary, image_keys, shifted
 from testbed.training.standardization import Standardization
@@ -88,6 +89,8 @@ class BCReport:
         validation_episodes: Episodes held out.
         validation_transitions: Their transitions.
         gradient_steps: Optimiser steps made.
+        kept_step: The step whose policy was kept: the last one, or with `BCConfig.keep_best`
+            the evaluated one with the highest success rate (the latest of equals).
         train_loss: Mean squared action error over the last 1% of steps.
         validation_loss: Mean squared action error on the held-out episodes (NaN without any).
         action_std: Per action dimension, the standard deviation the policy was given.
@@ -101,6 +104,7 @@ class BCReport:
     validation_episodes: int
     validation_transitions: int
     gradient_steps: int
+    kept_step: int
     train_loss: float
     validation_loss: float
     action_std: list[float]
@@ -182,7 +186,8 @@ def clone(
 
     The last `BCConfig.validation_episodes` episodes are held out. `LOSS_ROWS` times during
     the run, and every `BCConfig.eval_every` steps and at the end with `evaluate`'s success
-    rate (if given), the losses are appended to `csv_path`.
+    rate (if given), the losses are appended to `csv_path`. With `BCConfig.keep_best` the
+    policy of the best evaluation is restored at the end (`BCReport.kept_step`).
 
     Raises:
         TypeError: If the model's policy is not an SB3 ``ActorCriticPolicy`` with a Gaussian.
@@ -234,6 +239,7 @@ def clone(
     start = time.perf_counter()
     recent: deque[float] = deque(maxlen=max(cfg.gradient_steps // 100, 1))  # last 1% of steps
     checkpoints = _checkpoints(cfg.gradient_steps, cfg.eval_every)
+    best = BestPolicy() if cfg.keep_best and evaluate is not None else None
     log_every = max(cfg.gradient_steps // LOSS_ROWS, 1)
     n_train = len(train[1])
     with _progress(progress, cfg.gradient_steps) as advance:
@@ -257,9 +263,14 @@ def clone(
             recent.append(loss.item())
             advance(recent[-1])
             if step in checkpoints:
-                _checkpoint(policy, step, recent, valid, evaluate, cfg.eval_episodes, csv_path)
+                rate = _checkpoint(
+                    policy, step, recent, valid, evaluate, cfg.eval_episodes, csv_path
+                )
+                if best is not None:
+                    best.offer(policy, step, rate)
             elif step % log_every == 0:
                 _checkpoint(policy, step, recent, valid, None, 0, csv_path)
+    kept_step = best.restore(policy) if best is not None else cfg.gradient_steps
     residual = _residual_std(policy, valid if len(valid[1]) else train)
     validation_loss = _validation_loss(policy, valid)
     with torch.no_grad():
@@ -275,6 +286,7 @@ def clone(
         validation_episodes=cfg.validation_episodes,
         validation_transitions=len(valid[1]),
         gradient_steps=cfg.gradient_steps,
+        kept_step=kept_step,
         train_loss=float(np.mean(recent)),
         validation_loss=validation_loss,
         action_std=[round(float(s), 4) for s in residual],
@@ -385,7 +397,8 @@ def _checkpoint(
     evaluate: Evaluate | None,
     eval_episodes: int,
     csv_path: Path,
-) -> None:
+) -> float:
+    """Append a row to the loss log; the success rate (NaN without an evaluation)."""
     validation = _validation_loss(policy, valid)
     rate, episodes = (evaluate(step), eval_episodes) if evaluate is not None else (math.nan, 0)
     with csv_path.open("a") as csv:
@@ -397,6 +410,7 @@ def _checkpoint(
         validation,
         rate,
     )
+    return rate
 
 
 @contextmanager

@@ -38,6 +38,11 @@ class AlgoConfig:
         net_arch: Hidden layer sizes of the actor and critic networks.
         activation: Hidden layers' activation, one of `ACTIVATIONS`; empty: the algorithm's
             default (tanh for PPO and A2C, ReLU for SAC, TD3, DDPG).
+        features_extractor: The policy's features extractor as ``module:Class`` (an SB3
+            ``BaseFeaturesExtractor`` subclass, e.g. ``policies.vision:KeypointExtractor``),
+            its keyword arguments in ``hyperparameters.policy_kwargs.features_extractor_kwargs``;
+            empty: SB3's default (``CombinedExtractor``). The saved model names the class, so
+            whatever serves the model must import the same module.
         hyperparameters: Further keyword arguments of the algorithm's constructor
             (``learning_rate``, ``n_steps``, ``batch_size``, ``gamma``, ``buffer_size``...).
     """
@@ -46,6 +51,7 @@ class AlgoConfig:
     policy: str = "MultiInputPolicy"
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = ""
+    features_extractor: str = ""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,6 +92,10 @@ class BCConfig:
             a policy with a trainable features extractor.
         aux_weight: Weight of the auxiliary loss (mean squared error of the standardised
             fields) against the action loss.
+        keep_best: Keep the policy of the evaluation (every `eval_every` steps and at the
+            end) with the highest success rate, not the last one; the final evaluation runs
+            other episodes, so its figure is not the one the choice was made on. Closed-loop
+            success of a clone can swing between evaluations while the loss falls steadily.
     """
 
     dataset: str = ""
@@ -101,6 +111,7 @@ class BCConfig:
     image_shift_px: int = 0
     aux_keys: list[str] = field(default_factory=list)
     aux_weight: float = 1.0
+    keep_best: bool = False
 
 
 @dataclass
@@ -179,6 +190,11 @@ class TrainConfig:
             problems.append("bc.validation_episodes, bc.eval_every: expected >= 0")
         if self.bc.aux_weight < 0:
             problems.append(f"bc.aux_weight: expected >= 0, got {self.bc.aux_weight}")
+        if self.bc.keep_best and self.bc.eval_every == 0:
+            problems.append(
+                "bc.keep_best: expected bc.eval_every >= 1 (it keeps the best evaluated policy), "
+                "got bc.eval_every=0"
+            )
         if not 0 <= self.bc.image_shift_px <= 32:
             problems.append(f"bc.image_shift_px: expected 0 .. 32, got {self.bc.image_shift_px}")
         return problems
@@ -195,6 +211,11 @@ class TrainConfig:
         if self.algo.activation and self.algo.activation not in ACTIVATIONS:
             problems.append(
                 f"algo.activation: expected one of {ACTIVATIONS}, got {self.algo.activation!r}"
+            )
+        if self.algo.features_extractor and not _is_class_path(self.algo.features_extractor):
+            problems.append(
+                "algo.features_extractor: expected module:Class (e.g. "
+                f"policies.vision:KeypointExtractor), got {self.algo.features_extractor!r}"
             )
         if self.vec_env not in VEC_ENVS:
             problems.append(f"vec_env: expected one of {VEC_ENVS}, got {self.vec_env!r}")
@@ -217,6 +238,12 @@ class TrainConfig:
             problems.append(f"obs_keys: expected each field once, got {list(self.obs_keys)}")
         if problems:
             raise ValueError("train config: " + "; ".join(problems))
+
+
+def _is_class_path(path: str) -> bool:
+    module, _, name = path.partition(":")
+    parts = [*module.split("."), name]
+    return all(part.isidentifier() for part in parts)
 
 
 def register_train_configs() -> None:

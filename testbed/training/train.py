@@ -48,6 +48,7 @@ from testbed.training.bc import BCReport, clone, load_demonstrations
 from testbed.training.config import TrainConfig
 from testbed.training.curves import plot_learning_curve
 from testbed.training.envs import make_env, make_vec_env
+from testbed.training.extractors import extractor_class
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +243,8 @@ def build_model(cfg: TrainConfig, env: Any) -> BaseAlgorithm:
     policy_kwargs.setdefault("net_arch", list(cfg.algo.net_arch))
     if cfg.algo.activation:
         policy_kwargs.setdefault("activation_fn", _ACTIVATIONS[cfg.algo.activation])
+    if cfg.algo.features_extractor:
+        policy_kwargs["features_extractor_class"] = extractor_class(cfg.algo.features_extractor)
     noise_std = float(kwargs.pop("action_noise_std", 0.0))
     if noise_std > 0.0:
         size = int(np.prod(env.action_space.shape))

@@ -7,7 +7,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +19,7 @@ import torch
 
 from testbed.episodes.minari_export import export_minari
 from testbed.errors import UsageError
-from testbed.training.bc import clone, load_demonstrations
+from testbed.training.bc import Demonstrations, clone, load_demonstrations
 from testbed.training.config import BCConfig, TrainConfig
 from testbed.training.envs import make_vec_env
 from testbed.training.train import build_model
@@ -88,13 +91,7 @@ def test_cloning_fits_the_demonstrated_actions(dataset: Path) -> None:
 def test_standardized_cloning_folds_the_scaling_into_the_saved_actor(dataset: Path) -> None:
     """Trained on standardised inputs, the actor reads raw observations after cloning and
     while it is evaluated in between."""
-    demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
-    observations = {k: torch.as_tensor(v) for k, v in demos.observations.items()}
-    cfg = TrainConfig(env_id="Testbed/ConveyorSort-v0", obs_keys=KEYS)
-    cfg.algo.net_arch, cfg.algo.activation = [64, 64], "relu"
-    vec_env = make_vec_env(cfg.env_id, [cfg.site], {}, KEYS, 1, subproc=False)
-    try:
-        model = build_model(cfg, vec_env)
+    with _sort_model(dataset) as (demos, observations, model):
         before = _mse(model, observations, demos.actions)
         seen: list[float] = []
         bc = BCConfig(gradient_steps=300, validation_episodes=1, eval_every=150, standardize=True)
@@ -107,13 +104,33 @@ def test_standardized_cloning_folds_the_scaling_into_the_saved_actor(dataset: Pa
             model, demos, bc, seed=0, csv_path=dataset / "bc_std.csv",
             evaluate=evaluate, progress=False,
         )  # fmt: skip
-    finally:
-        vec_env.close()
     after = _mse(model, observations, demos.actions)
     assert len(seen) == 2 and seen[0] < before / 2 and after < before / 2
     assert after == pytest.approx(seen[-1], rel=1e-4)  # the last evaluation is the saved actor
     train_mse = report.train_loss  # standardised inputs; the same function of raw ones
     assert after < 3 * train_mse + 1e-3
+
+
+def test_keep_best_restores_the_policy_of_the_best_evaluation(dataset: Path) -> None:
+    """The policy evaluated best (here at step 100 of 300) is the one kept, not the last."""
+    with _sort_model(dataset) as (demos, observations, model):
+        losses: dict[int, float] = {}
+        rates = {100: 0.8, 200: 0.4, 300: 0.6}
+
+        def evaluate(step: int) -> float:
+            losses[step] = _mse(model, observations, demos.actions)
+            return rates[step]
+
+        bc = BCConfig(gradient_steps=300, validation_episodes=1, eval_every=100, keep_best=True)
+        report = clone(
+            model, demos, bc, seed=0, csv_path=dataset / "bc_best.csv",
+            evaluate=evaluate, progress=False,
+        )  # fmt: skip
+    assert report.kept_step == 100 and report.gradient_steps == 300
+    assert losses[100] != losses[300]
+    assert _mse(model, observations, demos.actions) == pytest.approx(losses[100], rel=1e-5)
+    with pytest.raises(ValueError, match="bc.keep_best: expected bc.eval_every >= 1"):
+        TrainConfig(bc=BCConfig(dataset=DATASET, eval_every=0, keep_best=True)).check()
 
 
 def test_folding_gives_the_same_function_of_raw_inputs() -> None:
@@ -131,6 +148,21 @@ def test_folding_gives_the_same_function_of_raw_inputs() -> None:
 
     scaling.fold(Actor())  # type: ignore[arg-type]
     torch.testing.assert_close(layer(features), expected, rtol=1e-5, atol=1e-5)
+
+
+@contextmanager
+def _sort_model(dataset: Path) -> Iterator[tuple[Demonstrations, dict[str, torch.Tensor], Any]]:
+    """The tiny dataset's demonstrations, their observations as tensors, and a fresh PPO model
+    (2x64 ReLU) on them, its env closed afterwards."""
+    demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
+    observations = {k: torch.as_tensor(v) for k, v in demos.observations.items()}
+    cfg = TrainConfig(env_id="Testbed/ConveyorSort-v0", obs_keys=KEYS)
+    cfg.algo.net_arch, cfg.algo.activation = [64, 64], "relu"
+    vec_env = make_vec_env(cfg.env_id, [cfg.site], {}, KEYS, 1, subproc=False)
+    try:
+        yield demos, observations, build_model(cfg, vec_env)
+    finally:
+        vec_env.close()
 
 
 def _mse(model: object, observations: dict[str, torch.Tensor], actions: np.ndarray) -> float:

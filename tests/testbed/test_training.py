@@ -251,6 +251,23 @@ def test_shipped_example_model_loads_and_touches_parts_at_home() -> None:
             "error: bc.dataset 'testbed/no-such/v0': not found in ",
             "hint: testbed export minari outputs/campaigns/NAME --dataset-id testbed/no-such/v0",
         ),
+        (
+            "train.algo.features_extractor=policies.vision",
+            "error: train config: algo.features_extractor: expected module:Class (e.g. "
+            "policies.vision:KeypointExtractor), got 'policies.vision'",
+            "hint: testbed train --cfg job",
+        ),
+        (
+            "train.algo.features_extractor=policies.vision:SpatialSoftArgmax",
+            "error: algo.features_extractor: expected an SB3 BaseFeaturesExtractor subclass, "
+            "got 'policies.vision:SpatialSoftArgmax' (another kind of class)",
+            "hint: e.g. algo.features_extractor=policies.vision:KeypointExtractor",
+        ),
+        (
+            "train.algo.features_extractor=no_such_module:Extractor",
+            "error: algo.features_extractor: cannot import 'no_such_module' (No module named ",
+            "hint: e.g. algo.features_extractor=policies.vision:KeypointExtractor",
+        ),
     ],
 )
 def test_a_bad_training_config_is_one_error_line_without_traceback(
