@@ -45,6 +45,10 @@ HOLE_FIXTURE = {"id": "hole1", "xyz": (-0.16, -0.5, 0.06), "size": (0.13, 0.13, 
 PEG_NEST = {"id": "nest1", "xyz": (-0.02, -0.5, 0.06), "size": (0.08, 0.08, 0.12)}
 CAMERA_XYZ = (1.2, 0.0, 1.0)
 CAMERA_TARGET = (0.0, 0.0, 0.1)
+# cam2: over the far side of the belt, looking back at its pick window (the parts, and the tool
+# coming down on them, in view; the pixels-in policy's camera, docs/cameras.md).
+PICK_CAMERA_XYZ = (0.05, 0.85, 0.6)
+PICK_CAMERA_TARGET = (0.05, 0.42, 0.1)
 
 # The site also shipped as a CAEX file, and that file's (fixed, so reruns are identical) stamp.
 AML_SITE = "kr-changwon"
@@ -305,12 +309,20 @@ def station_rows(site_id: str, p: dict[str, Any]) -> list[dict[str, Any]]:
         wx, wy, wz = walk["size"]
         rows.append(_station(walk["id"], "walkway", walk["xyz"], rz=walk["rz"], size_x=wx,
                              size_y=wy, size_z=wz))  # fmt: skip
-    # The camera looks along its local +x: yaw it towards the cell, pitch it down at the target.
-    dx, dy, dz = (t - c for t, c in zip(CAMERA_TARGET, CAMERA_XYZ, strict=True))
+    rows.append(_camera("cam1", CAMERA_XYZ, CAMERA_TARGET))
+    rows.append(_camera("cam2", PICK_CAMERA_XYZ, PICK_CAMERA_TARGET))
+    return rows
+
+
+def _camera(station_id: str, xyz: tuple[float, ...], target: tuple[float, ...]) -> dict[str, Any]:
+    """A camera row looking from `xyz` at `target`.
+
+    A camera looks along its local +x: yaw it towards the target, pitch it down at it.
+    """
+    dx, dy, dz = (t - c for t, c in zip(target, xyz, strict=True))
     yaw = math.atan2(dy, dx)
     pitch = math.atan2(-dz, math.hypot(dx, dy))
-    rows.append(_station("cam1", "camera", CAMERA_XYZ, ry=round(pitch, 6), rz=round(yaw, 6)))
-    return rows
+    return _station(station_id, "camera", xyz, ry=round(pitch, 6), rz=round(yaw, 6))
 
 
 def part_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
