@@ -1,4 +1,5 @@
-"""The shipped training seeds of each behaviour-cloning recipe (sort, palletize, peg-in-hole):
+"""The shipped training seeds of each behaviour-cloning recipe (sort, palletize, peg-in-hole, the
+pixels-in touch policy):
 loadable, served and checked over gRPC, one policy name with three ``policy.seed`` values whose
 trials do not collide in one campaign."""
 
@@ -21,7 +22,9 @@ RECIPES = {
     "bc_sort_kr": ("Testbed/ConveyorSort-v0", "conveyor_sort", ""),
     "bc_palletize_kr": ("Testbed/Palletize-v0", "palletize", "palletize__"),
     "bc_peg_kr": ("Testbed/PegInHole-v0", "peg_in_hole", "peg_in_hole__"),
+    "bc_touch_pixels_kr": ("Testbed/TouchPart-v0", "touch_part", "touch_part__"),
 }
+HOME_BAR = {"bc_touch_pixels_kr": 0.7}  # success at home over 50 episodes; else 0.8
 SEEDS = {0: "", 1: "_s1", 2: "_s2"}  # training seed: the model folder's suffix
 
 
@@ -38,7 +41,8 @@ def test_each_training_seed_is_shipped_with_its_recipe(recipe: str, seed: int) -
     assert meta["train_config"]["bc"] == json.loads(
         (REPO / "models" / recipe / "model.json").read_text()
     )["train_config"]["bc"] | {"eval_every": meta["train_config"]["bc"]["eval_every"]}
-    assert meta["final_eval"]["episodes"] >= 50 and meta["final_eval"]["success_rate"] >= 0.8
+    assert meta["final_eval"]["episodes"] >= 50
+    assert meta["final_eval"]["success_rate"] >= HOME_BAR.get(recipe, 0.8)
     for name in ("config.yaml", "train.log", "bc.csv", "learning_curve.png"):
         assert (folder / name).is_file(), name
     assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000

@@ -58,7 +58,11 @@ def test_records_and_the_dataset_carry_the_images_compressed(dataset: Path) -> N
     record = read_record(paths[0])
     image = record.observations["image"]
     assert image.dtype == np.uint8 and image.shape == (record.meta.steps + 1, SIZE, SIZE, 3)
-    assert record.meta.env_kwargs["camera_obs"] == {"width": SIZE, "height": SIZE}
+    assert record.meta.env_kwargs["camera_obs"] == {
+        "station": "cam2",
+        "width": SIZE,
+        "height": SIZE,
+    }
     assert paths[0].stat().st_size < image.nbytes / 2  # deflated in the .npz
     assert replay_episode(record).verified  # the images re-rendered bit for bit
     tampered = read_record(paths[0])
@@ -68,7 +72,7 @@ def test_records_and_the_dataset_carry_the_images_compressed(dataset: Path) -> N
     demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
     assert demos.observations["image"].dtype == np.uint8
     assert demos.observations["image"].shape == (len(demos.actions), SIZE, SIZE, 3)
-    assert demos.env_kwargs["camera_obs"] == {"width": SIZE, "height": SIZE}
+    assert demos.env_kwargs["camera_obs"] == {"station": "cam2", "width": SIZE, "height": SIZE}
 
 
 def test_cloning_trains_the_cnn_end_to_end(dataset: Path) -> None:
@@ -103,20 +107,23 @@ def test_pixels_policy_is_trained_served_and_evaluated_in_a_campaign(dataset: Pa
         f"train.bc.datasets_root={dataset / 'datasets'}", "train.algo.net_arch=[32]",
         f"train.env_kwargs.camera_obs.width={SIZE}", f"train.env_kwargs.camera_obs.height={SIZE}",
         "train.bc.gradient_steps=20", "train.bc.batch_size=16", "train.bc.validation_episodes=1",
-        "train.final_eval_episodes=1", "train.progress_bar=false", f"train.out_dir={out}",
+        "train.bc.eval_every=0", "train.bc.keep_best=false", "train.final_eval_episodes=1",
+        "train.progress_bar=false", f"train.out_dir={out}",
         cwd=dataset,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
     meta = json.loads((out / "model.json").read_text())
     assert meta["observation"]["image"]["shape"] == [SIZE, SIZE, 3]  # as the env publishes it
     assert meta["observation"]["image"]["dtype"] == "uint8" and meta["method"] == "bc"
+    assert "KeypointExtractor" in (out / "config.yaml").read_text()  # the recipe's CNN
 
     campaign = dataset / "eval"
     ran = _testbed(
         "run", "task=touch_part", "policy=scripted_kr", "policy.name=pixels_tiny",
         f"policy.serve=sb3:{out / 'model.zip'}", "site=kr-changwon", "campaign.episodes=2",
         "policy.image_encoding=png",  # lossless: the served CNN decodes what the env rendered
-        *(f"+{c}" for c in CAMERA), "task.max_steps=25", "task.snapshot_every=0",
+        *(f"+{c}" for c in CAMERA), "+task.env_kwargs.camera_obs.station=cam2",
+        "task.max_steps=25", "task.snapshot_every=0",
         "campaign.report=false", "campaign.progress=false", f"campaign.dir={campaign}",
         cwd=dataset,
     )  # fmt: skip
