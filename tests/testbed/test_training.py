@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,12 @@ from envs.sites import load_site
 from policies.sb3_policy import METADATA_FORMAT as ADAPTER_FORMAT
 from testbed.cli.train import config_dir
 from testbed.episodes.rollout import run_episode
+from testbed.errors import UsageError
 from testbed.link.client import RemotePolicy
 from testbed.link.policy import SessionInfo
 from testbed.training.config import TrainConfig, register_train_configs
 from testbed.training.envs import SiteMixEnv, make_vec_env
+from testbed.training.extractors import extractor_class
 from testbed.training.train import METADATA_FORMAT, build_model
 from tests.testbed.servers import REPO, start_cli_server, stop
 
@@ -95,6 +98,26 @@ def test_config_errors_name_the_field() -> None:
             build_model(bad, vec_env)
     finally:
         vec_env.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("policies.vision:SpatialSoftArgmax", "BaseFeaturesExtractor subclass, got "
+         "'policies.vision:SpatialSoftArgmax' (another kind of class)"),
+        ("policies.vision:NoSuchExtractor", "got 'policies.vision:NoSuchExtractor' "
+         "(no 'NoSuchExtractor' in policies.vision)"),
+        ("no_such_module:Extractor", "cannot import 'no_such_module' (No module named "),
+    ],
+)  # fmt: skip
+def test_a_features_extractor_is_named_as_module_colon_class(path: str, expected: str) -> None:
+    """The recipe names its extractor; a bad name is a UsageError (one line in the CLI)."""
+    assert extractor_class("policies.vision:KeypointExtractor").__name__ == "KeypointExtractor"
+    with pytest.raises(UsageError, match="algo.features_extractor: .*" + re.escape(expected)):
+        extractor_class(path)
+    malformed = compose_train("train.algo.features_extractor=policies.vision")
+    with pytest.raises(ValueError, match=r"expected module:Class .* got 'policies.vision'"):
+        malformed.check()
 
 
 def test_config_dir_can_be_moved_and_says_where_it_looked(
@@ -250,23 +273,6 @@ def test_shipped_example_model_loads_and_touches_parts_at_home() -> None:
             "train.bc.dataset=testbed/no-such/v0",
             "error: bc.dataset 'testbed/no-such/v0': not found in ",
             "hint: testbed export minari outputs/campaigns/NAME --dataset-id testbed/no-such/v0",
-        ),
-        (
-            "train.algo.features_extractor=policies.vision",
-            "error: train config: algo.features_extractor: expected module:Class (e.g. "
-            "policies.vision:KeypointExtractor), got 'policies.vision'",
-            "hint: testbed train --cfg job",
-        ),
-        (
-            "train.algo.features_extractor=policies.vision:SpatialSoftArgmax",
-            "error: algo.features_extractor: expected an SB3 BaseFeaturesExtractor subclass, "
-            "got 'policies.vision:SpatialSoftArgmax' (another kind of class)",
-            "hint: e.g. algo.features_extractor=policies.vision:KeypointExtractor",
-        ),
-        (
-            "train.algo.features_extractor=no_such_module:Extractor",
-            "error: algo.features_extractor: cannot import 'no_such_module' (No module named ",
-            "hint: e.g. algo.features_extractor=policies.vision:KeypointExtractor",
         ),
     ],
 )
