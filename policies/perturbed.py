@@ -13,6 +13,14 @@ Only the first `dims` action components (the tool's motion) are perturbed; the s
 command is passed through, so the noise never drops a part. The noise of an episode is drawn
 from a generator seeded with the wrapper's seed and the episode's seed (or its index), so a
 recorded campaign replays bit for bit.
+
+A policy config wraps any controller with Hydra's nested ``_target_``
+(configs/policy/scripted_peg_kr_noisy.yaml)::
+
+    factory:
+      _target_: policies.perturbed.PerturbedPolicy
+      inner: {_target_: policies.scripted_peg.scripted_peg_policy, site_id: kr-changwon}
+      std: 0.05
 """
 
 from __future__ import annotations
@@ -69,17 +77,3 @@ class PerturbedPolicy:
         close = getattr(self.inner, "close", None)
         if close is not None:
             close()
-
-
-def perturbed_scripted_peg_policy(site_id: str, std: float, seed: int = 0) -> PerturbedPolicy:
-    """The peg controller tuned for `site_id`, its motion perturbed (`PerturbedPolicy`)."""
-    from policies.scripted_peg import scripted_peg_policy
-
-    return PerturbedPolicy(scripted_peg_policy(site_id), std, dims=3, seed=seed)
-
-
-def perturbed_scripted_palletize_policy(site_id: str, std: float, seed: int = 0) -> PerturbedPolicy:
-    """The palletizing controller tuned for `site_id`, its motion perturbed (`PerturbedPolicy`)."""
-    from policies.scripted_palletize import scripted_palletize_policy
-
-    return PerturbedPolicy(scripted_palletize_policy(site_id), std, dims=3, seed=seed)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies.perturbed import PerturbedPolicy, perturbed_scripted_peg_policy
+from policies.perturbed import PerturbedPolicy
+from policies.scripted_peg import scripted_peg_policy
 from protos.specs import SessionInfo
 from tests.policies.doubles import LinearPolicy
 
@@ -27,8 +28,8 @@ def _actions(policy: PerturbedPolicy, seed: int, steps: int = 20) -> np.ndarray:
 
 
 def test_noise_is_seeded_per_episode_zero_mean_and_leaves_suction_alone() -> None:
-    noisy = perturbed_scripted_peg_policy("kr-changwon", std=0.05)
-    clean = _actions(perturbed_scripted_peg_policy("kr-changwon", std=0.0), 7)
+    noisy = PerturbedPolicy(scripted_peg_policy("kr-changwon"), std=0.05)
+    clean = _actions(PerturbedPolicy(scripted_peg_policy("kr-changwon"), std=0.0), 7)
     first, again, other = _actions(noisy, 7), _actions(noisy, 7), _actions(noisy, 8)
     assert np.array_equal(first, again) and not np.array_equal(first, other)
     assert np.array_equal(first[:, 3], clean[:, 3])  # suction untouched
