@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import importlib
 import logging
 import os
 import signal
@@ -18,6 +17,7 @@ import typer
 from testbed.cli import _checks, _egress, app
 from testbed.cli._errors import FAILED, did_you_mean, print_error
 from testbed.errors import UsageError
+from testbed.imports import import_module_of
 
 ENV_ID = "Testbed/ConveyorSort-v0"
 #: A path option that must name an existing file (else a usage error naming it, exit 2).
@@ -53,11 +53,8 @@ def load_policy(name: str, site: str = "kr-changwon", env_id: str = ENV_ID) -> A
 
 def _import_policy(name: str) -> Any:
     """``module:attribute``: a Policy object, or a class/factory called with no arguments."""
-    module_name, _, attribute = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"policy {name!r}: cannot import {module_name} ({exc})") from None
+    module, attribute = import_module_of(name, f"policy {name!r}")
+    module_name = module.__name__
     if not hasattr(module, attribute):
         public = [a for a in dir(module) if not a.startswith("_")]
         raise UsageError(

@@ -18,6 +18,8 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from testbed.imports import is_import_path
+
 ALGORITHMS = ("PPO", "SAC", "TD3", "A2C", "DDPG")
 BC_ALGORITHMS = ("PPO", "A2C")
 ACTIVATIONS = ("tanh", "relu", "elu", "leaky_relu")
@@ -212,7 +214,7 @@ class TrainConfig:
             problems.append(
                 f"algo.activation: expected one of {ACTIVATIONS}, got {self.algo.activation!r}"
             )
-        if self.algo.features_extractor and not _is_class_path(self.algo.features_extractor):
+        if self.algo.features_extractor and not is_import_path(self.algo.features_extractor):
             problems.append(
                 "algo.features_extractor: expected module:Class (e.g. "
                 f"policies.vision:KeypointExtractor), got {self.algo.features_extractor!r}"
@@ -238,12 +240,6 @@ class TrainConfig:
             problems.append(f"obs_keys: expected each field once, got {list(self.obs_keys)}")
         if problems:
             raise ValueError("train config: " + "; ".join(problems))
-
-
-def _is_class_path(path: str) -> bool:
-    module, _, name = path.partition(":")
-    parts = [*module.split("."), name]
-    return all(part.isidentifier() for part in parts)
 
 
 def register_train_configs() -> None:

@@ -7,9 +7,10 @@ policy package, and SB3 records the class by the same path in the saved model.
 
 from __future__ import annotations
 
-import importlib
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from testbed.errors import UsageError
+from testbed.imports import import_module_of
 
 _EXTRACTOR_HINT = "e.g. algo.features_extractor=policies.vision:KeypointExtractor (docs/cameras.md)"
 
@@ -20,18 +21,14 @@ def extractor_class(path: str) -> type:
     Raises:
         UsageError: If the module does not import or holds no such features extractor.
     """
-    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-
-    module_name, _, name = path.partition(":")
     try:
-        found = getattr(importlib.import_module(module_name), name, None)
-    except ImportError as exc:
-        raise UsageError(
-            f"algo.features_extractor: cannot import {module_name!r} ({exc})", _EXTRACTOR_HINT
-        ) from None
+        module, name = import_module_of(path, "algo.features_extractor")
+    except UsageError as error:
+        raise UsageError(str(error), _EXTRACTOR_HINT) from None
+    found = getattr(module, name, None)
     if not (isinstance(found, type) and issubclass(found, BaseFeaturesExtractor)):
         what = (
-            f"no {name!r} in {module_name}"
+            f"no {name!r} in {module.__name__}"
             if found is None
             else ("another kind of class" if isinstance(found, type) else type(found).__name__)
         )

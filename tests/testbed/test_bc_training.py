@@ -62,21 +62,13 @@ def test_demonstrations_load_as_transitions(dataset: Path) -> None:
 
 
 def test_cloning_fits_the_demonstrated_actions(dataset: Path) -> None:
-    demos = load_demonstrations(DATASET, str(dataset / "datasets"), KEYS)
-    cfg = TrainConfig(env_id="Testbed/ConveyorSort-v0", obs_keys=KEYS)
-    cfg.algo.net_arch, cfg.algo.activation = [64, 64], "relu"
-    vec_env = make_vec_env(cfg.env_id, [cfg.site], {}, KEYS, 1, subproc=False)
-    try:
-        model = build_model(cfg, vec_env)
-        observations = {k: torch.as_tensor(v) for k, v in demos.observations.items()}
+    with _sort_model(dataset) as (demos, observations, model):
         before = _mse(model, observations, demos.actions)
         bc = BCConfig(gradient_steps=300, validation_episodes=1, eval_every=100)
         report = clone(
             model, demos, bc, seed=0, csv_path=dataset / "bc.csv",
             evaluate=lambda step: 0.5, progress=False,
         )  # fmt: skip
-    finally:
-        vec_env.close()
     assert report.train_loss < before / 2 and np.isfinite(report.validation_loss)
     assert (report.transitions, report.validation_transitions) == (360, 120)
     rows = (dataset / "bc.csv").read_text().splitlines()
